@@ -1,0 +1,81 @@
+# bayesmix developer tasks.  `make test` works from a fresh clone: it creates .venv
+# with a Python >= 3.12 found on this machine and installs the package (editable) with
+# its dev extras.  Override the interpreter with `make venv PYTHON=/path/to/python3.12`.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test test-slow test-all clean distclean find-python FORCE
+
+# Candidates, first that runs and is >= 3.12 (with venv/ensurepip) wins:
+#   $(PYTHON), python3.13 / python3.12 / python3 on PATH (pyenv shims that are not
+#   selected fail to run and are skipped), $(pyenv root)/versions/3.13*|3.12*, then
+#   /root/.pyenv/versions/3.13*|3.12*.
+define FIND_PYTHON
+ok() { "$$1" -c 'import sys, venv, ensurepip; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; }; \
+cands=(); \
+[ -n "$(PYTHON)" ] && cands+=("$(PYTHON)"); \
+for n in python3.13 python3.12 python3; do command -v "$$n" >/dev/null 2>&1 && cands+=("$$(command -v $$n)"); done; \
+proot=$$(pyenv root 2>/dev/null || true); \
+for root in "$$proot" /root/.pyenv; do \
+  [ -n "$$root" ] || continue; \
+  for v in 13 12; do for p in "$$root"/versions/3.$$v*/bin/python3.$$v; do [ -x "$$p" ] && cands+=("$$p"); done; done; \
+done; \
+found=; for c in "$${cands[@]}"; do if ok "$$c"; then found="$$c"; break; fi; done; \
+if [ -z "$$found" ]; then \
+  echo "error: bayesmix needs Python >= 3.12 (with the venv module) to build .venv, and none was found." >&2; \
+  echo "       Looked for: \$$PYTHON, python3.13, python3.12, python3 on PATH," >&2; \
+  echo "       \$$(pyenv root)/versions/3.1[23]*/bin/python3.1[23] and /root/.pyenv/versions/3.1[23]*." >&2; \
+  echo "       Install Python 3.12+ or run: make venv PYTHON=/path/to/python3.12" >&2; \
+  exit 1; \
+fi
+endef
+
+# Rebuild the venv when its interpreter is missing or older than 3.12.
+ifneq ($(shell $(PY) -c 'import sys; print(sys.version_info >= (3, 12))' 2>/dev/null),True)
+$(STAMP): FORCE
+endif
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@set -e; \
+	if ! $(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then \
+	  $(FIND_PYTHON); \
+	  echo "Creating $(VENV) with $$found ($$("$$found" --version 2>&1))"; \
+	  rm -rf $(VENV); \
+	  "$$found" -m venv $(VENV); \
+	fi; \
+	$(PY) -m pip install --quiet --upgrade pip; \
+	$(PY) -m pip install --quiet -e ".[dev]"; \
+	touch $(STAMP); \
+	echo "$(VENV) ready: $$($(PY) --version)"
+
+find-python:
+	@$(FIND_PYTHON); echo "$$found"
+
+demo: venv
+	$(PY) -m bayesmix demo --out demo_output
+
+test: venv
+	$(PY) -m pytest -m "not slow" -q $(PYTEST_ARGS)
+
+test-slow: venv
+	$(PY) -m pytest -m slow -q $(PYTEST_ARGS)
+
+test-all: venv
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf demo_output build dist .pytest_cache *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
+
+FORCE:

@@ -1,0 +1,211 @@
+"""Assemble the PyMC model (the only module that writes PyMC model code).
+
+Names in the model, and so in ``fit.idata.posterior``:
+
+* ``fixef`` (dim ``coef``): fixed effects in lme4's names. Internally the predictors are
+  centred and the intercept is sampled at their means (``_intercept_c``), then mapped back.
+* ``sd_<block>`` (dim ``<block>__term``), ``cor_<block>`` (``<block>__term``,
+  ``<block>__term2``) and ``r_<block>`` (dims ``<group>``, ``<block>__term``): the group SDs,
+  correlations and level effects of each random-effects block.
+* family parameters such as ``sigma``; the observed variable is named after the response.
+
+Variables starting with ``_`` are sampler internals and are dropped from the results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayesmix.design import Design, RandomBlock
+from bayesmix.errors import PriorError
+from bayesmix.priors import Prior, PriorSpec
+
+__all__ = ["BuildPlan", "build_model", "term_dim", "level_dim"]
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything :func:`build_model` needs beyond the design: family, link, priors, centring."""
+
+    family: str
+    link: str
+    priors: tuple[PriorSpec, ...]
+    centered: tuple[bool, ...]  # one per random block
+    response_name: str
+
+
+def term_dim(block: RandomBlock) -> str:
+    return f"{block.name}__term"
+
+
+def level_dim(block: RandomBlock) -> str:
+    return block.group
+
+
+def _rv(name: str, prior: Prior, **kwargs: Any) -> pt.TensorVariable:
+    dist = getattr(pm, prior.dist)
+    return dist(name, **prior.kwargs, **kwargs)
+
+
+def _vector_rv(name: str, priors: list[Prior], dims: str) -> pt.TensorVariable:
+    """One vector of parameters whose entries may have different priors.
+
+    Entries sharing a distribution become one vectorised random variable (fast); several
+    distributions are stitched together in order.
+    """
+    by_dist: dict[str, list[int]] = {}
+    for i, prior in enumerate(priors):
+        by_dist.setdefault(prior.dist + repr(sorted(prior.kwargs)), []).append(i)
+    if len(by_dist) == 1:
+        return _stacked(name, priors, dims=dims)
+    out = pt.zeros(len(priors))
+    for j, idx in enumerate(by_dist.values()):
+        part = _stacked(f"_{name}_{j}", [priors[i] for i in idx], shape=len(idx))
+        out = pt.set_subtensor(out[idx], part)
+    return pm.Deterministic(name, out, dims=dims)
+
+
+def _stacked(name: str, priors: list[Prior], **kwargs: Any) -> pt.TensorVariable:
+    keys = list(priors[0].kwargs)
+    params = {k: np.array([p.kwargs[k] for p in priors]) for k in keys}
+    return getattr(pm, priors[0].dist)(name, **params, **kwargs)
+
+
+def _linear_fixed(design: Design, priors: dict[str, Prior]) -> pt.TensorVariable | None:
+    X, names = design.X, list(design.coef_names)
+    if not names:
+        return None
+    if design.has_intercept and len(names) > 1:
+        # Centre the other columns: the intercept then barely correlates with the slopes.
+        j0 = names.index("(Intercept)")
+        others = [j for j in range(len(names)) if j != j0]
+        Xc = X[:, others] - X[:, others].mean(axis=0)
+        means = X[:, others].mean(axis=0)
+        intercept_c = _rv("_intercept_c", priors["(Intercept)"])
+        beta = _vector_rv("_beta", [priors[names[j]] for j in others], dims="_slope")
+        fixef = pt.zeros(len(names))
+        fixef = pt.set_subtensor(fixef[j0], intercept_c - pt.dot(means, beta))
+        fixef = pt.set_subtensor(fixef[others], beta)
+        pm.Deterministic("fixef", fixef, dims="coef")
+        return intercept_c + pt.dot(Xc, beta)
+    fixef = _vector_rv("fixef", [priors[n] for n in names], dims="coef")
+    return pt.dot(X, fixef)
+
+
+def _random_effects(block: RandomBlock, centered: bool,
+                    priors: dict[str, Prior]) -> pt.TensorVariable:
+    """Level effects ``r`` (levels x terms) of one block, and their contribution per row."""
+    name, tdim, ldim = block.name, term_dim(block), level_dim(block)
+    sd_priors = [priors[f"{'1' if t == '(Intercept)' else t}|{name}"] for t in block.coef_names]
+    if block.correlated:
+        if len({p.dist for p in sd_priors}) > 1:
+            raise PriorError(f"the SDs of the correlated block ({block.term.expr} | "
+                             f"{block.group}) must share one distribution; got "
+                             f"{', '.join(p.dist for p in sd_priors)}")
+        keys = list(sd_priors[0].kwargs)
+        sd_dist = getattr(pm, sd_priors[0].dist).dist(
+            **{k: np.array([p.kwargs[k] for p in sd_priors]) for k in keys}, shape=block.n_terms)
+        chol, corr, sds = pm.LKJCholeskyCov(
+            f"_chol_{name}", n=block.n_terms, eta=priors[f"cor|{name}"].kwargs.get("eta", 1.0),
+            sd_dist=sd_dist, compute_corr=True, store_in_trace=False)
+        pm.Deterministic(f"sd_{name}", sds, dims=tdim)
+        pm.Deterministic(f"cor_{name}", corr, dims=(tdim, f"{name}__term2"))
+        if centered:
+            r = pm.MvNormal(f"r_{name}", mu=0.0, chol=chol, dims=(ldim, tdim))
+        else:
+            z = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=(ldim, tdim))
+            r = pm.Deterministic(f"r_{name}", pt.dot(z, chol.T), dims=(ldim, tdim))
+    else:
+        sd = _vector_rv(f"sd_{name}", sd_priors, dims=tdim)
+        if centered:
+            r = pm.Normal(f"r_{name}", 0.0, sd, dims=(ldim, tdim))
+        else:
+            z = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=(ldim, tdim))
+            r = pm.Deterministic(f"r_{name}", z * sd, dims=(ldim, tdim))
+    idx = block.index
+    if block.intercept_only:
+        return r[idx, 0]
+    if block.n_terms == 1:
+        return r[idx, 0] * block.Z[:, 0]
+    return (r[idx] * block.Z).sum(axis=1)
+
+
+def coords_of(design: Design) -> dict[str, list[Any]]:
+    """Named dimensions and their labels (level names exactly as in the data)."""
+    coords: dict[str, list[Any]] = {"coef": list(design.coef_names)}
+    if design.has_intercept and len(design.coef_names) > 1:
+        coords["_slope"] = [n for n in design.coef_names if n != "(Intercept)"]
+    for block in design.blocks:
+        coords[level_dim(block)] = list(block.levels)
+        coords[term_dim(block)] = list(block.coef_names)
+        if block.correlated:
+            coords[f"{block.name}__term2"] = list(block.coef_names)
+    return coords
+
+
+def build_model(design: Design, plan: BuildPlan, y: np.ndarray,
+                trials: np.ndarray | None) -> pm.Model:
+    """Build the PyMC model for a design (``y``/``trials`` already checked by the family)."""
+    priors = {s.key: s.prior for s in plan.priors}
+    with pm.Model(coords=coords_of(design)) as model:
+        eta = _linear_fixed(design, priors)
+        eta = pt.zeros(design.n) if eta is None else eta
+        for block, centered in zip(design.blocks, plan.centered):
+            eta = eta + _random_effects(block, centered, priors)
+        if design.has_offset:
+            eta = eta + design.offset
+        LIKELIHOODS[plan.family](plan, eta, y, trials, priors)
+    return model
+
+
+def _inverse_link(link: str, eta: pt.TensorVariable) -> pt.TensorVariable:
+    if link == "identity":
+        return eta
+    if link == "log":
+        return pt.exp(eta)
+    if link == "logit":
+        return pm.math.invlogit(eta)
+    if link == "probit":
+        return 0.5 * pt.erfc(-eta / np.sqrt(2.0))
+    if link == "cloglog":
+        return -pt.expm1(-pt.exp(eta))
+    if link == "inverse":
+        return 1.0 / eta
+    raise ValueError(link)
+
+
+def _gaussian(plan: BuildPlan, eta, y, trials, priors) -> None:
+    sigma = _rv("sigma", priors["sigma"])
+    pm.Normal(plan.response_name, mu=_inverse_link(plan.link, eta), sigma=sigma, observed=y)
+
+
+def _bernoulli(plan: BuildPlan, eta, y, trials, priors) -> None:
+    if plan.link == "logit":
+        pm.Bernoulli(plan.response_name, logit_p=eta, observed=y)
+    else:
+        pm.Bernoulli(plan.response_name, p=_clip(_inverse_link(plan.link, eta)), observed=y)
+
+
+def _binomial(plan: BuildPlan, eta, y, trials, priors) -> None:
+    n = trials.astype("int64")
+    if plan.link == "logit":
+        pm.Binomial(plan.response_name, n=n, logit_p=eta, observed=y)
+    else:
+        pm.Binomial(plan.response_name, n=n, p=_clip(_inverse_link(plan.link, eta)), observed=y)
+
+
+def _poisson(plan: BuildPlan, eta, y, trials, priors) -> None:
+    pm.Poisson(plan.response_name, mu=_inverse_link(plan.link, eta), observed=y)
+
+
+def _clip(p: pt.TensorVariable) -> pt.TensorVariable:
+    return pt.clip(p, 1e-12, 1 - 1e-12)
+
+
+LIKELIHOODS = {"gaussian": _gaussian, "bernoulli": _bernoulli, "binomial": _binomial,
+               "poisson": _poisson}

@@ -1,0 +1,128 @@
+"""Sampling diagnostics in the user's terms (pure numpy/ArviZ; no plotting)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import arviz as az
+import numpy as np
+import xarray as xr
+
+from bayesmix.errors import ConvergenceWarning
+
+__all__ = ["SamplingReport", "sampling_report", "population_vars"]
+
+RHAT_MAX = 1.01
+ESS_MIN_PER_CHAIN = 100
+
+
+@dataclass(frozen=True)
+class SamplingReport:
+    """Worst-case sampling diagnostics over the population-level parameters."""
+
+    n_draws: int
+    divergences: int
+    treedepth_hits: int
+    max_rhat: float
+    worst_rhat: str
+    min_ess_bulk: float
+    worst_ess_bulk: str
+    min_ess_tail: float
+    min_ess_levels: float
+    chains: int
+
+    @property
+    def problems(self) -> list[str]:
+        out = []
+        if self.divergences:
+            out.append(f"{self.divergences} divergent transitions: raise target_accept "
+                       "(e.g. 0.95) or simplify the random-effects structure")
+        if self.max_rhat > RHAT_MAX:
+            out.append(f"R-hat {self.max_rhat:.3f} > {RHAT_MAX} for {self.worst_rhat}: "
+                       "chains disagree; run longer (more tune/draws)")
+        if self.min_ess_bulk < ESS_MIN_PER_CHAIN * self.chains:
+            out.append(f"bulk ESS {self.min_ess_bulk:.0f} for {self.worst_ess_bulk} is below "
+                       f"{ESS_MIN_PER_CHAIN} per chain: draw more")
+        if self.treedepth_hits:
+            out.append(f"{self.treedepth_hits} draws hit the maximum tree depth: rescale "
+                       "predictors or raise max_treedepth")
+        return out
+
+    def text(self) -> str:
+        head = (f"{self.divergences} divergences, max R-hat {self.max_rhat:.3f} "
+                f"({self.worst_rhat}), min bulk ESS {self.min_ess_bulk:.0f} "
+                f"({self.worst_ess_bulk}), min tail ESS {self.min_ess_tail:.0f}")
+        return head + "".join(f"\n  ! {p}" for p in self.problems)
+
+
+def population_vars(posterior: xr.Dataset, blocks: Any) -> dict[str, xr.DataArray]:
+    """Non-level parameters, each element as its own labelled DataArray-compatible slice."""
+    out: dict[str, xr.DataArray] = {}
+    if "fixef" in posterior:
+        out["fixef"] = posterior["fixef"]
+    for block in blocks:
+        out[f"sd_{block.name}"] = posterior[f"sd_{block.name}"]
+        if f"cor_{block.name}" in posterior:
+            cor = posterior[f"cor_{block.name}"]
+            k = cor.shape[-1]
+            iu = np.triu_indices(k, 1)
+            flat = cor.values[..., iu[0], iu[1]]
+            labels = [f"{cor.coords[cor.dims[-2]].values[i]}~{cor.coords[cor.dims[-1]].values[j]}"
+                      for i, j in zip(*iu)]
+            out[f"cor_{block.name}"] = xr.DataArray(
+                flat, dims=("chain", "draw", "pair"), coords={"pair": labels})
+    for name in ("sigma",):
+        if name in posterior:
+            out[name] = posterior[name]
+    return out
+
+
+def _label(name: str, da: xr.DataArray, flat_index: int) -> str:
+    other = [d for d in da.dims if d not in ("chain", "draw")]
+    if not other:
+        return name
+    idx = np.unravel_index(flat_index, [da.sizes[d] for d in other])
+    parts = [str(da.coords[d].values[i]) for d, i in zip(other, idx)]
+    return f"{name}[{', '.join(parts)}]"
+
+
+def sampling_report(idata: xr.DataTree, blocks: Any, settings: Any) -> SamplingReport:
+    """Summarise divergences, tree depth, R-hat and ESS (population-level parameters)."""
+    posterior = idata["posterior"].to_dataset()
+    stats = idata["sample_stats"].to_dataset() if "sample_stats" in idata.children else None
+    divergences = int(stats["diverging"].sum()) if stats is not None and \
+        "diverging" in stats else 0
+    depth_var = next((v for v in ("maxdepth_reached", "reached_max_treedepth")
+                      if stats is not None and v in stats), None)
+    hits = int(stats[depth_var].sum()) if depth_var else 0
+    worst = {"rhat": (-np.inf, ""), "bulk": (np.inf, ""), "tail": (np.inf, "")}
+    for name, da in population_vars(posterior, blocks).items():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for key, values in (("rhat", az.rhat(da)), ("bulk", az.ess(da, method="bulk")),
+                                ("tail", az.ess(da, method="tail"))):
+                flat = np.atleast_1d(np.asarray(values, dtype=float)).ravel()
+                if not np.isfinite(flat).any():
+                    continue
+                i = int(np.nanargmax(flat) if key == "rhat" else np.nanargmin(flat))
+                better = flat[i] > worst[key][0] if key == "rhat" else flat[i] < worst[key][0]
+                if better:
+                    worst[key] = (float(flat[i]), _label(name, da, i))
+    level_ess = [float(np.nanmin(np.asarray(az.ess(posterior[f"r_{b.name}"], method="bulk"))))
+                 for b in blocks if f"r_{b.name}" in posterior]
+    return SamplingReport(
+        n_draws=int(posterior.sizes["chain"] * posterior.sizes["draw"]),
+        divergences=divergences, treedepth_hits=hits,
+        max_rhat=worst["rhat"][0], worst_rhat=worst["rhat"][1],
+        min_ess_bulk=worst["bulk"][0], worst_ess_bulk=worst["bulk"][1],
+        min_ess_tail=worst["tail"][0],
+        min_ess_levels=min(level_ess) if level_ess else float("nan"),
+        chains=int(posterior.sizes["chain"]))
+
+
+def warn_on_problems(report: SamplingReport) -> None:
+    """Emit one ConvergenceWarning listing every problem found (none when all is well)."""
+    if report.problems:
+        warnings.warn("sampling problems:\n  " + "\n  ".join(report.problems),
+                      ConvergenceWarning, stacklevel=3)

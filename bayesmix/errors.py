@@ -1,0 +1,68 @@
+"""Error and warning classes.
+
+Every problem with user input is reported with a :class:`BayesmixError` subclass that names the
+formula term, column or level at fault and says how to fix it, before any sampling starts. Most
+subclasses are also ``ValueError``/``TypeError`` so that generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+
+class BayesmixError(Exception):
+    """Base class of every error bayesmix raises on purpose."""
+
+
+class FormulaError(BayesmixError, ValueError):
+    """The formula text cannot be parsed; carries the offending token and its position.
+
+    Example
+    -------
+    >>> import bayesmix as bm
+    >>> try:
+    ...     bm.parse_formula("y ~ x + (1 | g")
+    ... except bm.FormulaError as err:
+    ...     print(err.position)
+    8
+    """
+
+    def __init__(self, message: str, formula: str = "", position: int | None = None,
+                 token: str | None = None) -> None:
+        self.formula = formula
+        self.position = position
+        self.token = token
+        text = message
+        if formula and position is not None:
+            text += f"\n  {formula}\n  {' ' * position}^"
+        super().__init__(text)
+
+
+class DataError(BayesmixError, ValueError):
+    """The data do not fit the formula: unknown columns, missing values, too few levels."""
+
+
+class ResponseError(DataError):
+    """The response column is not valid for the chosen family (e.g. negative counts)."""
+
+
+class FamilyError(BayesmixError, ValueError):
+    """Unknown family or link, or a link the family does not support."""
+
+
+class PriorError(BayesmixError, ValueError):
+    """A prior override names no parameter of the model, or its distribution is invalid."""
+
+
+class SamplerError(BayesmixError, ValueError):
+    """Unknown sampler name, a sampler whose optional dependency is missing, or bad settings."""
+
+
+class DatasetError(BayesmixError, ValueError):
+    """A dataset name that bayesmix does not ship."""
+
+
+class MissingDataWarning(UserWarning):
+    """Rows were dropped because a column used by the model has missing values."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Sampling diagnostics (R-hat, ESS, divergences) suggest the posterior is not trustworthy."""

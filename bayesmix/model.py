@@ -1,0 +1,195 @@
+"""The user-facing :class:`Model`: formula + data + family -> checked design -> PyMC model.
+
+The pipeline is visible and every stage is public:
+``parse_formula`` -> ``make_design`` -> family check -> ``default_priors``/``resolve_priors``
+-> ``build_model`` -> ``run_sampler`` -> :class:`~bayesmix.results.FitResult`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from bayesmix.build import BuildPlan, build_model
+from bayesmix.design import Design, make_design
+from bayesmix.diagnostics import warn_on_problems
+from bayesmix.errors import DataError
+from bayesmix.families import Family, get_family
+from bayesmix.formula import FormulaSpec, parse_formula
+from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resolve_priors
+from bayesmix.sample import SamplerSettings, run_sampler
+
+__all__ = ["Model", "choose_centering", "CENTRED_MIN_OBS"]
+
+# A block is sampled centred when the median level has at least this many observations:
+# then the data pin each level effect down and the non-centred funnel fix only slows NUTS.
+CENTRED_MIN_OBS = {"gaussian": 20, "other": 100}
+
+
+def choose_centering(design: Design, family: Family,
+                     override: dict[str, bool] | None = None) -> tuple[bool, ...]:
+    """Centred (True) or non-centred (False) parametrisation for each random block.
+
+    Rule: centred when the median number of observations per level is at least
+    ``CENTRED_MIN_OBS`` (20 for gaussian, 100 for other families), else non-centred.
+    ``override`` maps a grouping factor (or block name) to True/False and wins.
+
+    >>> import bayesmix as bm
+    >>> d = bm.make_design("MathAch ~ SES + (SES | School)", bm.datasets.load("mathachieve"))
+    >>> choose_centering(d, bm.get_family("gaussian"))
+    (True,)
+    """
+    override = dict(override or {})
+    known = {b.name for b in design.blocks} | {b.group for b in design.blocks}
+    for key, value in override.items():
+        if key not in known:
+            raise DataError(f"centered={{{key!r}: ...}} names no grouping factor; the model "
+                            f"has {', '.join(sorted(known))}")
+        if not isinstance(value, bool):
+            raise DataError(f"centered[{key!r}] must be True or False, not {value!r}")
+    threshold = CENTRED_MIN_OBS["gaussian" if family.name == "gaussian" else "other"]
+    out = []
+    for block in design.blocks:
+        if block.name in override or block.group in override:
+            out.append(override.get(block.name, override.get(block.group)))
+        else:
+            out.append(bool(np.median(block.counts()) >= threshold))
+    return tuple(out)
+
+
+class Model:
+    """A Bayesian mixed model: lme4 formula, data and family.
+
+    Parameters
+    ----------
+    formula : str
+        lme4/brms syntax, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+    data : pandas.DataFrame
+        Never modified; rows with missing values in used columns are dropped with a warning.
+    family : str
+        ``"gaussian"`` (default), ``"bernoulli"``, ``"binomial"`` or ``"poisson"``.
+    link : str, optional
+        Defaults to the family's canonical link.
+    priors : dict, optional
+        Overrides, e.g. ``{"Days": bm.Prior("Normal", mu=0, sigma=5)}``; see ``model.priors``.
+    centered : dict, optional
+        Force the parametrisation per grouping factor, e.g. ``{"Subject": False}``.
+    na_action : {"drop", "raise"}
+
+    Example
+    -------
+    >>> import bayesmix as bm
+    >>> model = bm.Model("Reaction ~ Days + (Days | Subject)", bm.datasets.load("sleepstudy"))
+    >>> model.priors.loc["Days", "prior"]
+    'Normal(mu=0, sigma=48.94)'
+    """
+
+    def __init__(self, formula: str | FormulaSpec, data: pd.DataFrame,
+                 family: str | Family = "gaussian", link: str | None = None,
+                 priors: dict[str, Prior] | None = None, centered: dict[str, bool] | None = None,
+                 na_action: str = "drop") -> None:
+        self.spec: FormulaSpec = formula if isinstance(formula, FormulaSpec) \
+            else parse_formula(formula)
+        self.family: Family = get_family(family)
+        self.link: str = self.family.resolve_link(link)
+        self.design: Design = make_design(self.spec, data, na_action=na_action)
+        y, trials = self.family.check(self.design.y, self.design.trials,
+                                      self.spec.response.name)
+        self.y: np.ndarray = y
+        self.trials: np.ndarray | None = trials
+        self.prior_specs: tuple[PriorSpec, ...] = tuple(resolve_priors(
+            default_priors(self.design, self.family, self.link, y, trials), priors))
+        self.centered: tuple[bool, ...] = choose_centering(self.design, self.family, centered)
+        self.data_columns: tuple[str, ...] = tuple(map(str, data.columns))
+        self._compiled: Any = None
+
+    # -- inspection ---------------------------------------------------------------------------
+    @property
+    def priors(self) -> pd.DataFrame:
+        """Every parameter's prior (default or user), one row each."""
+        return prior_table(list(self.prior_specs))
+
+    @property
+    def response_name(self) -> str:
+        name = self.spec.response.name
+        taken = {"fixef", "sigma"} | {f"{p}_{b.name}" for b in self.design.blocks
+                                      for p in ("sd", "cor", "r")}
+        return f"{name}_obs" if name in taken else name
+
+    @functools.cached_property
+    def pymc_model(self) -> pm.Model:
+        """The PyMC model (built once, on first use)."""
+        plan = BuildPlan(self.family.name, self.link, self.prior_specs, self.centered,
+                         self.response_name)
+        return build_model(self.design, plan, self.y, self.trials)
+
+    def __repr__(self) -> str:
+        groups = ", ".join(f"{b.group} ({b.n_levels})" for b in self.design.blocks) or "none"
+        return (f"bayesmix.Model({self.spec.formula!r}, family={self.family.name!r}, "
+                f"link={self.link!r}, n={self.design.n}, groups: {groups})")
+
+    # -- sampling -----------------------------------------------------------------------------
+    def prior_predictive(self, draws: int = 500, random_seed: int | None = None) -> xr.DataTree:
+        """Draws from the prior and the prior predictive distribution.
+
+        >>> import bayesmix as bm
+        >>> m = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff"))
+        >>> pp = m.prior_predictive(draws=50, random_seed=1)
+        >>> pp["prior_predictive"]["Yield"].shape
+        (1, 50, 30)
+        """
+        with self.pymc_model:
+            idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+        return idata
+
+    def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, *,
+            sampler: str = "nutpie", random_seed: int | None = None, cores: int | None = None,
+            target_accept: float = 0.8, max_treedepth: int = 10,
+            progressbar: bool = True) -> "FitResult":
+        """Sample the posterior with NUTS and return a :class:`~bayesmix.FitResult`.
+
+        A fixed ``random_seed`` gives identical draws on the same machine and versions.
+
+        >>> import bayesmix as bm
+        >>> m = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff"))
+        >>> fit = m.fit(draws=200, tune=200, chains=2, random_seed=1, progressbar=False)
+        >>> fit.fixef().loc["(Intercept)", "mean"].round(-2)
+        1500.0
+        """
+        from bayesmix.results import FitResult
+
+        settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains,
+                                   cores=cores, random_seed=random_seed,
+                                   target_accept=target_accept, max_treedepth=max_treedepth,
+                                   progressbar=progressbar)
+        t0 = time.perf_counter()
+        model = self.pymc_model
+        build_time = time.perf_counter() - t0
+        idata, timing, compiled = run_sampler(
+            model, settings, self._compiled if sampler == "nutpie" else None)
+        if sampler == "nutpie":
+            self._compiled = compiled
+        timing = {"build": build_time, **timing}
+        idata = _add_data_groups(idata, self)
+        fit = FitResult(model=self, idata=idata, settings=settings, timing=timing)
+        warn_on_problems(fit.sampling_report())
+        return fit
+
+
+def _add_data_groups(idata: xr.DataTree, model: Model) -> xr.DataTree:
+    """Attach observed data (and trials) so ArviZ's PPC and LOO functions find them."""
+    obs_dim = f"{model.response_name}_dim_0"
+    groups = {name: node.to_dataset() for name, node in idata.children.items()}
+    groups["observed_data"] = xr.Dataset(
+        {model.response_name: ((obs_dim,), model.y)},
+        coords={obs_dim: np.asarray(model.design.rows)})
+    if model.trials is not None:
+        groups["constant_data"] = xr.Dataset(
+            {"trials": ((obs_dim,), model.trials)}, coords={obs_dim: np.asarray(model.design.rows)})
+    return xr.DataTree.from_dict(groups)

@@ -1,0 +1,96 @@
+"""Render :meth:`FitResult.summary` as text laid out like lme4's ``summary()``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from bayesmix.results import FitResult
+
+__all__ = ["render_summary", "format_table"]
+
+_KIND = {"gaussian": "Linear mixed model", "bernoulli": "Generalized linear mixed model",
+         "binomial": "Generalized linear mixed model", "poisson": "Generalized linear mixed model"}
+
+
+def _num(x: float, digits: int = 4) -> str:
+    if not np.isfinite(x):
+        return "NA"
+    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}g}" if abs(x) >= 1 else f"{x:.{digits - 1}f}"
+
+
+def format_table(table: pd.DataFrame, index: bool = True) -> str:
+    """Plain-text table with numbers formatted to 4 significant digits."""
+    shown = table.copy()
+    for col in shown.columns:
+        if pd.api.types.is_float_dtype(shown[col]):
+            if col.startswith("ess"):
+                shown[col] = shown[col].map(lambda v: "NA" if not np.isfinite(v) else f"{v:.0f}")
+            elif col == "r_hat":
+                shown[col] = shown[col].map(lambda v: "NA" if not np.isfinite(v) else f"{v:.3f}")
+            else:
+                shown[col] = shown[col].map(_num)
+    return shown.to_string(index=index)
+
+
+def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
+    model, design, s = fit.model, fit.model.design, fit.settings
+    lb, ub = f"{interval}{100 * prob:g}_lb", f"{interval}{100 * prob:g}_ub"
+    lines = [
+        f"{_KIND.get(model.family.name, 'Mixed model')} fit by NUTS ({s.sampler})",
+        f" Family: {model.family.name} ( {model.link} )",
+        f"Formula: {model.spec.formula}",
+        f"   Data: {design.n} observations"
+        + (f" ({len(design.dropped)} rows with missing values dropped)" if len(design.dropped)
+           else ""),
+        f"  Draws: {s.chains} chains x {s.draws} draws ({s.tune} tuning), "
+        f"{s.chains * s.draws} posterior draws",
+        "",
+    ]
+    vc = fit.varcorr(prob, interval)
+    if len(vc):
+        lines.append(f"Random effects (posterior mean, sd and {100 * prob:g}% {interval.upper()}):")
+        sds = vc[vc["kind"] == "sd"][["group", "term", "mean", "sd", lb, ub, "ess_bulk", "r_hat"]]
+        sds = sds.rename(columns={"group": "Groups", "term": "Name", "mean": "Std.Dev.",
+                                  "sd": "Est.Error", lb: "lower", ub: "upper"})
+        sds["Groups"] = sds["Groups"].where(sds["Groups"] != sds["Groups"].shift(), "")
+        lines.append(format_table(sds, index=False))
+        cors = vc[vc["kind"] == "cor"]
+        if len(cors):
+            lines.append("Correlations:")
+            for _, row in cors.iterrows():
+                lines.append(f"  {row['group']}: cor({row['term']}, {row['term2']}) = "
+                             f"{row['mean']:.2f}  [{row[lb]:.2f}, {row[ub]:.2f}]  "
+                             f"ess_bulk {row['ess_bulk']:.0f}, r_hat {row['r_hat']:.3f}")
+        groups = ";  ".join(f"{b.group}, {b.n_levels}" for b in
+                            {b.group: b for b in design.blocks}.values())
+        lines.append(f"Number of obs: {design.n}, groups:  {groups}")
+        lines.append("")
+    fe = fit.fixef(prob, interval)
+    if len(fe):
+        lines.append("Fixed effects:")
+        fe = fe[["mean", "sd", lb, ub, "ess_bulk", "ess_tail", "r_hat"]].rename(
+            columns={"mean": "Estimate", "sd": "Est.Error", lb: "lower", ub: "upper"})
+        fe.index.name = None
+        lines.append(format_table(fe))
+        lines.append("")
+    fp = fit.family_params(prob, interval)
+    if len(fp) and model.family.name != "gaussian":
+        lines.append("Family parameters:")
+        lines.append(format_table(fp[["mean", "sd", lb, ub, "ess_bulk", "r_hat"]]))
+        lines.append("")
+    report = fit.sampling_report()
+    lines.append("Sampling: " + report.text())
+    total = sum(fit.timing.values())
+    lines.append(f"Time: {total:.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in
+                                                   fit.timing.items()) + ")")
+    user = [k for k, src in model.priors["source"].items() if src == "user"]
+    lines.append("Priors: " + ("default, scaled to the data" if not user else
+                              f"user-set for {', '.join(user)}; others default")
+                 + " (see model.priors)")
+    return "\n".join(lines)
