@@ -13,7 +13,7 @@ import warnings as _warnings
 # PyTensor's C backend warns about BLAS on pip installs; nutpie compiles with numba instead.
 _warnings.filterwarnings("ignore", message=".*could not link to a BLAS installation.*")
 
-from bayesmix import datasets  # noqa: E402
+from bayesmix import datasets, plots  # noqa: E402
 from bayesmix.design import Design, make_design  # noqa: E402
 from bayesmix.errors import (  # noqa: E402
     BayesmixError,
@@ -37,7 +37,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Model", "FitResult", "Prior", "Design", "FormulaSpec", "Family",
-    "parse_formula", "make_design", "get_family", "datasets",
+    "parse_formula", "make_design", "get_family", "datasets", "plots",
     "BayesmixError", "FormulaError", "DataError", "ResponseError", "FamilyError", "PriorError",
     "SamplerError", "DatasetError", "MissingDataWarning", "ConvergenceWarning",
 ]

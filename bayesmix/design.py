@@ -9,6 +9,7 @@ transform (categories, ``scale()`` centring, contrasts) on new data with :meth:`
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from bayesmix.errors import DataError, FormulaError, MissingDataWarning
 from bayesmix.formula import FormulaSpec, GroupTerm, parse_formula
 
 __all__ = ["RandomBlock", "Design", "ReplayedDesign", "make_design", "lme4_name"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Functions available inside formula terms, besides formulae's own (scale, center, C, I...).
 NAMESPACE: dict[str, Any] = {
@@ -132,8 +135,8 @@ class Design:
         True
         """
         frame = _check_new_data(self, newdata)
-        X = _evaluate(lambda: np.asarray(self._fixed_design.evaluate_new_data(frame), float),
-                      self.spec.fixed)
+        X = _evaluate(lambda: np.asarray(
+            self._fixed_design.evaluate_new_data(frame).design_matrix, float), self.spec.fixed)
         offset = _offset(self.spec, frame)
         indices, Zs, new_levels = [], [], {}
         for block in self.blocks:
@@ -143,8 +146,8 @@ class Design:
             unseen = list(dict.fromkeys(v for v, i in zip(labels, idx) if i < 0))
             if unseen:
                 new_levels[block.name] = unseen
-            Z = _evaluate(lambda b=block: np.asarray(b._z_design.evaluate_new_data(frame), float),
-                          block.term.expr)
+            Z = _evaluate(lambda b=block: np.asarray(
+                b._z_design.evaluate_new_data(frame).design_matrix, float), block.term.expr)
             indices.append(idx)
             Zs.append(Z.reshape(len(frame), -1))
         return ReplayedDesign(X, offset, tuple(indices), tuple(Zs), new_levels)
@@ -224,7 +227,7 @@ def _term_of(spec: FormulaSpec, name: str) -> str:
     for term in spec.random:
         if name in term.factors or re.search(rf"\b{re.escape(name)}\b", term.expr):
             return f"the random term {term}"
-    if re.search(rf"\b{re.escape(name)}\b", spec.response.expr + (spec.response.other or "")):
+    if re.search(rf"\b{re.escape(name)}\b", f"{spec.response.expr} {spec.response.other or ''}"):
         return "the response"
     return f"the formula '{spec.formula}'"
 
@@ -243,7 +246,7 @@ def _complete_rows(spec: FormulaSpec, data: pd.DataFrame,
                             "remove or impute them (na_action='drop' drops them)")
         warnings.warn(f"dropped {bad.sum()} of {len(data)} rows with missing values in "
                       f"{detail}; pass na_action='raise' to refuse instead",
-                      MissingDataWarning, stacklevel=4)
+                      MissingDataWarning, skip_file_prefixes=(_PACKAGE_DIR,))
     frame = data.loc[~bad, used].copy()
     for col in used:
         frame[col] = _for_formulae(frame[col])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from bayesmix.errors import ConvergenceWarning
 
 __all__ = ["SamplingReport", "sampling_report", "population_vars"]
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RHAT_MAX = 1.01
 ESS_MIN_PER_CHAIN = 100
 
@@ -125,4 +127,4 @@ def warn_on_problems(report: SamplingReport) -> None:
     """Emit one ConvergenceWarning listing every problem found (none when all is well)."""
     if report.problems:
         warnings.warn("sampling problems:\n  " + "\n  ".join(report.problems),
-                      ConvergenceWarning, stacklevel=3)
+                      ConvergenceWarning, skip_file_prefixes=(_PACKAGE_DIR,))

@@ -118,8 +118,8 @@ def expression_variables(text: str) -> list[str]:
             continue  # a function call or keyword argument
         if before.endswith(".") or keyword.iskeyword(name) or name in ("True", "False", "None"):
             continue
-        if re.fullmatch(r"[0-9.eE+-]+", name):
-            continue
+        if before[-1:].isdigit() or before.endswith("."):
+            continue  # the exponent of a number such as 1e3
         names.append(name)
     return names
 
@@ -286,13 +286,16 @@ def parse_formula(formula: str) -> FormulaSpec:
                            formula, len(formula), "")
     fixed: list[str] = []
     random: list[GroupTerm] = []
+    positions: list[int] = []
     offsets: list[str] = []
     for piece, pos in _split_top(formula[rhs_pos:], "+", rhs_pos, formula):
         text, tpos = _strip(piece, pos)
         if not text:
             raise FormulaError("empty term: two '+' in a row or a trailing '+'", formula, tpos, "+")
         if _outer_parens(text) and _has_bar(text[1:-1], tpos + 1, formula):
-            random.extend(_parse_random(text, tpos, formula))
+            terms = _parse_random(text, tpos, formula)
+            random.extend(terms)
+            positions.extend([tpos] * len(terms))
             continue
         m = re.fullmatch(r"offset\s*\((.+)\)", text, flags=re.S)
         if m:
@@ -304,7 +307,7 @@ def parse_formula(formula: str) -> FormulaSpec:
             raise FormulaError("'|' outside parentheses: write random effects as (terms | group)",
                                formula, where, "|")
         fixed.append(text)
-    _check_duplicates(random, formula)
+    _check_duplicates(random, positions, formula)
     return FormulaSpec(formula=formula, response=response, fixed=" + ".join(fixed) or "1",
                        random=tuple(random), offsets=tuple(offsets))
 
@@ -313,12 +316,12 @@ def _has_bar(text: str, pos: int, formula: str) -> bool:
     return len(_split_top(text, "|", pos, formula)) > 1 or len(_split_top(text, "||", pos, formula)) > 1
 
 
-def _check_duplicates(random: list[GroupTerm], formula: str) -> None:
+def _check_duplicates(random: list[GroupTerm], positions: list[int], formula: str) -> None:
     seen: dict[tuple[str, str], GroupTerm] = {}
-    for term in random:
+    for term, pos in zip(random, positions):
         key = (term.expr.replace(" ", ""), term.group)
         if key in seen:
             raise FormulaError(
-                f"the random term {term} appears twice (also as {seen[key].source}); "
-                "remove one", formula, formula.find(term.source), term.source)
+                f"the random term {term} appears twice (also in {seen[key].source}); "
+                "remove one", formula, pos, term.source)
         seen[key] = term

@@ -35,7 +35,11 @@ def format_table(table: pd.DataFrame, index: bool = True) -> str:
                 shown[col] = shown[col].map(lambda v: "NA" if not np.isfinite(v) else f"{v:.3f}")
             else:
                 shown[col] = shown[col].map(_num)
-    return shown.to_string(index=index)
+    text_cols = [c for c in shown.columns if shown[c].dtype == object and c in table.columns
+                 and not pd.api.types.is_float_dtype(table[c])]
+    formatters = {c: (lambda w: lambda v: f"{v:<{w}}")(max(len(str(c)), *map(len, shown[c].astype(str))))
+                  for c in text_cols}
+    return shown.to_string(index=index, formatters=formatters, justify="left")
 
 
 def render_summary(fit: "FitResult", prob: float, interval: str) -> str:

@@ -189,6 +189,19 @@ class FitResult:
 
         return Summary(render_summary(self, prob, interval))
 
+    # -- pictures -------------------------------------------------------------------------------
+    def plot_caterpillar(self, group: str | None = None, prob: float = 0.95) -> Any:
+        """Level effects with intervals; see :func:`bayesmix.plots.plot_caterpillar`."""
+        from bayesmix.plots import plot_caterpillar
+
+        return plot_caterpillar(self, group, prob)
+
+    def plot_shrinkage(self, group: str | None = None) -> Any:
+        """No pooling vs partial pooling per level; see :func:`bayesmix.plots.plot_shrinkage`."""
+        from bayesmix.plots import plot_shrinkage
+
+        return plot_shrinkage(self, group)
+
     def __repr__(self) -> str:
         return (f"<FitResult {self.model.spec.formula!r} ({self.model.family.name}), "
                 f"{self.settings.chains} chains x {self.settings.draws} draws>")
