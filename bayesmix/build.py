@@ -43,8 +43,19 @@ def term_dim(block: RandomBlock) -> str:
     return f"{block.name}__term"
 
 
+_RESERVED_DIMS = {"chain", "draw", "sample"}  # ArviZ's sample dims
+
+
 def level_dim(block: RandomBlock) -> str:
-    return block.group
+    """The levels' dimension: the grouping factor's name (``<name>__level`` if ArviZ reserves it)."""
+    return f"{block.group}__level" if block.group in _RESERVED_DIMS else block.group
+
+
+def _data(name: str, values: np.ndarray) -> pt.TensorVariable:
+    """Data enter as shared inputs, not constants: the compiled (numba) functions then depend
+    on the model's structure only, so they are cached on disk and reused by later fits of
+    the same formula shape, in this process and the next."""
+    return pm.Data(f"_data_{name}", np.ascontiguousarray(values))
 
 
 def _rv(name: str, prior: Prior, **kwargs: Any) -> pt.TensorVariable:
@@ -84,17 +95,17 @@ def _linear_fixed(design: Design, priors: dict[str, Prior]) -> pt.TensorVariable
         # Centre the other columns: the intercept then barely correlates with the slopes.
         j0 = names.index("(Intercept)")
         others = [j for j in range(len(names)) if j != j0]
-        Xc = X[:, others] - X[:, others].mean(axis=0)
         means = X[:, others].mean(axis=0)
+        Xc = _data("Xc", X[:, others] - means)
         intercept_c = _rv("_intercept_c", priors["(Intercept)"])
         beta = _vector_rv("_beta", [priors[names[j]] for j in others], dims="_slope")
         fixef = pt.zeros(len(names))
-        fixef = pt.set_subtensor(fixef[j0], intercept_c - pt.dot(means, beta))
+        fixef = pt.set_subtensor(fixef[j0], intercept_c - pt.dot(_data("Xmeans", means), beta))
         fixef = pt.set_subtensor(fixef[others], beta)
         pm.Deterministic("fixef", fixef, dims="coef")
         return intercept_c + pt.dot(Xc, beta)
     fixef = _vector_rv("fixef", [priors[n] for n in names], dims="coef")
-    return pt.dot(X, fixef)
+    return pt.dot(_data("X", X), fixef)
 
 
 def _random_effects(block: RandomBlock, centered: bool,
@@ -127,12 +138,12 @@ def _random_effects(block: RandomBlock, centered: bool,
         else:
             z = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=(ldim, tdim))
             r = pm.Deterministic(f"r_{name}", z * sd, dims=(ldim, tdim))
-    idx = block.index
+    idx = _data(f"index_{name}", block.index)
     if block.intercept_only:
         return r[idx, 0]
     if block.n_terms == 1:
-        return r[idx, 0] * block.Z[:, 0]
-    return (r[idx] * block.Z).sum(axis=1)
+        return r[idx, 0] * _data(f"Z_{name}", block.Z[:, 0])
+    return (r[idx] * _data(f"Z_{name}", block.Z)).sum(axis=1)
 
 
 def coords_of(design: Design) -> dict[str, list[Any]]:
@@ -158,7 +169,9 @@ def build_model(design: Design, plan: BuildPlan, y: np.ndarray,
         for block, centered in zip(design.blocks, plan.centered):
             eta = eta + _random_effects(block, centered, priors)
         if design.has_offset:
-            eta = eta + design.offset
+            eta = eta + _data("offset", design.offset)
+        y = _data("y", y)
+        trials = None if trials is None else _data("trials", trials.astype("int64"))
         LIKELIHOODS[plan.family](plan, eta, y, trials, priors)
     return model
 
@@ -192,11 +205,11 @@ def _bernoulli(plan: BuildPlan, eta, y, trials, priors) -> None:
 
 
 def _binomial(plan: BuildPlan, eta, y, trials, priors) -> None:
-    n = trials.astype("int64")
     if plan.link == "logit":
-        pm.Binomial(plan.response_name, n=n, logit_p=eta, observed=y)
+        pm.Binomial(plan.response_name, n=trials, logit_p=eta, observed=y)
     else:
-        pm.Binomial(plan.response_name, n=n, p=_clip(_inverse_link(plan.link, eta)), observed=y)
+        pm.Binomial(plan.response_name, n=trials, p=_clip(_inverse_link(plan.link, eta)),
+                    observed=y)
 
 
 def _poisson(plan: BuildPlan, eta, y, trials, priors) -> None:

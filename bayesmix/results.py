@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesmix.build import level_dim, term_dim
 from bayesmix.diagnostics import SamplingReport, sampling_report
 from bayesmix.errors import BayesmixError
 from bayesmix.sample import SamplerSettings
@@ -150,7 +151,7 @@ class FitResult:
                 table.columns = ["level", "term", *table.columns[2:]]
                 out.setdefault(block.group, []).append(table)
             else:
-                mean = da.mean(_SAMPLE_DIMS).transpose(block.group, f"{block.name}__term")
+                mean = da.mean(_SAMPLE_DIMS).transpose(level_dim(block), term_dim(block))
                 out.setdefault(block.group, []).append(pd.DataFrame(
                     mean.values, index=pd.Index(block.levels, name=block.group),
                     columns=list(block.coef_names)))
