@@ -3,7 +3,8 @@
 Names in the model, and so in ``fit.idata.posterior``:
 
 * ``fixef`` (dim ``coef``): fixed effects in lme4's names. Internally the predictors are
-  centred and the intercept is sampled at their means (``_intercept_c``), then mapped back.
+  centred and the intercept is sampled at their means (``_intercept_c``), then mapped back;
+  a centred block with a random intercept samples ``intercept + r`` (hierarchical centring).
 * ``sd_<block>`` (dim ``<block>__term``), ``cor_<block>`` (``<block>__term``,
   ``<block>__term2``) and ``r_<block>`` (dims ``<group>``, ``<block>__term``): the group SDs,
   correlations and level effects of each random-effects block.
@@ -87,32 +88,62 @@ def _stacked(name: str, priors: list[Prior], **kwargs: Any) -> pt.TensorVariable
     return getattr(pm, priors[0].dist)(name, **params, **kwargs)
 
 
-def _linear_fixed(design: Design, priors: dict[str, Prior]) -> pt.TensorVariable | None:
-    X, names = design.X, list(design.coef_names)
+def _fixed_part(design: Design,
+                priors: dict[str, Prior]) -> tuple[pt.TensorVariable | None, Any]:
+    """Fixed-effects part of the linear predictor, without the intercept, and the intercept.
+
+    The non-intercept columns are centred: the intercept is then the mean response at the
+    predictor means and barely correlates with the slopes; ``fixef`` maps it back.
+    """
+    names = list(design.coef_names)
     if not names:
-        return None
-    if design.has_intercept and len(names) > 1:
-        # Centre the other columns: the intercept then barely correlates with the slopes.
-        j0 = names.index("(Intercept)")
-        others = [j for j in range(len(names)) if j != j0]
-        means = X[:, others].mean(axis=0)
-        Xc = _data("Xc", X[:, others] - means)
-        intercept_c = _rv("_intercept_c", priors["(Intercept)"])
+        return None, None
+    if not design.has_intercept:
+        fixef = _vector_rv("fixef", [priors[n] for n in names], dims="coef")
+        return pt.dot(_data("X", design.X), fixef), None
+    j0 = names.index("(Intercept)")
+    others = [j for j in range(len(names)) if j != j0]
+    intercept_c = _rv("_intercept_c", priors["(Intercept)"])
+    fixef = pt.zeros(len(names))
+    rest = None
+    if others:
+        means = design.X[:, others].mean(axis=0)
         beta = _vector_rv("_beta", [priors[names[j]] for j in others], dims="_slope")
-        fixef = pt.zeros(len(names))
-        fixef = pt.set_subtensor(fixef[j0], intercept_c - pt.dot(_data("Xmeans", means), beta))
         fixef = pt.set_subtensor(fixef[others], beta)
-        pm.Deterministic("fixef", fixef, dims="coef")
-        return intercept_c + pt.dot(Xc, beta)
-    fixef = _vector_rv("fixef", [priors[n] for n in names], dims="coef")
-    return pt.dot(_data("X", X), fixef)
+        fixef = pt.set_subtensor(fixef[j0], intercept_c - pt.dot(_data("Xmeans", means), beta))
+        rest = pt.dot(_data("Xc", design.X[:, others] - means), beta)
+    else:
+        fixef = pt.set_subtensor(fixef[j0], intercept_c)
+    pm.Deterministic("fixef", fixef, dims="coef")
+    return rest, intercept_c
 
 
-def _random_effects(block: RandomBlock, centered: bool,
-                    priors: dict[str, Prior]) -> pt.TensorVariable:
-    """Level effects ``r`` (levels x terms) of one block, and their contribution per row."""
+def _absorbing_block(design: Design, centered: tuple[bool, ...]) -> int | None:
+    """The centred block whose level intercepts absorb the fixed intercept, if any.
+
+    Hierarchical centring (Gelfand, Sahu & Carlin 1995): sampling ``intercept + r_j`` instead
+    of ``r_j`` removes the ridge between the intercept and the mean of the level effects,
+    which otherwise makes the intercept mix slowly when a centred factor has few levels.
+    """
+    if not design.has_intercept:
+        return None
+    for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
+        if is_centred and block.coef_names[0] == "(Intercept)" and np.all(block.Z[:, 0] == 1):
+            return i
+    return None
+
+
+def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior],
+                    intercept: Any = None) -> pt.TensorVariable:
+    """Level effects ``r`` (levels x terms) of one block, and their contribution per row.
+
+    With ``intercept`` (a centred block only) the block samples ``intercept + r`` directly.
+    """
     name, tdim, ldim = block.name, term_dim(block), level_dim(block)
     sd_priors = [priors[f"{'1' if t == '(Intercept)' else t}|{name}"] for t in block.coef_names]
+    mean = 0.0
+    if intercept is not None:
+        mean = pt.set_subtensor(pt.zeros(block.n_terms)[0], intercept)
     if block.correlated:
         if len({p.dist for p in sd_priors}) > 1:
             raise PriorError(f"the SDs of the correlated block ({block.term.expr} | "
@@ -127,23 +158,25 @@ def _random_effects(block: RandomBlock, centered: bool,
         pm.Deterministic(f"sd_{name}", sds, dims=tdim)
         pm.Deterministic(f"cor_{name}", corr, dims=(tdim, f"{name}__term2"))
         if centered:
-            r = pm.MvNormal(f"r_{name}", mu=0.0, chol=chol, dims=(ldim, tdim))
+            mu = mean if intercept is not None else np.zeros(block.n_terms)
+            gamma = pm.MvNormal(f"_gamma_{name}", mu=mu, chol=chol, dims=(ldim, tdim))
         else:
             z = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=(ldim, tdim))
-            r = pm.Deterministic(f"r_{name}", pt.dot(z, chol.T), dims=(ldim, tdim))
+            gamma = pt.dot(z, chol.T)
     else:
         sd = _vector_rv(f"sd_{name}", sd_priors, dims=tdim)
         if centered:
-            r = pm.Normal(f"r_{name}", 0.0, sd, dims=(ldim, tdim))
+            gamma = pm.Normal(f"_gamma_{name}", mean, sd, dims=(ldim, tdim))
         else:
             z = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=(ldim, tdim))
-            r = pm.Deterministic(f"r_{name}", z * sd, dims=(ldim, tdim))
+            gamma = z * sd
+    pm.Deterministic(f"r_{name}", gamma - mean, dims=(ldim, tdim))
     idx = _data(f"index_{name}", block.index)
     if block.intercept_only:
-        return r[idx, 0]
+        return gamma[idx, 0]
     if block.n_terms == 1:
-        return r[idx, 0] * _data(f"Z_{name}", block.Z[:, 0])
-    return (r[idx] * _data(f"Z_{name}", block.Z)).sum(axis=1)
+        return gamma[idx, 0] * _data(f"Z_{name}", block.Z[:, 0])
+    return (gamma[idx] * _data(f"Z_{name}", block.Z)).sum(axis=1)
 
 
 def coords_of(design: Design) -> dict[str, list[Any]]:
@@ -164,10 +197,14 @@ def build_model(design: Design, plan: BuildPlan, y: np.ndarray,
     """Build the PyMC model for a design (``y``/``trials`` already checked by the family)."""
     priors = {s.key: s.prior for s in plan.priors}
     with pm.Model(coords=coords_of(design)) as model:
-        eta = _linear_fixed(design, priors)
-        eta = pt.zeros(design.n) if eta is None else eta
-        for block, centered in zip(design.blocks, plan.centered):
-            eta = eta + _random_effects(block, centered, priors)
+        rest, intercept = _fixed_part(design, priors)
+        eta = pt.zeros(design.n) if rest is None else rest
+        absorb = _absorbing_block(design, plan.centered)
+        if intercept is not None and absorb is None:
+            eta = eta + intercept
+        for i, (block, centered) in enumerate(zip(design.blocks, plan.centered)):
+            eta = eta + _random_effects(block, centered, priors,
+                                        intercept if i == absorb else None)
         if design.has_offset:
             eta = eta + _data("offset", design.offset)
         y = _data("y", y)

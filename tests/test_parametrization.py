@@ -76,3 +76,17 @@ def test_override_wins_and_unknown_factor_is_an_error():
     with pytest.raises(bm.DataError, match="True or False"):
         m = bm.Model("Reaction ~ Days + (Days | Subject)", df)
         choose_centering(m.design, m.family, m.link, m.y, m.trials, {"Subject": "yes"})
+
+
+def test_nested_blocks_stay_non_centred_and_crossed_ones_do_not_count_as_nested():
+    from bayesmix.parametrization import nested_in
+
+    pastes = bm.Model("strength ~ 1 + (1 | batch/cask)", bm.datasets.load("pastes"))
+    batch, cask = pastes.design.blocks
+    assert nested_in(cask, batch) and not nested_in(batch, cask)
+    assert pastes.centered == (False, False)  # casks are informative (ratio > 4) but nested
+    penicillin = bm.Model("diameter ~ 1 + (1 | plate) + (1 | sample)",
+                          bm.datasets.load("penicillin"))
+    plate, sample = penicillin.design.blocks
+    assert not nested_in(plate, sample) and not nested_in(sample, plate)
+    assert penicillin.centered == (False, True)  # 24 plates per sample: centred
