@@ -283,6 +283,9 @@ def _eval_expr(expr: str, frame: pd.DataFrame) -> np.ndarray:
 def _response_values(expr: str, frame: pd.DataFrame) -> np.ndarray:
     if expr in frame.columns:
         col = frame[expr]
+        if isinstance(col.dtype, pd.CategoricalDtype) and len(col.cat.categories) == 2:
+            # As R's glm: the first category is the failure (0), the second the success (1).
+            return col.cat.codes.to_numpy(dtype=float)
         if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(col):
             return np.asarray(col.astype(object))
         return col.to_numpy(dtype=float)

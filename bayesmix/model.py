@@ -151,11 +151,13 @@ class Model:
 def _add_data_groups(idata: xr.DataTree, model: Model) -> xr.DataTree:
     """Attach observed data (and trials) so ArviZ's PPC and LOO functions find them."""
     obs_dim = f"{model.response_name}_dim_0"
+    rows = model.design.rows
+    labels = np.asarray(rows) if rows.is_unique else np.arange(len(rows))  # row labels if usable
     groups = {name: node.to_dataset() for name, node in idata.children.items()}
     groups["observed_data"] = xr.Dataset(
         {model.response_name: ((obs_dim,), model.y)},
-        coords={obs_dim: np.asarray(model.design.rows)})
+        coords={obs_dim: labels})
     if model.trials is not None:
-        groups["constant_data"] = xr.Dataset(
-            {"trials": ((obs_dim,), model.trials)}, coords={obs_dim: np.asarray(model.design.rows)})
+        groups["constant_data"] = xr.Dataset({"trials": ((obs_dim,), model.trials)},
+                                             coords={obs_dim: labels})
     return xr.DataTree.from_dict(groups)

@@ -60,11 +60,8 @@ def _working_fit(design: Design, family: Family, link: str, y: np.ndarray,
     eta = LINKS[link](mu)
     inv = INVERSE_LINKS[link]
     for _ in range(steps):
-        h = 1e-5
-        dmu = (inv(eta + h) - inv(eta - h)) / (2 * h)  # d mu / d eta
-        var = {"poisson": mu, "binomial": mu * (1 - mu) / n,
-               "bernoulli": mu * (1 - mu)}.get(family.name, np.ones_like(mu))
-        w = np.maximum(dmu ** 2 / np.maximum(var, 1e-12), 1e-12)
+        dmu = _dmu_deta(inv, eta)
+        w = np.maximum(dmu ** 2 / np.maximum(_variance(family, mu, n), 1e-12), 1e-12)
         z = eta - offset + (target - mu) / np.where(np.abs(dmu) > 1e-12, dmu, 1e-12)
         if X.shape[1]:
             sw = np.sqrt(w)
@@ -73,11 +70,22 @@ def _working_fit(design: Design, family: Family, link: str, y: np.ndarray,
         else:
             eta = offset.copy()
         mu = np.clip(inv(eta), lo, hi)
-    dmu = (inv(eta + 1e-5) - inv(eta - 1e-5)) / 2e-5
+    dmu = _dmu_deta(inv, eta)
     safe = np.where(np.abs(dmu) > 1e-12, dmu, 1e-12)
-    var = {"poisson": mu, "binomial": mu * (1 - mu) / n,
-           "bernoulli": mu * (1 - mu)}.get(family.name, np.ones_like(mu))
-    return (target - mu) / safe, dmu ** 2 / np.maximum(var, 1e-12)
+    return (target - mu) / safe, dmu ** 2 / np.maximum(_variance(family, mu, n), 1e-12)
+
+
+def _dmu_deta(inv, eta: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    return (inv(eta + h) - inv(eta - h)) / (2 * h)
+
+
+def _variance(family: Family, mu: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Variance function of the (observed proportion or count) response."""
+    if family.name == "poisson":
+        return mu
+    if family.name in ("binomial", "bernoulli"):
+        return mu * (1 - mu) / n
+    return np.ones_like(mu)
 
 
 def _block_ratio(block: RandomBlock, e: np.ndarray, w: np.ndarray, gaussian: bool) -> float:

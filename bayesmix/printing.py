@@ -56,8 +56,11 @@ def format_table(table: pd.DataFrame, index: bool = True) -> str:
 def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
     model, design, s = fit.model, fit.model.design, fit.settings
     lb, ub = f"{interval}{100 * prob:g}_lb", f"{interval}{100 * prob:g}_ub"
+    kind = _KIND.get(model.family.name, "Mixed model")
+    if not design.blocks:  # no random effects: say so rather than print an empty section
+        kind = kind.replace(" mixed", "")
     lines = [
-        f"{_KIND.get(model.family.name, 'Mixed model')} fit by NUTS ({s.sampler})",
+        f"{kind} fit by NUTS ({s.sampler})",
         f" Family: {model.family.name} ( {model.link} )",
         f"Formula: {model.spec.formula}",
         f"   Data: {design.n} observations"
@@ -69,7 +72,8 @@ def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
     ]
     vc = fit.varcorr(prob, interval)
     if len(vc):
-        lines.append(f"Random effects (posterior mean, sd and {100 * prob:g}% {interval.upper()}):")
+        title = "Random effects" if design.blocks else "Residual"
+        lines.append(f"{title} (posterior mean, sd and {100 * prob:g}% {interval.upper()}):")
         sds = vc[vc["kind"] == "sd"][["group", "term", "mean", "sd", lb, ub, "ess_bulk", "r_hat"]]
         sds = sds.rename(columns={"group": "Groups", "term": "Name", "mean": "Std.Dev.",
                                   "sd": "Est.Error", lb: "lower", ub: "upper"})
@@ -84,7 +88,7 @@ def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
                              f"ess_bulk {row['ess_bulk']:.0f}, r_hat {row['r_hat']:.3f}")
         groups = ";  ".join(f"{b.group}, {b.n_levels}" for b in
                             {b.group: b for b in design.blocks}.values())
-        lines.append(f"Number of obs: {design.n}, groups:  {groups}")
+        lines.append(f"Number of obs: {design.n}" + (f", groups:  {groups}" if groups else ""))
         lines.append("")
     fe = fit.fixef(prob, interval)
     if len(fe):

@@ -1,6 +1,7 @@
 """Default priors scaled to the data, and user overrides (pure numpy, no PyMC model code).
 
-Defaults (``s_y`` = sd(y) for gaussian families, 1 on a logit/probit/log scale):
+Defaults (``s_y`` = sd(y) for the gaussian family with identity link, 1 on a logit, probit or
+log scale):
 
 =====================  ========================================================================
 parameter              default
@@ -112,14 +113,15 @@ def _sd(values: np.ndarray) -> float:
     return sd if sd > 1e-12 else 1.0
 
 
-def _scale_y(design: Design, family: Family, y: np.ndarray) -> float:
-    return _sd(y) if family.name == "gaussian" else 1.0
+def _scale_y(family: Family, link: str, y: np.ndarray) -> float:
+    """The natural unit of the linear predictor: sd(y) on the identity scale, else 1."""
+    return _sd(y) if family.name == "gaussian" and link == "identity" else 1.0
 
 
 def default_priors(design: Design, family: Family, link: str, y: np.ndarray,
                    trials: np.ndarray | None) -> list[PriorSpec]:
     """The default prior of every parameter (see the module docstring for the formulas)."""
-    s_y = _scale_y(design, family, y)
+    s_y = _scale_y(family, link, y)
     specs: list[PriorSpec] = []
     for j, name in enumerate(design.coef_names):
         if name == "(Intercept)":

@@ -462,3 +462,25 @@ def test_bernoulli_recovery(logistic_sim):
     est = fit.ranef()["school"]["(Intercept)"].to_numpy()
     assert np.corrcoef(est, u)[0, 1] > 0.6
     assert fit.sampling_report().max_rhat < 1.05
+
+
+# -- response coding and link-scale priors ---------------------------------------------------------
+def test_categorical_binary_response_uses_category_order_like_r():
+    # R's glm: the first level is the failure. Categories ["yes", "no"] make "no" the success.
+    d = pd.DataFrame({"y": pd.Categorical(["yes", "no", "no", "yes"] * 10,
+                                          categories=["yes", "no"]),
+                      "g": list("abcd") * 10})
+    model = bm.Model("y ~ 1 + (1 | g)", d, family="bernoulli")
+    np.testing.assert_array_equal(model.y[:4], [0.0, 1.0, 1.0, 0.0])
+    # Plain strings sort as R's factor(): "no" < "yes", so "yes" is the success.
+    d["y"] = d["y"].astype(str)
+    np.testing.assert_array_equal(bm.Model("y ~ 1 + (1 | g)", d, family="bernoulli").y[:4],
+                                  [1.0, 0.0, 0.0, 1.0])
+
+
+def test_gaussian_log_link_priors_are_on_the_log_scale(sleepstudy):
+    model = bm.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, link="log")
+    priors = model.priors["prior"]
+    mean_log = np.log(sleepstudy["Reaction"].mean())
+    assert priors["(Intercept)"] == f"Normal(mu={mean_log:.4g}, sigma=2.5)"
+    assert priors["1|Subject"] == "HalfNormal(sigma=1)"
