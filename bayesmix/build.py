@@ -10,7 +10,10 @@ Names in the model, and so in ``fit.idata.posterior``:
   correlations and level effects of each random-effects block.
 * family parameters such as ``sigma``; the observed variable is named after the response.
 
-Variables starting with ``_`` are sampler internals and are dropped from the results.
+Variables starting with ``_`` are sampler internals and are dropped from the results. The level
+effects ``r_<block>`` are not stored by the sampler: :func:`derive_level_effects` computes them
+from the sampled ``_z``/``_gamma`` after sampling, so a model with 10^4 levels keeps one copy
+of its level draws in memory instead of two.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+import xarray as xr
 
 from bayesmix.design import Design, RandomBlock
 from bayesmix.errors import PriorError
@@ -170,13 +174,54 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
         else:
             z = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=(ldim, tdim))
             gamma = z * sd
-    pm.Deterministic(f"r_{name}", gamma - mean, dims=(ldim, tdim))
     idx = _data(f"index_{name}", block.index)
     if block.intercept_only:
         return gamma[idx, 0]
     if block.n_terms == 1:
         return gamma[idx, 0] * _data(f"Z_{name}", block.Z[:, 0])
     return (gamma[idx] * _data(f"Z_{name}", block.Z)).sum(axis=1)
+
+
+def stored_names(design: Design) -> list[str]:
+    """Deterministics the sampler must store (free variables are always stored)."""
+    names = ["fixef"] if design.coef_names else []
+    for block in design.blocks:
+        names.append(f"sd_{block.name}")
+        if block.correlated:
+            names.append(f"cor_{block.name}")
+    return names
+
+
+def derive_level_effects(draws: xr.Dataset, design: Design,
+                         centered: tuple[bool, ...]) -> xr.Dataset:
+    """Add ``r_<block>`` (levels x terms) to a posterior or prior dataset (numpy, per draw).
+
+    Mirrors :func:`_random_effects`: centred blocks sampled ``_gamma`` (``intercept + r`` for
+    the block that absorbs the intercept), non-centred ones ``_z`` with ``r = z * sd`` or
+    ``r = z @ L.T`` where ``L = diag(sd) chol(cor)``.
+    """
+    absorb = _absorbing_block(design, centered)
+    out = {}
+    for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
+        name, dims = block.name, ("chain", "draw", level_dim(block), term_dim(block))
+        if is_centred:
+            gamma = draws[f"_gamma_{name}"].transpose(*dims)
+            values = gamma.values.copy()
+            if i == absorb:
+                values[..., 0] -= draws["_intercept_c"].transpose("chain", "draw").values[
+                    ..., None]
+            out[f"r_{name}"] = gamma.copy(data=values)
+            continue
+        z = draws[f"_z_{name}"].transpose(*dims)
+        sd = draws[f"sd_{name}"].transpose("chain", "draw", dims[3]).values
+        if block.correlated:
+            cor = draws[f"cor_{name}"].transpose("chain", "draw", ...).values
+            L = sd[..., :, None] * np.linalg.cholesky(cor)
+            values = np.einsum("cdkl,cdjl->cdjk", L, z.values)
+        else:
+            values = z.values * sd[:, :, None, :]
+        out[f"r_{name}"] = z.copy(data=values)
+    return draws.assign(out)
 
 
 def coords_of(design: Design) -> dict[str, list[Any]]:

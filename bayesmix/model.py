@@ -16,14 +16,14 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from bayesmix.build import BuildPlan, build_model
+from bayesmix.build import BuildPlan, build_model, derive_level_effects, stored_names
 from bayesmix.design import Design, make_design
 from bayesmix.diagnostics import warn_on_problems
 from bayesmix.families import Family, get_family
 from bayesmix.formula import FormulaSpec, parse_formula
 from bayesmix.parametrization import choose_centering
 from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resolve_priors
-from bayesmix.sample import SamplerSettings, run_sampler
+from bayesmix.sample import SamplerSettings, clean, run_sampler
 
 __all__ = ["Model"]
 
@@ -112,7 +112,10 @@ class Model:
         """
         with self.pymc_model:
             idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
-        return idata
+        return clean(idata, self._derive)
+
+    def _derive(self, draws: xr.Dataset) -> xr.Dataset:
+        return derive_level_effects(draws, self.design, self.centered)
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, *,
             sampler: str = "nutpie", random_seed: int | None = None, cores: int | None = None,
@@ -138,7 +141,8 @@ class Model:
         model = self.pymc_model
         build_time = time.perf_counter() - t0
         idata, timing, compiled = run_sampler(
-            model, settings, self._compiled if sampler == "nutpie" else None)
+            model, settings, self._compiled if sampler == "nutpie" else None,
+            var_names=stored_names(self.design), postprocess=self._derive)
         if sampler == "nutpie":
             self._compiled = compiled
         timing = {"build": build_time, **timing}

@@ -10,6 +10,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -59,25 +60,36 @@ class SamplerSettings:
         return self.cores or min(self.chains, os.cpu_count() or 1)
 
 
-def compile_nutpie(model: pm.Model) -> Any:
-    """Compile a model for nutpie (numba backend); the result can be sampled many times."""
+def compile_nutpie(model: pm.Model, var_names: list[str] | None = None) -> Any:
+    """Compile a model for nutpie (numba backend); the result can be sampled many times.
+
+    ``var_names``: the deterministics to store besides the free variables (None: all).
+    """
     import nutpie
 
+    if var_names is not None:
+        var_names = [rv.name for rv in model.free_RVs] + list(var_names)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*BLAS.*")
-        return nutpie.compile_pymc_model(model, backend="numba")
+        return nutpie.compile_pymc_model(model, backend="numba", var_names=var_names)
 
 
-def run_sampler(model: pm.Model, settings: SamplerSettings,
-                compiled: Any = None) -> tuple[xr.DataTree, dict[str, float], Any]:
-    """Sample ``model``; return (DataTree, timings in seconds, compiled nutpie model or None)."""
+def run_sampler(model: pm.Model, settings: SamplerSettings, compiled: Any = None,
+                var_names: list[str] | None = None,
+                postprocess: Callable[[xr.Dataset], xr.Dataset] | None = None,
+                ) -> tuple[xr.DataTree, dict[str, float], Any]:
+    """Sample ``model``; return (DataTree, timings in seconds, compiled nutpie model or None).
+
+    ``postprocess`` maps the raw posterior (internal ``_`` variables included) to the one
+    kept, e.g. to derive level effects; then the internal variables are dropped.
+    """
     timing: dict[str, float] = {}
     if settings.sampler == "nutpie":
         import nutpie
 
         if compiled is None:
             t0 = time.perf_counter()
-            compiled = compile_nutpie(model)
+            compiled = compile_nutpie(model, var_names)
             timing["compile"] = time.perf_counter() - t0
         seed = settings.random_seed if settings.random_seed is not None else \
             int(np.random.SeedSequence().generate_state(1)[0])
@@ -101,16 +113,20 @@ def run_sampler(model: pm.Model, settings: SamplerSettings,
                 target_accept=settings.target_accept, progressbar=settings.progressbar,
                 nuts_sampler=settings.sampler, compute_convergence_checks=False, **kwargs)
         timing["sampling"] = time.perf_counter() - t0
-    return _clean(idata), timing, compiled
+    return clean(idata, postprocess), timing, compiled
 
 
-def _clean(idata: xr.DataTree) -> xr.DataTree:
-    """Drop internal variables (``_*``), unused coordinates and warm-up groups."""
+def clean(idata: xr.DataTree,
+          postprocess: Callable[[xr.Dataset], xr.Dataset] | None = None) -> xr.DataTree:
+    """Drop internal variables (``_*``), unused coordinates and warm-up groups; apply
+    ``postprocess`` to the posterior and prior groups first."""
     children = {}
     for name, node in idata.children.items():
         if name.startswith("warmup"):
             continue
         ds = node.to_dataset()
+        if postprocess is not None and name in ("posterior", "prior"):
+            ds = postprocess(ds)
         internal = [v for v in ds.data_vars if str(v).startswith("_")]
         ds = ds.drop_vars(internal)
         unused = [d for d in ds.coords if str(d).startswith("_")]
