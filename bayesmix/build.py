@@ -192,13 +192,15 @@ def stored_names(design: Design) -> list[str]:
     return names
 
 
-def derive_level_effects(draws: xr.Dataset, design: Design,
-                         centered: tuple[bool, ...]) -> xr.Dataset:
+def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool, ...],
+                         inplace: bool = False) -> xr.Dataset:
     """Add ``r_<block>`` (levels x terms) to a posterior or prior dataset (numpy, per draw).
 
     Mirrors :func:`_random_effects`: centred blocks sampled ``_gamma`` (``intercept + r`` for
     the block that absorbs the intercept), non-centred ones ``_z`` with ``r = z * sd`` or
-    ``r = z @ L.T`` where ``L = diag(sd) chol(cor)``.
+    ``r = z @ L.T`` where ``L = diag(sd) chol(cor)``. ``inplace=True`` overwrites the
+    internal ``_gamma``/``_z`` draws where it can (the sampler's own, dropped afterwards), so
+    that a model with many levels holds one copy of its level draws.
     """
     absorb = _absorbing_block(design, centered)
     out = {}
@@ -206,7 +208,7 @@ def derive_level_effects(draws: xr.Dataset, design: Design,
         name, dims = block.name, ("chain", "draw", level_dim(block), term_dim(block))
         if is_centred:
             gamma = draws[f"_gamma_{name}"].transpose(*dims)
-            values = gamma.values.copy()
+            values = gamma.values if inplace else gamma.values.copy()
             if i == absorb:
                 values[..., 0] -= draws["_intercept_c"].transpose("chain", "draw").values[
                     ..., None]
@@ -219,7 +221,8 @@ def derive_level_effects(draws: xr.Dataset, design: Design,
             L = sd[..., :, None] * np.linalg.cholesky(cor)
             values = np.einsum("cdkl,cdjl->cdjk", L, z.values)
         else:
-            values = z.values * sd[:, :, None, :]
+            values = z.values if inplace else z.values.copy()
+            values *= sd[:, :, None, :]
         out[f"r_{name}"] = z.copy(data=values)
     return draws.assign(out)
 

@@ -115,7 +115,7 @@ class Model:
         return clean(idata, self._derive)
 
     def _derive(self, draws: xr.Dataset) -> xr.Dataset:
-        return derive_level_effects(draws, self.design, self.centered)
+        return derive_level_effects(draws, self.design, self.centered, inplace=True)
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, *,
             sampler: str = "nutpie", random_seed: int | None = None, cores: int | None = None,

@@ -100,6 +100,9 @@ class FitResult:
 
         Columns: mean, sd, interval bounds (``eti95_lb``/``eti95_ub``, or ``hdi...``),
         ess_bulk, ess_tail, r_hat, mcse_mean.
+
+        >>> fit.fixef().loc["Days", ["mean", "eti95_lb", "eti95_ub"]]  # doctest: +SKIP
+        >>> fit.fixef(prob=0.9, interval="hdi")  # doctest: +SKIP
         """
         if "fixef" not in self.posterior:
             return pd.DataFrame(columns=["mean", "sd"])
@@ -113,6 +116,9 @@ class FitResult:
         Columns: group, term, term2, kind ("sd" | "cor"), mean, sd, interval bounds,
         ess_bulk, ess_tail, r_hat. The residual SD of a gaussian model is the row with
         group "Residual".
+
+        >>> vc = fit.varcorr()  # doctest: +SKIP
+        >>> vc[vc.kind == "cor"]  # correlations, one row per pair  # doctest: +SKIP
         """
         rows = []
         post = self.posterior
@@ -142,6 +148,9 @@ class FitResult:
         ``summary=False``: levels x terms posterior means (lme4's ``ranef``);
         ``summary=True``: long format with level, term, mean, sd and interval bounds.
         Level labels are exactly those of the data.
+
+        >>> fit.ranef()["Subject"].loc[308]  # doctest: +SKIP
+        >>> fit.ranef(summary=True)["Subject"].head()  # doctest: +SKIP
         """
         out: dict[str, list[pd.DataFrame]] = {}
         for block in self.model.design.blocks:
@@ -160,7 +169,10 @@ class FitResult:
         return {g: pd.concat(parts, axis=1) for g, parts in out.items()}
 
     def coef(self) -> dict[str, pd.DataFrame]:
-        """lme4's ``coef()``: fixed effects plus each level's random effects (posterior means)."""
+        """lme4's ``coef()``: fixed effects plus each level's random effects (posterior means).
+
+        >>> fit.coef()["Subject"][["(Intercept)", "Days"]].head()  # doctest: +SKIP
+        """
         fixed = self.fixef()["mean"] if "fixef" in self.posterior else pd.Series(dtype=float)
         out = {}
         for group, table in self.ranef().items():

@@ -1,0 +1,100 @@
+"""The PyMC model: its log density against a hand computation, data shapes, level effects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy import stats
+
+import bayesmix as bm
+from bayesmix.build import derive_level_effects, stored_names
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return bm.datasets.load("sleepstudy")
+
+
+def test_log_density_matches_scipy_for_a_random_intercept_model(sleep):
+    model = bm.Model("Reaction ~ Days + (1 | Subject)", sleep, centered={"Subject": False})
+    pm_model = model.pymc_model
+    point = pm_model.initial_point()
+    rng = np.random.default_rng(0)
+    point = {k: rng.normal(size=np.shape(v)) * 0.3 + v for k, v in point.items()}
+    logp = pm_model.compile_logp(jacobian=False)(point)
+
+    priors = {k: v.kwargs for k, v in ((s.key, s.prior) for s in model.prior_specs)}
+    days = sleep["Days"].to_numpy(float)
+    intercept_c, beta = float(point["_intercept_c"]), float(point["_beta"][0])
+    sd = float(np.exp(point["sd_Subject_log__"][0]))
+    sigma = float(np.exp(point["sigma_log__"]))
+    z = point["_z_Subject"][:, 0]
+    r = z * sd
+    mu = intercept_c + beta * (days - days.mean()) + r[model.design.blocks[0].index]
+    expected = (
+        stats.norm.logpdf(intercept_c, priors["(Intercept)"]["mu"], priors["(Intercept)"]["sigma"])
+        + stats.norm.logpdf(beta, 0, priors["Days"]["sigma"])
+        + stats.halfnorm.logpdf(sd, scale=priors["1|Subject"]["sigma"])
+        + stats.norm.logpdf(z).sum()
+        + stats.expon.logpdf(sigma, scale=1 / priors["sigma"]["lam"])
+        + stats.norm.logpdf(sleep["Reaction"], mu, sigma).sum())
+    assert logp == pytest.approx(expected, rel=1e-9)
+
+
+def test_data_enter_as_small_arrays_never_a_dense_z():
+    rng = np.random.default_rng(1)
+    n, levels = 20_000, 2_000
+    df = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
+                       "g": rng.integers(0, levels, n)})
+    model = bm.Model("y ~ x + (x | g)", df)
+    shapes = {v.name: v.get_value().shape for v in model.pymc_model.data_vars}
+    assert shapes["_data_Z_g"] == (n, 2)
+    assert shapes["_data_index_g"] == (n,)
+    assert max(np.prod(s) for s in shapes.values()) == 2 * n
+
+
+def _draws(**arrays):
+    return xr.Dataset({k: (dims, v) for k, (dims, v) in arrays.items()})
+
+
+def test_non_centred_correlated_level_effects_are_z_times_cholesky(sleep):
+    model = bm.Model("Reaction ~ Days + (Days | Subject)", sleep, centered={"Subject": False})
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(2, 3, 18, 2))
+    sd = np.abs(rng.normal(size=(2, 3, 2))) + 0.5
+    rho = rng.uniform(-0.9, 0.9, size=(2, 3))
+    cor = np.stack([np.stack([np.ones_like(rho), rho], -1), np.stack([rho, np.ones_like(rho)], -1)],
+                   -2)
+    dims = ("chain", "draw", "Subject", "Subject__term")
+    draws = _draws(_z_Subject=(dims, z), sd_Subject=(("chain", "draw", "Subject__term"), sd),
+                   cor_Subject=(("chain", "draw", "Subject__term", "Subject__term2"), cor))
+    r = derive_level_effects(draws, model.design, (False,))["r_Subject"].values
+    c, d, j = 1, 2, 5
+    L = np.diag(sd[c, d]) @ np.linalg.cholesky(cor[c, d])
+    np.testing.assert_allclose(r[c, d, j], L @ z[c, d, j])
+    # the implied covariance of r is diag(sd) cor diag(sd)
+    cov = L @ L.T
+    assert cov[0, 1] == pytest.approx(sd[c, d, 0] * sd[c, d, 1] * rho[c, d])
+
+
+def test_centred_block_absorbing_the_intercept_gives_back_deviations(sleep):
+    model = bm.Model("Reaction ~ Days + (1 | Subject)", sleep, centered={"Subject": True})
+    rng = np.random.default_rng(3)
+    gamma = rng.normal(250, 20, size=(1, 4, 18, 1))
+    intercept = rng.normal(250, 1, size=(1, 4))
+    expected = gamma[..., 0] - intercept[..., None]
+    draws = _draws(_gamma_Subject=(("chain", "draw", "Subject", "Subject__term"), gamma),
+                   _intercept_c=(("chain", "draw"), intercept))
+    r = derive_level_effects(draws, model.design, (True,))["r_Subject"].values
+    np.testing.assert_allclose(r[..., 0], expected)
+    np.testing.assert_allclose(draws["_gamma_Subject"].values[..., 0],  # not modified ...
+                               expected + intercept[..., None])
+    derive_level_effects(draws, model.design, (True,), inplace=True)  # ... unless asked
+    np.testing.assert_allclose(draws["_gamma_Subject"].values[..., 0], expected)
+
+
+def test_only_population_deterministics_are_stored(sleep):
+    model = bm.Model("Reaction ~ Days + (Days | Subject) + (1 | Days)", sleep)
+    assert stored_names(model.design) == ["fixef", "sd_Subject", "cor_Subject", "sd_Days"]
