@@ -8,9 +8,10 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-slow test-all clean distclean find-python FORCE
+.PHONY: venv venv-dev demo test test-slow test-all clean distclean find-python FORCE
 
 # Candidates, first that runs and is >= 3.12 (with venv/ensurepip) wins:
 #   $(PYTHON), python3.13 / python3.12 / python3 on PATH (pyenv shims that are not
@@ -41,7 +42,11 @@ ifneq ($(shell $(PY) -c 'import sys; print(sys.version_info >= (3, 12))' 2>/dev/
 $(STAMP): FORCE
 endif
 
+# `venv` installs what the package needs (enough for `make demo`); `venv-dev` adds the test
+# tools. Keeping them apart keeps the first `make demo` short.
 venv: $(STAMP)
+
+venv-dev: $(DEV_STAMP)
 
 $(STAMP): pyproject.toml
 	@set -e; \
@@ -51,10 +56,14 @@ $(STAMP): pyproject.toml
 	  rm -rf $(VENV); \
 	  "$$found" -m venv $(VENV); \
 	fi; \
-	$(PY) -m pip install --quiet --upgrade pip; \
-	$(PY) -m pip install --quiet -e ".[dev]"; \
+	$(PY) -m pip install --quiet -e .; \
+	rm -f $(DEV_STAMP); \
 	touch $(STAMP); \
 	echo "$(VENV) ready: $$($(PY) --version)"
+
+$(DEV_STAMP): $(STAMP)
+	@$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(DEV_STAMP)
 
 find-python:
 	@$(FIND_PYTHON); echo "$$found"
@@ -62,13 +71,13 @@ find-python:
 demo: venv
 	$(PY) -m bayesmix demo --out demo_output
 
-test: venv
+test: venv-dev
 	$(PY) -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
-test-slow: venv
+test-slow: venv-dev
 	$(PY) -m pytest -m slow -q $(PYTEST_ARGS)
 
-test-all: venv
+test-all: venv-dev
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean:
