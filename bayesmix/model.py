@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from bayesmix.formula import FormulaSpec, parse_formula
 from bayesmix.parametrization import choose_centering
 from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resolve_priors
 from bayesmix.sample import SamplerSettings, clean, run_sampler
+
+if TYPE_CHECKING:
+    from bayesmix.results import FitResult
 
 __all__ = ["Model"]
 
