@@ -75,7 +75,6 @@ class Model:
             default_priors(self.design, self.family, self.link, y, trials), priors))
         self.centered: tuple[bool, ...] = choose_centering(
             self.design, self.family, self.link, y, trials, centered)
-        self.data_columns: tuple[str, ...] = tuple(map(str, data.columns))
         self._compiled: Any = None
 
     # -- inspection ---------------------------------------------------------------------------
