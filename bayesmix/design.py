@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bayesmix.errors import DataError, FormulaError, MissingDataWarning
-from bayesmix.formula import FormulaSpec, GroupTerm, parse_formula
+from bayesmix.formula import FormulaSpec, GroupTerm, expression_variables, parse_formula
 
 __all__ = ["RandomBlock", "Design", "ReplayedDesign", "make_design", "lme4_name"]
 
@@ -357,11 +357,12 @@ def _check_new_data(design: Design, newdata: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(newdata, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
     spec = design.spec
-    response_vars = set()
-    for text in (spec.response.expr, spec.response.other or ""):
-        response_vars.update(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", text))
-    needed = [v for v in spec.variables if v not in response_vars or
-              any(v in t.factors for t in spec.random)]
+    # Every column of the right-hand side; a response column is needed only if it is
+    # also a predictor.
+    texts = [spec.fixed, *spec.offsets, *(t.expr for t in spec.random)]
+    used = {v for text in texts for v in expression_variables(text)}
+    used |= {f for t in spec.random for f in t.factors}
+    needed = [v for v in spec.variables if v in used and v not in NAMESPACE]
     missing = [v for v in needed if v not in newdata.columns]
     if missing:
         raise DataError(f"newdata lacks the column(s) {', '.join(map(repr, missing))} "

@@ -600,3 +600,13 @@ def test_column_named_e():
     d = make_design("y ~ e", df)
     assert d.coef_names == ("(Intercept)", "e")
     np.testing.assert_array_equal(d.X[:, 1], df["e"].to_numpy())
+
+
+def test_replay_needs_a_response_column_only_when_it_is_also_a_predictor():
+    df = pd.DataFrame({"s": [1, 2, 3, 4, 5, 6], "n": [5, 6, 7, 8, 9, 10],
+                       "g": list("aabbcc")})
+    design = make_design("cbind(s, n - s) ~ n + (1 | g)", df)
+    replayed = design.replay(df[["n", "g"]])  # no 's' needed ...
+    np.testing.assert_array_equal(replayed.X, design.X)
+    with pytest.raises(bayesmix.DataError, match="'n'"):  # ... but 'n' is a predictor
+        design.replay(df[["s", "g"]])
