@@ -81,13 +81,22 @@ def population_vars(posterior: xr.Dataset, blocks: Any) -> dict[str, xr.DataArra
     return out
 
 
-def _label(name: str, da: xr.DataArray, flat_index: int) -> str:
+def _label(name: str, da: xr.DataArray, flat_index: int, blocks: Any = ()) -> str:
+    """Name one parameter in formula terms: 'the SD of Days in (Days | Subject)'."""
     other = [d for d in da.dims if d not in ("chain", "draw")]
-    if not other:
-        return name
-    idx = np.unravel_index(flat_index, [da.sizes[d] for d in other])
+    idx = np.unravel_index(flat_index, [da.sizes[d] for d in other]) if other else ()
     parts = [str(da.coords[d].values[i]) for d, i in zip(other, idx)]
-    return f"{name}[{', '.join(parts)}]"
+    if name == "fixef":
+        return f"the coefficient {parts[0]}"
+    if name == "sigma":
+        return "the residual SD (sigma)"
+    for block in blocks:
+        if name == f"sd_{block.name}":
+            return f"the SD of {parts[0]} in {block.term}"
+        if name == f"cor_{block.name}":
+            a, b = parts[0].split("~")
+            return f"the correlation of {a} and {b} in {block.term}"
+    return f"{name}[{', '.join(parts)}]" if parts else name
 
 
 def sampling_report(idata: xr.DataTree, blocks: Any, settings: Any) -> SamplingReport:
@@ -110,7 +119,7 @@ def sampling_report(idata: xr.DataTree, blocks: Any, settings: Any) -> SamplingR
                 i = int(np.nanargmax(flat) if key == "rhat" else np.nanargmin(flat))
                 better = flat[i] > worst[key][0] if key == "rhat" else flat[i] < worst[key][0]
                 if better:
-                    worst[key] = (float(flat[i]), _label(name, da, i))
+                    worst[key] = (float(flat[i]), _label(name, da, i, blocks))
     level_ess = [float(np.nanmin(np.asarray(az.ess(posterior[f"r_{b.name}"], method="bulk"))))
                  for b in blocks if f"r_{b.name}" in posterior]
     return SamplingReport(
