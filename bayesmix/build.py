@@ -57,9 +57,9 @@ def level_dim(block: RandomBlock) -> str:
 
 
 def _data(name: str, values: np.ndarray) -> pt.TensorVariable:
-    """Data enter as shared inputs, not constants: the compiled (numba) functions then depend
-    on the model's structure only, so they are cached on disk and reused by later fits of
-    the same formula shape, in this process and the next."""
+    """Data enter as shared inputs, not constants, so that the compiled sampler depends on the
+    model's structure only and could be reused on new data of the same shape. (It does not
+    yet shorten compilation: nutpie's numba entry points are compiled anew in each process.)"""
     return pm.Data(f"_data_{name}", np.ascontiguousarray(values))
 
 
@@ -162,8 +162,7 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
         pm.Deterministic(f"sd_{name}", sds, dims=tdim)
         pm.Deterministic(f"cor_{name}", corr, dims=(tdim, f"{name}__term2"))
         if centered:
-            mu = mean if intercept is not None else np.zeros(block.n_terms)
-            gamma = pm.MvNormal(f"_gamma_{name}", mu=mu, chol=chol, dims=(ldim, tdim))
+            gamma = pm.MvNormal(f"_gamma_{name}", mu=mean, chol=chol, dims=(ldim, tdim))
         else:
             z = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=(ldim, tdim))
             gamma = pt.dot(z, chol.T)

@@ -9,9 +9,7 @@ transform (categories, ``scale()`` centring, contrasts) on new data with :meth:`
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,12 +17,10 @@ import formulae
 import numpy as np
 import pandas as pd
 
-from bayesmix.errors import DataError, FormulaError, MissingDataWarning
+from bayesmix.errors import DataError, FormulaError, MissingDataWarning, warn
 from bayesmix.formula import FormulaSpec, GroupTerm, expression_variables, parse_formula
 
 __all__ = ["RandomBlock", "Design", "ReplayedDesign", "make_design", "lme4_name"]
-
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Functions available inside formula terms, besides formulae's own (scale, center, C, I...).
 NAMESPACE: dict[str, Any] = {
@@ -244,9 +240,8 @@ def _complete_rows(spec: FormulaSpec, data: pd.DataFrame,
         if na_action == "raise" or bad.all():
             raise DataError(f"{bad.sum()} of {len(data)} rows have missing values in {detail}; "
                             "remove or impute them (na_action='drop' drops them)")
-        warnings.warn(f"dropped {bad.sum()} of {len(data)} rows with missing values in "
-                      f"{detail}; pass na_action='raise' to refuse instead",
-                      MissingDataWarning, skip_file_prefixes=(_PACKAGE_DIR,))
+        warn(f"dropped {bad.sum()} of {len(data)} rows with missing values in {detail}; "
+             "pass na_action='raise' to refuse instead", MissingDataWarning)
     frame = data.loc[~bad, used].copy()
     for col in used:
         frame[col] = _for_formulae(frame[col])

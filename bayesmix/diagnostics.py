@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,11 +9,10 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from bayesmix.errors import ConvergenceWarning
+from bayesmix.errors import ConvergenceWarning, warn
 
 __all__ = ["SamplingReport", "sampling_report", "population_vars"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RHAT_MAX = 1.01
 ESS_MIN_PER_CHAIN = 100
 
@@ -135,5 +132,4 @@ def sampling_report(idata: xr.DataTree, blocks: Any, settings: Any) -> SamplingR
 def warn_on_problems(report: SamplingReport) -> None:
     """Emit one ConvergenceWarning listing every problem found (none when all is well)."""
     if report.problems:
-        warnings.warn("sampling problems:\n  " + "\n  ".join(report.problems),
-                      ConvergenceWarning, skip_file_prefixes=(_PACKAGE_DIR,))
+        warn("sampling problems:\n  " + "\n  ".join(report.problems), ConvergenceWarning)

@@ -7,6 +7,17 @@ subclasses are also ``ValueError``/``TypeError`` so that generic handlers keep w
 
 from __future__ import annotations
 
+import os
+import warnings
+
+# Warnings point at the first frame outside this package: the user's own line.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """Emit a bayesmix warning attributed to the caller's code, not to bayesmix internals."""
+    warnings.warn(message, category, skip_file_prefixes=(_PACKAGE_DIR,))
+
 
 class BayesmixError(Exception):
     """Base class of every error bayesmix raises on purpose."""
