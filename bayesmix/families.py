@@ -1,7 +1,18 @@
-"""Response families: links, response checks and extra parameters (pure numpy).
+"""Response families: links, response checks, extra parameters, and their numpy likelihoods.
 
-Adding a family is one :class:`Family` entry in :data:`FAMILIES` (its links, response check and
-extra scalar parameters) plus its likelihood in :mod:`bayesmix.build`.
+Adding a family is one :class:`Family` entry in :data:`FAMILIES` (its links, response check,
+extra scalar parameters, and numpy ``loglik``/``simulate``/``mean``) plus its PyMC likelihood
+in :mod:`bayesmix.build`. The numpy functions serve everything after sampling (pointwise
+log-likelihood for LOO/WAIC, posterior predictive draws, predictions) and must agree with the
+PyMC likelihood; ``tests/test_families.py`` checks both against scipy.stats.
+
+Their common signature works on the linear predictor ``eta`` (any shape, typically
+``(chain, draw, n)``), the link name, the family's parameters (``params[name]`` broadcastable
+against ``eta``) and the binomial trials (``None`` otherwise)::
+
+    loglik(y, eta, link, params, trials) -> log p(y | ...), shape of eta
+    simulate(rng, eta, link, params, trials) -> a response draw, shape of eta
+    mean(eta, link, params, trials) -> E[y | ...] (binomial: expected successes, as brms)
 """
 
 from __future__ import annotations
@@ -11,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
+
+from scipy import stats
 
 from bayesmix.errors import FamilyError, ResponseError
 
@@ -41,8 +54,8 @@ class Family:
 
     ``check`` validates the raw response (and trials) and returns it as floats;
     ``params`` are the family's extra scalar parameters (e.g. ``sigma``);
-    ``latent_scale`` says whether the linear predictor is on a link scale whose natural unit
-    is 1 (logit, log: priors are not scaled by sd(y)).
+    ``loglik``/``simulate``/``mean`` are the numpy likelihood, random draw and expected
+    response (signatures in the module docstring).
     """
 
     name: str
@@ -51,6 +64,9 @@ class Family:
     params: tuple[str, ...] = ()
     needs_trials: bool = False
     description: str = ""
+    loglik: Callable[..., np.ndarray] | None = None
+    simulate: Callable[..., np.ndarray] | None = None
+    mean: Callable[..., np.ndarray] | None = None
 
     @property
     def default_link(self) -> str:
@@ -141,15 +157,65 @@ def _no_trials(trials: np.ndarray | None, name: str, family: str) -> None:
         raise ResponseError(f"cbind()/trials() responses need family='binomial', not {family!r}")
 
 
+Params = dict[str, np.ndarray]
+
+
+def _mean_of(eta: np.ndarray, link: str, params: Params, trials: np.ndarray | None):
+    mu = INVERSE_LINKS[link](eta)
+    return mu if trials is None else mu * trials
+
+
+def _gaussian_loglik(y, eta, link, params: Params, trials=None):
+    return stats.norm.logpdf(y, INVERSE_LINKS[link](eta), params["sigma"])
+
+
+def _gaussian_simulate(rng, eta, link, params: Params, trials=None):
+    mu = INVERSE_LINKS[link](eta)
+    return rng.normal(mu, np.broadcast_to(params["sigma"], mu.shape))
+
+
+def _bernoulli_loglik(y, eta, link, params: Params, trials=None):
+    if link == "logit":  # stable in the tails
+        return -np.logaddexp(0.0, np.where(y > 0.5, -eta, eta))
+    p = np.clip(INVERSE_LINKS[link](eta), 1e-12, 1 - 1e-12)
+    return np.where(y > 0.5, np.log(p), np.log1p(-p))
+
+
+def _bernoulli_simulate(rng, eta, link, params: Params, trials=None):
+    return (rng.random(np.shape(eta)) < INVERSE_LINKS[link](eta)).astype(float)
+
+
+def _binomial_loglik(y, eta, link, params: Params, trials=None):
+    p = np.clip(INVERSE_LINKS[link](eta), 1e-12, 1 - 1e-12)
+    return stats.binom.logpmf(y, trials, p)
+
+
+def _binomial_simulate(rng, eta, link, params: Params, trials=None):
+    p = INVERSE_LINKS[link](eta)
+    return rng.binomial(np.broadcast_to(trials, p.shape).astype(np.int64), p).astype(float)
+
+
+def _poisson_loglik(y, eta, link, params: Params, trials=None):
+    return stats.poisson.logpmf(y, INVERSE_LINKS[link](eta))
+
+
+def _poisson_simulate(rng, eta, link, params: Params, trials=None):
+    return rng.poisson(INVERSE_LINKS[link](eta)).astype(float)
+
+
 FAMILIES: dict[str, Family] = {
     f.name: f for f in (
         Family("gaussian", ("identity", "log"), _check_gaussian, params=("sigma",),
-               description="y ~ Normal(mu, sigma)"),
+               description="y ~ Normal(mu, sigma)", loglik=_gaussian_loglik,
+               simulate=_gaussian_simulate, mean=_mean_of),
         Family("bernoulli", ("logit", "probit", "cloglog"), _check_bernoulli,
-               description="y ~ Bernoulli(p), y in {0, 1}"),
+               description="y ~ Bernoulli(p), y in {0, 1}", loglik=_bernoulli_loglik,
+               simulate=_bernoulli_simulate, mean=_mean_of),
         Family("binomial", ("logit", "probit", "cloglog"), _check_binomial, needs_trials=True,
-               description="y ~ Binomial(n, p)"),
-        Family("poisson", ("log",), _check_poisson, description="y ~ Poisson(lambda)"),
+               description="y ~ Binomial(n, p)", loglik=_binomial_loglik,
+               simulate=_binomial_simulate, mean=_mean_of),
+        Family("poisson", ("log",), _check_poisson, description="y ~ Poisson(lambda)",
+               loglik=_poisson_loglik, simulate=_poisson_simulate, mean=_mean_of),
     )
 }
 _ALIASES = {"normal": "gaussian", "logistic": "bernoulli", "binary": "bernoulli"}

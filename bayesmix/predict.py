@@ -1,0 +1,193 @@
+"""The linear predictor, family parameters and response draws from a fit (numpy, per draw).
+
+Everything after sampling that needs the model's predictions goes through here: pointwise
+log-likelihood (LOO/WAIC), posterior predictive draws (PPC, simulation-based residuals) and
+predictions on new data. Arrays have shape ``(chain, draw, n)``.
+
+``re`` says what to do with the random effects:
+
+* ``"include"``: each row gets its level's sampled effects; a level not seen in fitting is an
+  error that names it (lme4's ``allow.new.levels = FALSE``).
+* ``"exclude"``: random effects at zero (a typical level: lme4's ``re.form = NA``).
+* ``"sample_new"``: seen levels use their effects; each unseen level gets one draw from the
+  fitted random-effect distribution per posterior draw, shared by that level's rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from bayesmix.build import level_dim, term_dim
+from bayesmix.errors import BayesmixError, DataError
+
+if TYPE_CHECKING:
+    from bayesmix.results import FitResult
+
+__all__ = ["Arrays", "model_arrays", "linear_predictor", "family_param_draws",
+           "pointwise_loglik", "simulate_response", "expected_response", "RE_OPTIONS"]
+
+RE_OPTIONS = ("include", "exclude", "sample_new")
+
+
+@dataclass(frozen=True, eq=False)
+class Arrays:
+    """Per-row model inputs: the training design's or a replay of it on new data."""
+
+    X: np.ndarray
+    offset: np.ndarray
+    indices: tuple[np.ndarray, ...]
+    Zs: tuple[np.ndarray, ...]
+    new_levels: dict[str, list[Any]]
+    n: int
+
+
+def model_arrays(fit: "FitResult", newdata: pd.DataFrame | None = None) -> Arrays:
+    """The arrays of the training data (``newdata=None``) or of ``newdata`` via the fitted design.
+
+    >>> arrays = model_arrays(fit, bm.datasets.load("sleepstudy").iloc[:5])  # doctest: +SKIP
+    >>> arrays.X.shape  # doctest: +SKIP
+    (5, 2)
+    """
+    design = fit.model.design
+    if newdata is None:
+        return Arrays(design.X, design.offset, tuple(b.index for b in design.blocks),
+                      tuple(b.Z for b in design.blocks), {}, design.n)
+    replayed = design.replay(newdata)
+    return Arrays(replayed.X, replayed.offset, replayed.indices, replayed.Zs,
+                  replayed.new_levels, len(newdata))
+
+
+def _draw_slice(fit: "FitResult", draws: int | None) -> slice:
+    """Thin to about ``draws`` draws per chain (evenly spaced), to bound memory."""
+    n_draws = fit.posterior.sizes["draw"]
+    if draws is None or draws >= n_draws:
+        return slice(None)
+    if draws < 1:
+        raise BayesmixError(f"draws must be a positive integer, not {draws!r}")
+    return slice(None, None, int(np.ceil(n_draws / draws)))
+
+
+def _posterior_values(fit: "FitResult", name: str, dims: tuple[str, ...],
+                      keep: slice) -> np.ndarray:
+    da = fit.posterior[name].isel(draw=keep)
+    return da.transpose("chain", "draw", *dims).values
+
+
+def _new_level_effects(fit: "FitResult", block: Any, n_new: int, keep: slice,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Draws of effects for ``n_new`` unseen levels from N(0, Sigma) of each posterior draw."""
+    sd = _posterior_values(fit, f"sd_{block.name}", (term_dim(block),), keep)
+    z = rng.standard_normal((*sd.shape[:2], n_new, block.n_terms))
+    if block.correlated:
+        cor = _posterior_values(fit, f"cor_{block.name}",
+                                (term_dim(block), f"{block.name}__term2"), keep)
+        L = sd[..., :, None] * np.linalg.cholesky(cor)
+        return np.einsum("cdkl,cdjl->cdjk", L, z)
+    return z * sd[:, :, None, :]
+
+
+def linear_predictor(fit: "FitResult", newdata: pd.DataFrame | None = None,
+                     re: str = "include", draws: int | None = None,
+                     random_seed: int | np.random.Generator | None = None) -> np.ndarray:
+    """Posterior draws of the linear predictor, shape ``(chain, draw, n)``.
+
+    >>> eta = linear_predictor(fit)  # doctest: +SKIP
+    >>> eta.shape  # doctest: +SKIP
+    (4, 1000, 180)
+    """
+    if re not in RE_OPTIONS:
+        raise BayesmixError(f"re must be one of {', '.join(map(repr, RE_OPTIONS))}, not {re!r}")
+    arrays = model_arrays(fit, newdata)
+    keep = _draw_slice(fit, draws)
+    design = fit.model.design
+    if re == "include" and arrays.new_levels:
+        listing = "; ".join(f"{name}: {', '.join(map(repr, levels[:5]))}"
+                            + (" ..." if len(levels) > 5 else "")
+                            for name, levels in arrays.new_levels.items())
+        raise DataError(f"newdata has levels not seen in fitting ({listing}). Use "
+                        "re='sample_new' to draw their effects from the fitted random-effect "
+                        "distribution, or re='exclude' to predict for a typical level")
+    rng = np.random.default_rng(random_seed)
+    n_draws = len(range(fit.posterior.sizes["draw"])[keep])
+    eta = np.zeros((fit.posterior.sizes["chain"], n_draws, arrays.n))
+    if design.coef_names:
+        beta = _posterior_values(fit, "fixef", ("coef",), keep)
+        eta += np.einsum("cdp,np->cdn", beta, arrays.X)
+    eta += arrays.offset
+    if re == "exclude":
+        return eta
+    for block, idx, Z in zip(design.blocks, arrays.indices, arrays.Zs):
+        r = _posterior_values(fit, f"r_{block.name}", (level_dim(block), term_dim(block)), keep)
+        unseen = idx < 0
+        if unseen.any():  # re == "sample_new": one draw per unseen level, shared by its rows
+            codes = _unseen_codes(newdata, block, unseen)
+            extra = _new_level_effects(fit, block, int(codes.max()) + 1, keep, rng)
+            r = np.concatenate([r, extra], axis=2)
+            idx = idx.copy()
+            idx[unseen] = block.n_levels + codes
+        for c in range(eta.shape[0]):  # per chain: bounds the (draw, n, k) temporary
+            eta[c] += np.einsum("dnk,nk->dn", r[c][:, idx, :], Z)
+    return eta
+
+
+def _unseen_codes(newdata: pd.DataFrame | None, block: Any, unseen: np.ndarray) -> np.ndarray:
+    """0, 1, ... per unseen level label, for the unseen rows (rows of one level share a code)."""
+    from bayesmix.design import _group_labels
+
+    labels = _group_labels(newdata, block.term.factors)
+    lookup: dict[Any, int] = {}
+    return np.array([lookup.setdefault(labels[i], len(lookup)) for i in np.flatnonzero(unseen)],
+                    dtype=np.int64)
+
+
+def family_param_draws(fit: "FitResult", draws: int | None = None) -> dict[str, np.ndarray]:
+    """The family's parameters as arrays broadcastable against ``(chain, draw, n)``."""
+    keep = _draw_slice(fit, draws)
+    out = {}
+    for name in fit.model.family.params:
+        if name in fit.posterior:
+            values = _posterior_values(fit, name, (), keep)
+            out[name] = values[..., None]
+    return out
+
+
+def _trials_for(fit: "FitResult", newdata: pd.DataFrame | None, n: int) -> np.ndarray | None:
+    if fit.model.trials is None:
+        return None
+    if newdata is None:
+        return fit.model.trials
+    return np.ones(n)  # new data predict the success probability per trial
+
+
+def pointwise_loglik(fit: "FitResult", draws: int | None = None) -> np.ndarray:
+    """log p(y_i | theta) for every draw and training row, shape ``(chain, draw, n)``."""
+    family = fit.model.family
+    eta = linear_predictor(fit, draws=draws)
+    return family.loglik(fit.model.y, eta, fit.model.link, family_param_draws(fit, draws),
+                         fit.model.trials)
+
+
+def simulate_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
+                      re: str = "include", draws: int | None = None,
+                      random_seed: int | None = None) -> np.ndarray:
+    """Posterior predictive draws of the response, shape ``(chain, draw, n)``."""
+    rng = np.random.default_rng(random_seed)
+    eta = linear_predictor(fit, newdata, re, draws, rng)
+    family = fit.model.family
+    trials = _trials_for(fit, newdata, eta.shape[-1])
+    return family.simulate(rng, eta, fit.model.link, family_param_draws(fit, draws), trials)
+
+
+def expected_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
+                      re: str = "include", draws: int | None = None,
+                      random_seed: int | None = None) -> np.ndarray:
+    """Posterior draws of E[y] (binomial: expected successes of the row's trials)."""
+    rng = np.random.default_rng(random_seed)
+    eta = linear_predictor(fit, newdata, re, draws, rng)
+    family = fit.model.family
+    trials = _trials_for(fit, newdata, eta.shape[-1])
+    return family.mean(eta, fit.model.link, family_param_draws(fit, draws), trials)
