@@ -207,10 +207,13 @@ def _evaluate(fn: Any, term: str) -> Any:
         raise FormulaError(f"cannot evaluate the term {term!r}: {err}") from None
 
 
+_CONTRASTS = {"Sum", "Treatment"}  # formulae's contrast names, as in C(f, Sum)
+
+
 def _check_columns(spec: FormulaSpec, data: pd.DataFrame) -> None:
     columns = [str(c) for c in data.columns]
     for name in spec.variables:
-        if name in data.columns or name in NAMESPACE:
+        if name in data.columns or name in NAMESPACE or name in _CONTRASTS:
             continue
         close = difflib.get_close_matches(name, columns, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -357,7 +360,8 @@ def _check_new_data(design: Design, newdata: pd.DataFrame) -> pd.DataFrame:
     texts = [spec.fixed, *spec.offsets, *(t.expr for t in spec.random)]
     used = {v for text in texts for v in expression_variables(text)}
     used |= {f for t in spec.random for f in t.factors}
-    needed = [v for v in spec.variables if v in used and v not in NAMESPACE]
+    needed = [v for v in spec.variables
+              if v in used and v not in NAMESPACE and v not in _CONTRASTS]
     missing = [v for v in needed if v not in newdata.columns]
     if missing:
         raise DataError(f"newdata lacks the column(s) {', '.join(map(repr, missing))} "

@@ -610,3 +610,14 @@ def test_replay_needs_a_response_column_only_when_it_is_also_a_predictor():
     np.testing.assert_array_equal(replayed.X, design.X)
     with pytest.raises(bayesmix.DataError, match="'n'"):  # ... but 'n' is a predictor
         design.replay(df[["s", "g"]])
+
+
+def test_contrast_names_are_not_columns():
+    """formulae's C(f, Sum) names a contrast, not a column: fitting and replay both accept it."""
+    df = datasets.load("mathachieve")
+    design = make_design("MathAch ~ C(Sector, Sum) + (1 | School)", df)
+    assert design.coef_names == ("(Intercept)", "C(Sector, Sum)Public")
+    rows = df.iloc[[0, 100, 7000]]
+    assert np.array_equal(design.replay(rows).X, design.X[[0, 100, 7000]])
+    # sum coding: the two sectors get +1 / -1
+    assert set(np.unique(design.X[:, 1])) == {-1.0, 1.0}
