@@ -1,0 +1,113 @@
+# %% [markdown]
+# # Ecology: ticks on red grouse chicks
+#
+# **Question.** Elston et al. (2001) counted sheep ticks on the heads of 403 red grouse chicks
+# from 118 broods at 63 locations in three years, at altitudes from 403 to 533 m. How does the
+# tick burden change with altitude and year, and how much of the variation is between broods
+# (chicks of one brood share a nest and a mother) versus between locations?
+#
+# Broods are nested in locations in principle, but brood labels are unique, so brood and
+# location enter as two crossed factors. Steps: a Poisson GLMM; simulation-based residuals and
+# the overdispersion test; two remedies (an observation-level random effect, a negative
+# binomial); rootograms and comparison.
+#
+# Sampling settings: 2 chains x 1000 draws after 1000 tuning steps.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+import bayesmix as bm
+
+ticks = bm.datasets.load("grouseticks")
+print(f"{len(ticks)} chicks, {ticks['BROOD'].nunique()} broods, "
+      f"{ticks['LOCATION'].nunique()} locations; zeros: {(ticks['TICKS'] == 0).mean():.0%}")
+ticks.head()
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+axes[0].hist(ticks["TICKS"], bins=range(0, ticks["TICKS"].max() + 2))
+axes[0].set_xlabel("ticks per chick")
+axes[0].set_ylabel("chicks")
+for year, rows in ticks.groupby("YEAR", observed=True):
+    axes[1].scatter(rows["HEIGHT"], rows["TICKS"] + 1, label=f"19{year}", alpha=0.6, s=12)
+axes[1].set_yscale("log")
+axes[1].set_xlabel("altitude (m)")
+axes[1].set_ylabel("ticks + 1")
+axes[1].legend()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## A Poisson GLMM with crossed brood and location effects
+
+# %%
+settings = dict(draws=1000, tune=1000, chains=2, random_seed=2001, progressbar=False)
+formula = "TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | LOCATION)"
+poisson = bm.Model(formula, ticks, family="poisson").fit(**settings, target_accept=0.9)
+poisson.summary()
+
+# %% [markdown]
+# ## Simulation-based residuals
+#
+# For each chick, the randomised quantile residual is where its observed count falls in the
+# model's posterior predictive distribution: uniform on (0, 1) if the model is right.
+
+# %%
+residuals = poisson.simulated_residuals(random_seed=1)
+print(residuals)
+fig = poisson.plot_residuals(kind="simulated")
+plt.show()
+
+# %%
+od = poisson.overdispersion()
+od
+
+# %% [markdown]
+# ## Remedy 1: an observation-level random effect
+#
+# `(1 | INDEX)` gives every chick its own log-normal multiplicative effect (a Poisson-lognormal
+# model): the standard remedy in ecology.
+
+# %%
+olre = bm.Model(formula + " + (1 | INDEX)", ticks, family="poisson").fit(
+    **settings, target_accept=0.95)
+olre.varcorr()[["group", "mean", "eti95_lb", "eti95_ub"]]
+
+# %% [markdown]
+# ## Remedy 2: a negative binomial
+
+# %%
+negbin = bm.Model(formula, ticks, family="negativebinomial").fit(**settings, target_accept=0.9)
+negbin.summary()
+
+# %% [markdown]
+# ## Rootograms: observed versus expected frequencies of each count
+
+# %%
+fig = poisson.plot_ppc(kind="rootogram")
+plt.show()
+fig = negbin.plot_ppc(kind="rootogram")
+plt.show()
+
+# %%
+comparison = bm.compare({"poisson": poisson, "poisson + OLRE": olre, "negative binomial": negbin})
+comparison
+
+# %% [markdown]
+# ## What we learned
+#
+# * Ticks fall steeply with altitude and differ strongly between years.
+# * Broods vary more than locations: most of the clustering is at the level of the nest.
+# * The plain Poisson model is overdispersed; both remedies fix the residuals, and they agree
+#   on the fixed effects. (PSIS-LOO for the observation-level model has high Pareto k values by
+#   construction — each chick has its own parameter — which `loo()` reports.)
+
+# %%
+assert od.p_value < 0.05
+assert negbin.overdispersion().p_value > 0.05
+fe = negbin.fixef()["mean"]
+assert fe["scale(HEIGHT)"] < 0
+vc = poisson.varcorr().set_index("group")["mean"]
+assert vc["BROOD"] > vc["LOCATION"]
+print("checks passed")
