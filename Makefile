@@ -11,7 +11,9 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: venv venv-dev demo test test-slow test-all clean distclean find-python FORCE
+DOCS_STAMP := $(VENV)/.installed-docs
+
+.PHONY: venv venv-dev venv-docs demo test test-slow test-all notebooks docs clean distclean find-python FORCE
 
 # Candidates, first that runs and is >= 3.12 (with venv/ensurepip) wins:
 #   $(PYTHON), python3.13 / python3.12 / python3 on PATH (pyenv shims that are not
@@ -65,6 +67,12 @@ $(DEV_STAMP): $(STAMP)
 	@$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(DEV_STAMP)
 
+$(DOCS_STAMP): $(DEV_STAMP)
+	@$(PY) -m pip install --quiet -e ".[dev,docs]"
+	@touch $(DOCS_STAMP)
+
+venv-docs: $(DOCS_STAMP)
+
 find-python:
 	@$(FIND_PYTHON); echo "$$found"
 
@@ -80,8 +88,16 @@ test-slow: venv-dev
 test-all: venv-dev
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# Build every case-study notebook from case_studies/src/ and execute it (outputs saved).
+notebooks: venv-dev
+	$(PY) case_studies/run.py
+
+# The documentation site (mkdocs-material + mkdocstrings), warnings as errors.
+docs: venv-docs
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf demo_output build dist .pytest_cache *.egg-info
+	rm -rf demo_output build dist site .pytest_cache *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print -exec rm -rf {} +
 
 distclean: clean
