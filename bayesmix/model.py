@@ -26,6 +26,7 @@ from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resol
 from bayesmix.sample import SamplerSettings, clean, run_sampler
 
 if TYPE_CHECKING:
+    from bayesmix.ml import MLResult
     from bayesmix.results import FitResult
 
 __all__ = ["Model"]
@@ -152,6 +153,15 @@ class Model:
         fit = FitResult(model=self, idata=idata, settings=settings, timing=timing)
         warn_on_problems(fit.sampling_report())
         return fit
+
+    def fit_ml(self, reml: bool = True) -> "MLResult":
+        """Maximum-likelihood fit: REML/ML (gaussian) or Laplace (``reml=False``; GLMMs).
+
+        See :func:`bayesmix.ml.fit_ml`.
+        """
+        from bayesmix.ml import fit_ml
+
+        return fit_ml(self, reml=reml)
 
 
 def _add_data_groups(idata: xr.DataTree, model: Model) -> xr.DataTree:
