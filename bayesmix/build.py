@@ -211,7 +211,8 @@ def stored_names(design: Design, lp: str = "") -> list[str]:
 
 
 def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool, ...],
-                         inplace: bool = False, lp: str = "") -> xr.Dataset:
+                         inplace: bool = False, lp: str = "",
+                         center: bool = True) -> xr.Dataset:
     """Add ``r_<block>`` (levels x terms) to a posterior or prior dataset (numpy, per draw).
 
     Mirrors :func:`_random_effects`: centred blocks sampled ``_gamma`` (``intercept + r`` for
@@ -219,9 +220,10 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
     ``r = z @ L.T`` where ``L = diag(sd) chol(cor)``. ``inplace=True`` overwrites the
     internal ``_gamma``/``_z`` draws where it can (the sampler's own, dropped afterwards), so
     that a model with many levels holds one copy of its level draws. ``lp`` names a further
-    linear predictor (its blocks are already named ``<lp>_<group>``).
+    linear predictor (its blocks are already named ``<lp>_<group>``) and ``center`` says
+    whether its fixed part was centred (only then may a block absorb the intercept).
     """
-    absorb = _absorbing_block(design, centered)
+    absorb = _absorbing_block(design, centered) if center else None
     out = {}
     for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
         name, dims = block.name, ("chain", "draw", level_dim(block), term_dim(block))

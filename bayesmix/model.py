@@ -155,7 +155,8 @@ class Model:
     def _derive(self, draws: xr.Dataset) -> xr.Dataset:
         draws = derive_level_effects(draws, self.design, self.centered, inplace=True)
         for lp in self.predictors:
-            draws = derive_level_effects(draws, lp.design, lp.centered, True, lp.name)
+            draws = derive_level_effects(draws, lp.design, lp.centered, True, lp.name,
+                                         lp.center)
         return draws
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, *,

@@ -301,3 +301,51 @@ def test_plain_formula_object_builds_the_same_model_as_a_string(hetero):
     point = b.pymc_model.initial_point()
     assert a.pymc_model.compile_logp()(point) == pytest.approx(b.pymc_model.compile_logp()(point))
     assert list(a.priors.index) == list(b.priors.index)
+
+
+def test_nonlinear_model_with_a_sigma_formula(orange):
+    nl = bm.NonLinear(LOGISTIC, "sigma ~ age", Asym="1 + (1 | Tree)", xmid="1", scal="1")
+    model = bm.Model(nl, orange, priors={**NL_PRIORS, "sigma:age": bm.Prior(
+        "Normal", mu=0, sigma=0.002)})
+    keys = list(model.priors.index)
+    assert "sigma" not in keys and {"sigma:(Intercept)", "sigma:age"} <= set(keys)
+    assert [(lp.name, lp.role, lp.link) for lp in model.predictors] == [
+        ("Asym", "nlpar", "identity"), ("xmid", "nlpar", "identity"),
+        ("scal", "nlpar", "identity"), ("sigma", "dpar", "log")]
+    point = _random_point(model, 2)
+    point.update(fixef_Asym=np.array([190.0]), fixef_xmid=np.array([720.0]),
+                 fixef_scal=np.array([340.0]))
+    age, y = orange["age"].to_numpy(float), orange["circumference"].to_numpy(float)
+    idx = model.predictors[0].design.blocks[0].index
+    asym = 190.0 + np.exp(point["sd_Asym_Tree_log__"][0]) * point["_z_Asym_Tree"][idx, 0]
+    mu = asym / (1 + np.exp(-(age - 720.0) / 340.0))
+    ics, bs = float(point["_intercept_c_sigma"]), float(point["_beta_sigma"][0])
+    sigma = np.exp(ics + bs * (age - age.mean()))
+    logp_y = model.pymc_model.compile_fn(
+        model.pymc_model.logp(vars=[model.pymc_model["circumference"]], sum=True),
+        on_unused_input="ignore")(point)
+    assert logp_y == pytest.approx(stats.norm.logpdf(y, mu, sigma).sum(), rel=1e-9)
+
+
+def test_level_effects_of_centred_predictor_blocks(hetero, orange):
+    import xarray as xr
+
+    from bayesmix.build import derive_level_effects
+
+    rng = np.random.default_rng(4)
+    gamma = rng.normal(1.0, 0.5, size=(1, 3, 8, 1))
+    intercept = rng.normal(1.0, 0.1, size=(1, 3))
+    dims = ("chain", "draw", "g", "sigma_g__term")
+    draws = xr.Dataset({"_gamma_sigma_g": (dims, gamma.copy()),
+                        "_intercept_c_sigma": (("chain", "draw"), intercept)})
+    sigma = bm.Model(bm.Formula("y ~ x", "sigma ~ x + (1 | g)"), hetero,
+                     centered={"g": True}).predictors[0]
+    r = derive_level_effects(draws, sigma.design, sigma.centered, lp="sigma",
+                             center=sigma.center)["r_sigma_g"].values
+    np.testing.assert_allclose(r[..., 0], gamma[..., 0] - intercept[..., None])  # absorbed
+    # nonlinear coefficients are not centred: a centred block is r itself
+    asym = bm.Model(orange_nl(), orange, priors=NL_PRIORS, centered={"Tree": True}).predictors[0]
+    tree = rng.normal(0, 30, size=(1, 3, 5, 1))
+    draws = xr.Dataset({"_gamma_Asym_Tree": (("chain", "draw", "Tree", "Asym_Tree__term"), tree)})
+    r = derive_level_effects(draws, asym.design, asym.centered, lp="Asym", center=asym.center)
+    np.testing.assert_allclose(r["r_Asym_Tree"].values, tree)
