@@ -29,6 +29,7 @@ from bayesmix.errors import (  # noqa: E402
 )
 from bayesmix.families import Family, get_family  # noqa: E402
 from bayesmix.formula import FormulaSpec, parse_formula  # noqa: E402
+from bayesmix.formulas import Formula, NonLinear  # noqa: E402
 from bayesmix.ml import LRTResult, MLResult, lrt  # noqa: E402
 from bayesmix.model import Model  # noqa: E402
 from bayesmix.priors import Prior  # noqa: E402
@@ -38,7 +39,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Model", "FitResult", "MLResult", "LRTResult", "lrt", "Prior", "Design", "FormulaSpec",
-    "Family", "parse_formula", "make_design", "get_family", "datasets", "plots",
+    "Family", "Formula", "NonLinear", "parse_formula", "make_design", "get_family",
+    "datasets", "plots",
     "BayesmixError", "FormulaError", "DataError", "ResponseError", "FamilyError", "PriorError",
     "SamplerError", "DatasetError", "MissingDataWarning", "ConvergenceWarning",
 ]

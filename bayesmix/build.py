@@ -9,6 +9,11 @@ Names in the model, and so in ``fit.idata.posterior``:
   ``<block>__term2``) and ``r_<block>`` (dims ``<group>``, ``<block>__term``): the group SDs,
   correlations and level effects of each random-effects block.
 * family parameters such as ``sigma``; the observed variable is named after the response.
+* further linear predictors (:mod:`bayesmix.linpred`: a distributional parameter such as
+  ``sigma ~ x``, or a nonlinear parameter) add ``fixef_<p>`` (dim ``coef_<p>``) and blocks
+  named ``<p>_<group>``; a modelled family parameter is ``inverse link(eta_<p>)`` per row
+  and has no scalar variable. A nonlinear model's mean is its expression evaluated (from
+  the same syntax tree as :mod:`bayesmix.predict`) on the parameters' predictors.
 
 Variables starting with ``_`` are sampler internals and are dropped from the results. The level
 effects ``r_<block>`` are not stored by the sampler: :func:`derive_level_effects` computes them
@@ -18,7 +23,7 @@ of its level draws in memory instead of two.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +33,9 @@ import xarray as xr
 
 from bayesmix.design import Design, RandomBlock
 from bayesmix.errors import PriorError
+from bayesmix.families import get_family
+from bayesmix.linpred import local_priors
+from bayesmix.nonlinear import pytensor_functions
 from bayesmix.priors import Prior, PriorSpec
 
 __all__ = ["BuildPlan", "build_model", "term_dim", "level_dim"]
@@ -42,6 +50,9 @@ class BuildPlan:
     priors: tuple[PriorSpec, ...]
     centered: tuple[bool, ...]  # one per random block
     response_name: str
+    predictors: tuple[Any, ...] = ()  # linpred.LinearPredictor: dpars and nlpars
+    nonlinear: Any = None  # nonlinear.NonlinearExpr of a nonlinear model's mean
+    covariates: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
 
 
 def term_dim(block: RandomBlock) -> str:
@@ -92,33 +103,41 @@ def _stacked(name: str, priors: list[Prior], **kwargs: Any) -> pt.TensorVariable
     return getattr(pm, priors[0].dist)(name, **params, **kwargs)
 
 
-def _fixed_part(design: Design,
-                priors: dict[str, Prior]) -> tuple[pt.TensorVariable | None, Any]:
+def _sfx(lp: str) -> str:
+    """Name suffix of a further linear predictor's variables (``fixef_sigma``)."""
+    return f"_{lp}" if lp else ""
+
+
+def _fixed_part(design: Design, priors: dict[str, Prior], lp: str = "",
+                center: bool = True) -> tuple[pt.TensorVariable | None, Any]:
     """Fixed-effects part of the linear predictor, without the intercept, and the intercept.
 
     The non-intercept columns are centred: the intercept is then the mean response at the
     predictor means and barely correlates with the slopes; ``fixef`` maps it back.
+    ``center=False`` (nonlinear parameters) puts the priors on the coefficients as given.
     """
-    names = list(design.coef_names)
+    names, sfx = list(design.coef_names), _sfx(lp)
     if not names:
         return None, None
-    if not design.has_intercept:
-        fixef = _vector_rv("fixef", [priors[n] for n in names], dims="coef")
-        return pt.dot(_data("X", design.X), fixef), None
+    if not design.has_intercept or not center:
+        fixef = _vector_rv(f"fixef{sfx}", [priors[n] for n in names], dims=f"coef{sfx}")
+        return pt.dot(_data(f"X{sfx}", design.X), fixef), None
     j0 = names.index("(Intercept)")
     others = [j for j in range(len(names)) if j != j0]
-    intercept_c = _rv("_intercept_c", priors["(Intercept)"])
+    intercept_c = _rv(f"_intercept_c{sfx}", priors["(Intercept)"])
     fixef = pt.zeros(len(names))
     rest = None
     if others:
         means = design.X[:, others].mean(axis=0)
-        beta = _vector_rv("_beta", [priors[names[j]] for j in others], dims="_slope")
+        beta = _vector_rv(f"_beta{sfx}", [priors[names[j]] for j in others],
+                          dims=f"_slope{sfx}")
         fixef = pt.set_subtensor(fixef[others], beta)
-        fixef = pt.set_subtensor(fixef[j0], intercept_c - pt.dot(_data("Xmeans", means), beta))
-        rest = pt.dot(_data("Xc", design.X[:, others] - means), beta)
+        fixef = pt.set_subtensor(fixef[j0], intercept_c - pt.dot(
+            _data(f"Xmeans{sfx}", means), beta))
+        rest = pt.dot(_data(f"Xc{sfx}", design.X[:, others] - means), beta)
     else:
         fixef = pt.set_subtensor(fixef[j0], intercept_c)
-    pm.Deterministic("fixef", fixef, dims="coef")
+    pm.Deterministic(f"fixef{sfx}", fixef, dims=f"coef{sfx}")
     return rest, intercept_c
 
 
@@ -181,9 +200,9 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
     return (gamma[idx] * _data(f"Z_{name}", block.Z)).sum(axis=1)
 
 
-def stored_names(design: Design) -> list[str]:
+def stored_names(design: Design, lp: str = "") -> list[str]:
     """Deterministics the sampler must store (free variables are always stored)."""
-    names = ["fixef"] if design.coef_names else []
+    names = [f"fixef{_sfx(lp)}"] if design.coef_names else []
     for block in design.blocks:
         names.append(f"sd_{block.name}")
         if block.correlated:
@@ -192,16 +211,19 @@ def stored_names(design: Design) -> list[str]:
 
 
 def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool, ...],
-                         inplace: bool = False) -> xr.Dataset:
+                         inplace: bool = False, lp: str = "",
+                         center: bool = True) -> xr.Dataset:
     """Add ``r_<block>`` (levels x terms) to a posterior or prior dataset (numpy, per draw).
 
     Mirrors :func:`_random_effects`: centred blocks sampled ``_gamma`` (``intercept + r`` for
     the block that absorbs the intercept), non-centred ones ``_z`` with ``r = z * sd`` or
     ``r = z @ L.T`` where ``L = diag(sd) chol(cor)``. ``inplace=True`` overwrites the
     internal ``_gamma``/``_z`` draws where it can (the sampler's own, dropped afterwards), so
-    that a model with many levels holds one copy of its level draws.
+    that a model with many levels holds one copy of its level draws. ``lp`` names a further
+    linear predictor (its blocks are already named ``<lp>_<group>``) and ``center`` says
+    whether its fixed part was centred (only then may a block absorb the intercept).
     """
-    absorb = _absorbing_block(design, centered)
+    absorb = _absorbing_block(design, centered) if center else None
     out = {}
     for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
         name, dims = block.name, ("chain", "draw", level_dim(block), term_dim(block))
@@ -209,8 +231,8 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
             gamma = draws[f"_gamma_{name}"].transpose(*dims)
             values = gamma.values if inplace else gamma.values.copy()
             if i == absorb:
-                values[..., 0] -= draws["_intercept_c"].transpose("chain", "draw").values[
-                    ..., None]
+                values[..., 0] -= draws[f"_intercept_c{_sfx(lp)}"].transpose(
+                    "chain", "draw").values[..., None]
             out[f"r_{name}"] = gamma.copy(data=values)
             continue
         z = draws[f"_z_{name}"].transpose(*dims)
@@ -226,11 +248,12 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
     return draws.assign(out)
 
 
-def coords_of(design: Design) -> dict[str, list[Any]]:
+def coords_of(design: Design, lp: str = "") -> dict[str, list[Any]]:
     """Named dimensions and their labels (level names exactly as in the data)."""
-    coords: dict[str, list[Any]] = {"coef": list(design.coef_names)}
+    sfx = _sfx(lp)
+    coords: dict[str, list[Any]] = {f"coef{sfx}": list(design.coef_names)}
     if design.has_intercept and len(design.coef_names) > 1:
-        coords["_slope"] = [n for n in design.coef_names if n != "(Intercept)"]
+        coords[f"_slope{sfx}"] = [n for n in design.coef_names if n != "(Intercept)"]
     for block in design.blocks:
         coords[level_dim(block)] = list(block.levels)
         coords[term_dim(block)] = list(block.coef_names)
@@ -239,25 +262,51 @@ def coords_of(design: Design) -> dict[str, list[Any]]:
     return coords
 
 
+def _linear_part(design: Design, centered: tuple[bool, ...], priors: dict[str, Prior],
+                 lp: str = "", center: bool = True) -> pt.TensorVariable:
+    """One linear predictor: fixed part, random effects and offset, per row."""
+    rest, intercept = _fixed_part(design, priors, lp, center)
+    eta = pt.zeros(design.n) if rest is None else rest
+    absorb = _absorbing_block(design, centered) if intercept is not None else None
+    if intercept is not None and absorb is None:
+        eta = eta + intercept
+    for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
+        eta = eta + _random_effects(block, is_centred, priors,
+                                    intercept if i == absorb else None)
+    if design.has_offset:
+        eta = eta + _data(f"offset{_sfx(lp)}", design.offset)
+    return eta
+
+
 def build_model(design: Design, plan: BuildPlan, y: np.ndarray,
                 trials: np.ndarray | None) -> pm.Model:
     """Build the PyMC model for a design (``y``/``trials`` already checked by the family)."""
     priors = {s.key: s.prior for s in plan.priors}
-    with pm.Model(coords=coords_of(design)) as model:
-        rest, intercept = _fixed_part(design, priors)
-        eta = pt.zeros(design.n) if rest is None else rest
-        absorb = _absorbing_block(design, plan.centered)
-        if intercept is not None and absorb is None:
-            eta = eta + intercept
-        for i, (block, centered) in enumerate(zip(design.blocks, plan.centered)):
-            eta = eta + _random_effects(block, centered, priors,
-                                        intercept if i == absorb else None)
-        if design.has_offset:
-            eta = eta + _data("offset", design.offset)
+    coords = coords_of(design)
+    for lp in plan.predictors:
+        coords.update(coords_of(lp.design, lp.name))
+    with pm.Model(coords=coords) as model:
+        etas = {lp.name: _linear_part(lp.design, lp.centered, local_priors(plan.priors, lp.name),
+                                      lp.name, lp.center) for lp in plan.predictors}
+        if plan.nonlinear is None:
+            eta = _linear_part(design, plan.centered, priors)
+        else:
+            env = {**etas, **{k: _data(f"nl_{k}", v) for k, v in plan.covariates.items()}}
+            eta = plan.nonlinear.evaluate(env, pytensor_functions()) + pt.zeros(design.n)
         y = _data("y", y)
         trials = None if trials is None else _data("trials", trials.astype("int64"))
-        LIKELIHOODS[plan.family](plan, eta, y, trials, priors)
+        params = _family_params(plan, priors)
+        params.update({lp.name: _inverse_link(lp.link, etas[lp.name])
+                       for lp in plan.predictors if lp.role == "dpar"})
+        LIKELIHOODS[plan.family](plan, eta, y, trials, params)
     return model
+
+
+def _family_params(plan: BuildPlan, priors: dict[str, Prior]) -> dict[str, pt.TensorVariable]:
+    """The family's scalar parameters; one with its own formula is made by ``build_model``."""
+    modelled = {lp.name for lp in plan.predictors if lp.role == "dpar"}
+    return {name: _rv(name, priors[name]) for name in get_family(plan.family).params
+            if name not in modelled}
 
 
 def _inverse_link(link: str, eta: pt.TensorVariable) -> pt.TensorVariable:
@@ -276,19 +325,19 @@ def _inverse_link(link: str, eta: pt.TensorVariable) -> pt.TensorVariable:
     raise ValueError(link)
 
 
-def _gaussian(plan: BuildPlan, eta, y, trials, priors) -> None:
-    sigma = _rv("sigma", priors["sigma"])
-    pm.Normal(plan.response_name, mu=_inverse_link(plan.link, eta), sigma=sigma, observed=y)
+def _gaussian(plan: BuildPlan, eta, y, trials, params) -> None:
+    pm.Normal(plan.response_name, mu=_inverse_link(plan.link, eta), sigma=params["sigma"],
+              observed=y)
 
 
-def _bernoulli(plan: BuildPlan, eta, y, trials, priors) -> None:
+def _bernoulli(plan: BuildPlan, eta, y, trials, params) -> None:
     if plan.link == "logit":
         pm.Bernoulli(plan.response_name, logit_p=eta, observed=y)
     else:
         pm.Bernoulli(plan.response_name, p=_clip(_inverse_link(plan.link, eta)), observed=y)
 
 
-def _binomial(plan: BuildPlan, eta, y, trials, priors) -> None:
+def _binomial(plan: BuildPlan, eta, y, trials, params) -> None:
     if plan.link == "logit":
         pm.Binomial(plan.response_name, n=trials, logit_p=eta, observed=y)
     else:
@@ -296,7 +345,7 @@ def _binomial(plan: BuildPlan, eta, y, trials, priors) -> None:
                     observed=y)
 
 
-def _poisson(plan: BuildPlan, eta, y, trials, priors) -> None:
+def _poisson(plan: BuildPlan, eta, y, trials, params) -> None:
     pm.Poisson(plan.response_name, mu=_inverse_link(plan.link, eta), observed=y)
 
 

@@ -59,8 +59,9 @@ class SamplingReport:
 def population_vars(posterior: xr.Dataset, blocks: Any) -> dict[str, xr.DataArray]:
     """Non-level parameters, each element as its own labelled DataArray-compatible slice."""
     out: dict[str, xr.DataArray] = {}
-    if "fixef" in posterior:
-        out["fixef"] = posterior["fixef"]
+    for name in posterior.data_vars:  # the mean's and other parameters' fixed effects
+        if name == "fixef" or str(name).startswith("fixef_"):
+            out[str(name)] = posterior[name]
     for block in blocks:
         out[f"sd_{block.name}"] = posterior[f"sd_{block.name}"]
         if f"cor_{block.name}" in posterior:
@@ -85,14 +86,19 @@ def _label(name: str, da: xr.DataArray, flat_index: int, blocks: Any = ()) -> st
     parts = [str(da.coords[d].values[i]) for d, i in zip(other, idx)]
     if name == "fixef":
         return f"the coefficient {parts[0]}"
+    if name.startswith("fixef_"):
+        return f"the coefficient {parts[0]} of {name[6:]}"
     if name == "sigma":
         return "the residual SD (sigma)"
     for block in blocks:
+        # a distributional or nonlinear parameter's block: say whose it is
+        own = "" if block.name == block.group or block.name.startswith(f"{block.group}.") \
+            else f" of {block.name[:block.name.rfind('_' + block.group)]}"
         if name == f"sd_{block.name}":
-            return f"the SD of {parts[0]} in {block.term}"
+            return f"the SD of {parts[0]} in {block.term}{own}"
         if name == f"cor_{block.name}":
             a, b = parts[0].split("~")
-            return f"the correlation of {a} and {b} in {block.term}"
+            return f"the correlation of {a} and {b} in {block.term}{own}"
     return f"{name}[{', '.join(parts)}]" if parts else name
 
 

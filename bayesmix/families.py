@@ -18,7 +18,7 @@ against ``eta``) and the binomial trials (``None`` otherwise)::
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import special
@@ -53,7 +53,8 @@ class Family:
     """A response distribution.
 
     ``check`` validates the raw response (and trials) and returns it as floats;
-    ``params`` are the family's extra scalar parameters (e.g. ``sigma``);
+    ``params`` are the family's extra scalar parameters (e.g. ``sigma``) and
+    ``param_links`` their links when a parameter gets its own formula (``{"sigma": "log"}``);
     ``loglik``/``simulate``/``mean`` are the numpy likelihood, random draw and expected
     response (signatures in the module docstring).
     """
@@ -67,6 +68,7 @@ class Family:
     loglik: Callable[..., np.ndarray] | None = None
     simulate: Callable[..., np.ndarray] | None = None
     mean: Callable[..., np.ndarray] | None = None
+    param_links: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def default_link(self) -> str:
@@ -207,7 +209,7 @@ FAMILIES: dict[str, Family] = {
     f.name: f for f in (
         Family("gaussian", ("identity", "log"), _check_gaussian, params=("sigma",),
                description="y ~ Normal(mu, sigma)", loglik=_gaussian_loglik,
-               simulate=_gaussian_simulate, mean=_mean_of),
+               simulate=_gaussian_simulate, mean=_mean_of, param_links={"sigma": "log"}),
         Family("bernoulli", ("logit", "probit", "cloglog"), _check_bernoulli,
                description="y ~ Bernoulli(p), y in {0, 1}", loglik=_bernoulli_loglik,
                simulate=_bernoulli_simulate, mean=_mean_of),

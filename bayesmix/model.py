@@ -21,6 +21,8 @@ from bayesmix.design import Design, make_design
 from bayesmix.diagnostics import warn_on_problems
 from bayesmix.families import Family, get_family
 from bayesmix.formula import FormulaSpec, parse_formula
+from bayesmix.formulas import Formula, NonLinear
+from bayesmix import linpred
 from bayesmix.parametrization import choose_centering
 from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resolve_priors
 from bayesmix.sample import SamplerSettings, clean, run_sampler
@@ -36,8 +38,11 @@ class Model:
 
     Parameters
     ----------
-    formula : str
-        lme4/brms syntax, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+    formula : str, Formula or NonLinear
+        lme4/brms syntax, e.g. ``"Reaction ~ Days + (Days | Subject)"``; a
+        :class:`~bayesmix.Formula` adds formulas for family parameters
+        (``bm.Formula("y ~ x", "sigma ~ x")``), a :class:`~bayesmix.NonLinear` makes the
+        mean a nonlinear function of parameters with their own formulas.
     data : pandas.DataFrame
         Never modified; rows with missing values in used columns are dropped with a warning.
     family : str
@@ -59,21 +64,34 @@ class Model:
     'Normal(mu=0, sigma=48.89)'
     """
 
-    def __init__(self, formula: str | FormulaSpec, data: pd.DataFrame,
+    def __init__(self, formula: str | FormulaSpec | Formula | NonLinear, data: pd.DataFrame,
                  family: str | Family = "gaussian", link: str | None = None,
                  priors: dict[str, Prior] | None = None, centered: dict[str, bool] | None = None,
                  na_action: str = "drop") -> None:
-        self.spec: FormulaSpec = formula if isinstance(formula, FormulaSpec) \
-            else parse_formula(formula)
         self.family: Family = get_family(family)
         self.link: str = self.family.resolve_link(link)
-        self.design: Design = make_design(self.spec, data, na_action=na_action)
+        # Further linear predictors (distributional / nonlinear parameters): bayesmix.linpred
+        self.predictors: tuple[linpred.LinearPredictor, ...] = ()
+        self.setup: linpred.Setup | None = None
+        if isinstance(formula, (Formula, NonLinear)):
+            self.setup = linpred.make_setup(formula, data, self.family, na_action)
+            self.design: Design = self.setup.design
+            self.predictors = self.setup.predictors
+        else:
+            self.design = make_design(formula if isinstance(formula, FormulaSpec)
+                                      else parse_formula(formula), data, na_action=na_action)
+        self.spec: FormulaSpec = self.design.spec
         y, trials = self.family.check(self.design.y, self.design.trials,
                                       self.spec.response.name)
         self.y: np.ndarray = y
         self.trials: np.ndarray | None = trials
-        self.prior_specs: tuple[PriorSpec, ...] = tuple(resolve_priors(
-            default_priors(self.design, self.family, self.link, y, trials), priors))
+        defaults, priors = linpred.extend_priors(
+            default_priors(self.design, self.family, self.link, y, trials), self.predictors,
+            y, priors)
+        self.prior_specs: tuple[PriorSpec, ...] = tuple(linpred.finish_priors(
+            resolve_priors(defaults, priors), self.predictors))
+        centered, self.predictors = linpred.split_centering(centered, self.design,
+                                                            self.predictors)
         self.centered: tuple[bool, ...] = choose_centering(
             self.design, self.family, self.link, y, trials, centered)
         self._compiled: Any = None
@@ -85,22 +103,40 @@ class Model:
         return prior_table(list(self.prior_specs))
 
     @property
+    def nonlinear(self) -> Any:
+        """The nonlinear expression of a :class:`~bayesmix.NonLinear` model, else None."""
+        return self.setup.nonlinear if self.setup is not None else None
+
+    @property
+    def all_blocks(self) -> tuple[Any, ...]:
+        """Random-effects blocks of every linear predictor (the mean's first)."""
+        return self.design.blocks + tuple(b for lp in self.predictors for b in lp.design.blocks)
+
+    @property
+    def formula_lines(self) -> tuple[str, ...]:
+        return self.setup.lines if self.setup is not None else (self.spec.formula,)
+
+    @property
     def response_name(self) -> str:
         name = self.spec.response.name
-        taken = {"fixef", "sigma"} | {f"{p}_{b.name}" for b in self.design.blocks
+        taken = {"fixef", "sigma"} | {f"{p}_{b.name}" for b in self.all_blocks
                                       for p in ("sd", "cor", "r")}
+        taken |= {lp.fixef_var for lp in self.predictors}
         return f"{name}_obs" if name in taken else name
 
     @functools.cached_property
     def pymc_model(self) -> pm.Model:
         """The PyMC model (built once, on first use)."""
         plan = BuildPlan(self.family.name, self.link, self.prior_specs, self.centered,
-                         self.response_name)
+                         self.response_name, self.predictors, self.nonlinear,
+                         self.setup.covariates if self.setup is not None else {})
         return build_model(self.design, plan, self.y, self.trials)
 
     def __repr__(self) -> str:
-        groups = ", ".join(f"{b.group} ({b.n_levels})" for b in self.design.blocks) or "none"
-        return (f"bayesmix.Model({self.spec.formula!r}, family={self.family.name!r}, "
+        groups = ", ".join(dict.fromkeys(f"{b.group} ({b.n_levels})"
+                                         for b in self.all_blocks)) or "none"
+        return (f"bayesmix.Model({'; '.join(self.formula_lines)!r}, "
+                f"family={self.family.name!r}, "
                 f"link={self.link!r}, n={self.design.n}, groups: {groups})")
 
     # -- sampling -----------------------------------------------------------------------------
@@ -118,7 +154,11 @@ class Model:
         return clean(idata, self._derive)
 
     def _derive(self, draws: xr.Dataset) -> xr.Dataset:
-        return derive_level_effects(draws, self.design, self.centered, inplace=True)
+        draws = derive_level_effects(draws, self.design, self.centered, inplace=True)
+        for lp in self.predictors:
+            draws = derive_level_effects(draws, lp.design, lp.centered, True, lp.name,
+                                         lp.center)
+        return draws
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, *,
             sampler: str = "nutpie", random_seed: int | None = None, cores: int | None = None,
@@ -145,7 +185,9 @@ class Model:
         build_time = time.perf_counter() - t0
         idata, timing, compiled = run_sampler(
             model, settings, self._compiled if sampler == "nutpie" else None,
-            var_names=stored_names(self.design), postprocess=self._derive)
+            var_names=stored_names(self.design) + [
+                v for lp in self.predictors for v in stored_names(lp.design, lp.name)],
+            postprocess=self._derive)
         if sampler == "nutpie":
             self._compiled = compiled
         timing = {"build": build_time, **timing}

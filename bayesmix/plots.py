@@ -21,7 +21,7 @@ __all__ = ["plot_caterpillar", "plot_shrinkage", "no_pooling_estimates"]
 
 
 def _block_for(fit: "FitResult", group: str | None):
-    blocks = fit.model.design.blocks
+    blocks = fit.model.all_blocks
     if not blocks:
         raise BayesmixError("the model has no random effects to plot")
     if group is None:
@@ -41,7 +41,8 @@ def plot_caterpillar(fit: "FitResult", group: str | None = None, prob: float = 0
     >>> fig.savefig("ranef.png")  # doctest: +SKIP
     """
     block = _block_for(fit, group)
-    table = fit.ranef(summary=True, prob=prob)[block.group]
+    key = next(k for k, b, _ in fit._keyed_blocks() if b is block)
+    table = fit.ranef(summary=True, prob=prob)[key]
     table = table[table["term"].isin(block.coef_names)]
     lb, ub = [c for c in table.columns if c.endswith("_lb") or c.endswith("_ub")]
     first = table[table["term"] == block.coef_names[0]].set_index("level")["mean"]
@@ -60,7 +61,8 @@ def plot_caterpillar(fit: "FitResult", group: str | None = None, prob: float = 0
         ax.set_xlabel(f"effect ({100 * prob:g}% interval)")
     axes[0][0].set_yticks(range(len(order)), [str(v) for v in order])
     axes[0][0].set_ylabel(block.group)
-    fig.suptitle(f"Random effects of {block.term}", fontsize=11)
+    whose = "" if key == block.group else f" in {key[:-len(block.group) - 1]}"
+    fig.suptitle(f"Random effects of {block.term}{whose}", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -77,6 +79,9 @@ def no_pooling_estimates(fit: "FitResult", group: str | None = None) -> pd.DataF
                             "the identity link only")
     block = _block_for(fit, group)
     design = model.design
+    if block not in design.blocks:
+        raise BayesmixError(f"no-pooling estimates are defined for the mean's random effects; "
+                            f"{block.name!r} belongs to another parameter's formula")
     beta = fit.fixef()["mean"] if len(design.coef_names) else pd.Series(dtype=float)
     shared = [c for c in design.coef_names if c in block.coef_names]
     others = [j for j, c in enumerate(design.coef_names) if c not in shared]

@@ -11,6 +11,12 @@ predictions on new data. Arrays have shape ``(chain, draw, n)``.
 * ``"exclude"``: random effects at zero (a typical level: lme4's ``re.form = NA``).
 * ``"sample_new"``: seen levels use their effects; each unseen level gets one draw from the
   fitted random-effect distribution per posterior draw, shared by that level's rows.
+
+Models with several linear predictors (:mod:`bayesmix.linpred`): ``linear_predictor(...,
+dpar="sigma")`` gives a distributional or nonlinear parameter's predictor (link scale), and
+:func:`family_param_draws` turns each modelled family parameter into per-row draws. A
+nonlinear model's ``linear_predictor`` is its expression evaluated with numpy on the
+parameters' predictors and the data columns (the tree the PyMC model was built from).
 """
 
 from __future__ import annotations
@@ -45,14 +51,17 @@ class Arrays:
     n: int
 
 
-def model_arrays(fit: "FitResult", newdata: pd.DataFrame | None = None) -> Arrays:
+def model_arrays(fit: "FitResult", newdata: pd.DataFrame | None = None,
+                 design: Any = None) -> Arrays:
     """The arrays of the training data (``newdata=None``) or of ``newdata`` via the fitted design.
+
+    ``design``: another linear predictor's design (default: the mean's).
 
     >>> arrays = model_arrays(fit, bm.datasets.load("sleepstudy").iloc[:5])  # doctest: +SKIP
     >>> arrays.X.shape  # doctest: +SKIP
     (5, 2)
     """
-    design = fit.model.design
+    design = fit.model.design if design is None else design
     if newdata is None:
         return Arrays(design.X, design.offset, tuple(b.index for b in design.blocks),
                       tuple(b.Z for b in design.blocks), {}, design.n)
@@ -92,18 +101,61 @@ def _new_level_effects(fit: "FitResult", block: Any, n_new: int, keep: slice,
 
 def linear_predictor(fit: "FitResult", newdata: pd.DataFrame | None = None,
                      re: str = "include", draws: int | None = None,
-                     random_seed: int | np.random.Generator | None = None) -> np.ndarray:
+                     random_seed: int | np.random.Generator | None = None,
+                     dpar: str | None = None) -> np.ndarray:
     """Posterior draws of the linear predictor, shape ``(chain, draw, n)``.
+
+    ``dpar``: a distributional or nonlinear parameter's predictor instead of the mean's
+    (``"sigma"``: log sigma per row). A nonlinear model's mean predictor is its expression.
 
     >>> eta = linear_predictor(fit)  # doctest: +SKIP
     >>> eta.shape  # doctest: +SKIP
     (4, 1000, 180)
+    >>> log_sigma = linear_predictor(fit, dpar="sigma")  # doctest: +SKIP
     """
     if re not in RE_OPTIONS:
         raise BayesmixError(f"re must be one of {', '.join(map(repr, RE_OPTIONS))}, not {re!r}")
-    arrays = model_arrays(fit, newdata)
     keep = _draw_slice(fit, draws)
-    design = fit.model.design
+    rng = np.random.default_rng(random_seed)
+    if dpar is None and fit.model.nonlinear is not None:
+        return _nonlinear_eta(fit, newdata, re, keep, rng)
+    if dpar is None:
+        return _linear_eta(fit, fit.model.design, "fixef", newdata, re, keep, rng)
+    lp = fit._predictor(dpar)
+    return _linear_eta(fit, lp.design, lp.fixef_var, newdata, re, keep, rng)
+
+
+def _nonlinear_eta(fit: "FitResult", newdata: pd.DataFrame | None, re: str, keep: slice,
+                   rng: np.random.Generator) -> np.ndarray:
+    from bayesmix.linpred import covariate_values
+
+    model = fit.model
+    expr = model.nonlinear
+    env: dict[str, Any] = {lp.name: _linear_eta(fit, lp.design, lp.fixef_var, newdata, re,
+                                                keep, rng)
+                           for lp in model.predictors if lp.role == "nlpar"}
+    if newdata is None:
+        env.update(model.setup.covariates)
+    else:
+        missing = [c for c in expr.covariates if c not in newdata.columns]
+        if missing:
+            raise DataError(f"newdata lacks the column(s) {', '.join(map(repr, missing))} "
+                            "used by the nonlinear expression")
+        values = covariate_values(expr, newdata)
+        bad = [c for c, v in values.items() if not np.all(np.isfinite(v))]
+        if bad:
+            raise DataError(f"newdata has missing or infinite values in {', '.join(bad)}")
+        env.update(values)
+    shape = next(iter(env.values())).shape[:2] + (len(newdata) if newdata is not None
+                                                  else model.design.n,)
+    with np.errstate(all="ignore"):  # a draw may overflow exp(); the result says so (inf)
+        return np.array(np.broadcast_to(expr.evaluate(env), shape), dtype=float)
+
+
+def _linear_eta(fit: "FitResult", design: Any, fixef_var: str,
+                newdata: pd.DataFrame | None, re: str, keep: slice,
+                rng: np.random.Generator) -> np.ndarray:
+    arrays = model_arrays(fit, newdata, design)
     if re == "include" and arrays.new_levels:
         listing = "; ".join(f"{name}: {', '.join(map(repr, levels[:5]))}"
                             + (" ..." if len(levels) > 5 else "")
@@ -111,11 +163,10 @@ def linear_predictor(fit: "FitResult", newdata: pd.DataFrame | None = None,
         raise DataError(f"newdata has levels not seen in fitting ({listing}). Use "
                         "re='sample_new' to draw their effects from the fitted random-effect "
                         "distribution, or re='exclude' to predict for a typical level")
-    rng = np.random.default_rng(random_seed)
     n_draws = len(range(fit.posterior.sizes["draw"])[keep])
     eta = np.zeros((fit.posterior.sizes["chain"], n_draws, arrays.n))
     if design.coef_names:
-        beta = _posterior_values(fit, "fixef", ("coef",), keep)
+        beta = _posterior_values(fit, fixef_var, ("coef" + fixef_var[5:],), keep)
         eta += np.einsum("cdp,np->cdn", beta, arrays.X)
     eta += arrays.offset
     if re == "exclude":
@@ -144,12 +195,30 @@ def _unseen_codes(newdata: pd.DataFrame | None, block: Any, unseen: np.ndarray) 
                     dtype=np.int64)
 
 
-def family_param_draws(fit: "FitResult", draws: int | None = None) -> dict[str, np.ndarray]:
-    """The family's parameters as arrays broadcastable against ``(chain, draw, n)``."""
+def family_param_draws(fit: "FitResult", draws: int | None = None,
+                       newdata: pd.DataFrame | None = None, re: str = "include",
+                       random_seed: int | np.random.Generator | None = None
+                       ) -> dict[str, np.ndarray]:
+    """The family's parameters as arrays broadcastable against ``(chain, draw, n)``.
+
+    A scalar parameter has shape ``(chain, draw, 1)``; one with its own formula
+    (``bm.Formula("y ~ x", "sigma ~ x")``) is computed per row of the training data or of
+    ``newdata``, shape ``(chain, draw, n)``, with ``re`` as in :func:`linear_predictor`.
+
+    >>> family_param_draws(fit, newdata=new)["sigma"].shape  # doctest: +SKIP
+    (4, 1000, 12)
+    """
+    from bayesmix.families import INVERSE_LINKS
+
     keep = _draw_slice(fit, draws)
+    rng = np.random.default_rng(random_seed)
+    modelled = {lp.name: lp for lp in fit.model.predictors if lp.role == "dpar"}
     out = {}
     for name in fit.model.family.params:
-        if name in fit.posterior:
+        if name in modelled:
+            eta = linear_predictor(fit, newdata, re, draws, rng, dpar=name)
+            out[name] = INVERSE_LINKS[modelled[name].link](eta)
+        elif name in fit.posterior:
             values = _posterior_values(fit, name, (), keep)
             out[name] = values[..., None]
     return out
@@ -179,7 +248,8 @@ def simulate_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
     eta = linear_predictor(fit, newdata, re, draws, rng)
     family = fit.model.family
     trials = _trials_for(fit, newdata, eta.shape[-1])
-    return family.simulate(rng, eta, fit.model.link, family_param_draws(fit, draws), trials)
+    params = family_param_draws(fit, draws, newdata, re, rng)
+    return family.simulate(rng, eta, fit.model.link, params, trials)
 
 
 def expected_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
@@ -190,4 +260,5 @@ def expected_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
     eta = linear_predictor(fit, newdata, re, draws, rng)
     family = fit.model.family
     trials = _trials_for(fit, newdata, eta.shape[-1])
-    return family.mean(eta, fit.model.link, family_param_draws(fit, draws), trials)
+    params = family_param_draws(fit, draws, newdata, re, rng)
+    return family.mean(eta, fit.model.link, params, trials)

@@ -57,12 +57,17 @@ def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
     model, design, s = fit.model, fit.model.design, fit.settings
     lb, ub = f"{interval}{100 * prob:g}_lb", f"{interval}{100 * prob:g}_ub"
     kind = _KIND.get(model.family.name, "Mixed model")
-    if not design.blocks:  # no random effects: say so rather than print an empty section
+    if model.nonlinear is not None:
+        kind = "Nonlinear mixed model"
+    blocks = model.all_blocks
+    if not blocks:  # no random effects: say so rather than print an empty section
         kind = kind.replace(" mixed", "")
+    formulas = model.formula_lines
     lines = [
         f"{kind} fit by NUTS ({s.sampler})",
         f" Family: {model.family.name} ( {model.link} )",
-        f"Formula: {model.spec.formula}",
+        f"Formula: {formulas[0]}",
+        *(f"         {line}" for line in formulas[1:]),
         f"   Data: {design.n} observations"
         + (f" ({len(design.dropped)} rows with missing values dropped)" if len(design.dropped)
            else ""),
@@ -72,7 +77,7 @@ def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
     ]
     vc = fit.varcorr(prob, interval)
     if len(vc):
-        title = "Random effects" if design.blocks else "Residual"
+        title = "Random effects" if blocks else "Residual"
         lines.append(f"{title} (posterior mean, sd and {100 * prob:g}% {interval.upper()}):")
         sds = vc[vc["kind"] == "sd"][["group", "term", "mean", "sd", lb, ub, "ess_bulk", "r_hat"]]
         sds = sds.rename(columns={"group": "Groups", "term": "Name", "mean": "Std.Dev.",
@@ -87,10 +92,15 @@ def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
                              f"{row['mean']:.2f}  [{row[lb]:.2f}, {row[ub]:.2f}]  "
                              f"ess_bulk {row['ess_bulk']:.0f}, r_hat {row['r_hat']:.3f}")
         groups = ";  ".join(f"{b.group}, {b.n_levels}" for b in
-                            {b.group: b for b in design.blocks}.values())
+                            {b.group: b for b in blocks}.values())
         lines.append(f"Number of obs: {design.n}" + (f", groups:  {groups}" if groups else ""))
         lines.append("")
     fe = fit.fixef(prob, interval)
+    dpars = [lp.name for lp in model.predictors if lp.role == "dpar"]
+    if dpars:  # distributional parameters' coefficients, on their link scale
+        parts = [fit.fixef(prob, interval, name).rename(index=lambda c, n=name: f"{n}:{c}")
+                 for name in dpars]
+        fe = pd.concat([fe, *parts]) if len(fe) else pd.concat(parts)
     if len(fe):
         lines.append("Fixed effects:")
         fe = fe[["mean", "sd", lb, ub, "ess_bulk", "ess_tail", "r_hat"]].rename(

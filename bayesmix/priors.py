@@ -18,11 +18,17 @@ Override with ``priors={key: Prior(...)}``; keys are a coefficient name (``"Days
 ``"(Intercept)"``), ``"term|group"`` for one SD (``"1|Subject"``, ``"Days|Subject"``),
 ``"cor|group"``, a family parameter (``"sigma"``), or a class: ``"b"`` (all coefficients
 but the intercept), ``"sd"`` (all SDs), ``"cor"`` (all correlations).
+
+Distributional and nonlinear parameters (:mod:`bayesmix.linpred`) prefix the same keys with
+their name: ``"sigma:x"``, ``"sigma:(Intercept)"``, ``"sigma:1|g"``, ``"sigma:cor|g"`` and
+the classes ``"sigma:b"``, ``"sigma:sd"``, ``"sigma:cor"``; the class keys without a prefix
+apply to the mean's formula only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -98,7 +104,12 @@ class Prior:
 
 @dataclass(frozen=True)
 class PriorSpec:
-    """One model parameter's prior: ``kind`` is fixed | sd | cor | family."""
+    """One model parameter's prior: ``kind`` is fixed | sd | cor | family.
+
+    ``lpar`` names the linear predictor of a distributional or nonlinear parameter
+    (``"sigma"``, ``"Asym"``; empty for the mean): its keys read ``"sigma:x"``,
+    ``"sigma:1|g"``, and ``block`` is then the block's model name (``"sigma_g"``).
+    """
 
     key: str
     kind: str
@@ -106,6 +117,7 @@ class PriorSpec:
     source: str
     block: str = ""
     term: str = ""
+    lpar: str = ""
 
 
 def _sd(values: np.ndarray) -> float:
@@ -168,23 +180,28 @@ def resolve_priors(defaults: list[PriorSpec], overrides: dict[str, Prior] | None
         raise PriorError("priors must be a dict such as {'Days': Prior('Normal', mu=0, sigma=5)}")
     overrides = {key: as_prior(value) for key, value in (overrides or {}).items()}
     aliases = {"Intercept": "(Intercept)", "Residual": "sigma"}
-    wanted = {aliases.get(k, k).replace("(Intercept)|", "1|"): v for k, v in overrides.items()}
+    wanted = {re.sub(r"(^|:)Intercept$", r"\1(Intercept)", aliases.get(k, k)).replace(
+        "(Intercept)|", "1|"): v for k, v in overrides.items()}
     keys = {s.key for s in defaults}
-    classes = {"b", "sd", "cor"}
+    # class keys, per linear predictor: "b", "sd", "cor" (the mean), "sigma:b", ...
+    classes = {f"{p}{c}" for p in {f"{s.lpar}:" if s.lpar else "" for s in defaults}
+               for c in ("b", "sd", "cor")}
     unknown = [k for k in wanted if k not in keys and k not in classes]
     if unknown:
         raise PriorError(f"no parameter named {unknown[0]!r}; priors can be set for "
-                         f"{', '.join(sorted(keys))} or the classes 'b', 'sd', 'cor'")
+                         f"{', '.join(sorted(keys))} or the classes "
+                         f"{', '.join(map(repr, sorted(classes)))}")
     out = []
     for spec in defaults:
-        cls = {"fixed": "b" if spec.key != "(Intercept)" else None, "sd": "sd",
+        prefix = f"{spec.lpar}:" if spec.lpar else ""
+        cls = {"fixed": "b" if spec.key != f"{prefix}(Intercept)" else None, "sd": "sd",
                "cor": "cor"}.get(spec.kind)
-        prior = wanted.get(spec.key, wanted.get(cls) if cls else None)
+        prior = wanted.get(spec.key, wanted.get(prefix + cls) if cls else None)
         if prior is None:
             out.append(spec)
             continue
         _check_support(spec, prior)
-        out.append(PriorSpec(spec.key, spec.kind, prior, "user", spec.block, spec.term))
+        out.append(replace(spec, prior=prior, source="user"))
     return out
 
 

@@ -95,18 +95,40 @@ class FitResult:
         return self.idata["posterior"].to_dataset()
 
     # -- tables ---------------------------------------------------------------------------------
-    def fixef(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
+    def _predictor(self, dpar: str) -> Any:
+        for lp in self.model.predictors:
+            if lp.name == dpar:
+                return lp
+        have = ", ".join(repr(lp.name) for lp in self.model.predictors) or "none"
+        raise BayesmixError(f"the model has no formula for the parameter {dpar!r}; "
+                            f"parameters with formulas: {have}")
+
+    def fixef(self, prob: float = 0.95, interval: str = "eti",
+              dpar: str | None = None) -> pd.DataFrame:
         """Fixed effects: one row per coefficient (lme4 names).
 
         Columns: mean, sd, interval bounds (``eti95_lb``/``eti95_ub``, or ``hdi...``),
-        ess_bulk, ess_tail, r_hat, mcse_mean.
+        ess_bulk, ess_tail, r_hat, mcse_mean. ``dpar`` picks a distributional or nonlinear
+        parameter's formula (``"sigma"``, ``"Asym"``; on its link scale); for a nonlinear
+        model ``dpar=None`` lists every nonlinear parameter's coefficients as
+        ``"Asym:(Intercept)"``.
 
         >>> fit.fixef().loc["Days", ["mean", "eti95_lb", "eti95_ub"]]  # doctest: +SKIP
         >>> fit.fixef(prob=0.9, interval="hdi")  # doctest: +SKIP
+        >>> fit.fixef(dpar="sigma")  # with bm.Formula("y ~ x", "sigma ~ x")  # doctest: +SKIP
         """
-        if "fixef" not in self.posterior:
+        if dpar is None and self.model.nonlinear is not None:
+            parts = [self.fixef(prob, interval, lp.name) for lp in self.model.predictors
+                     if lp.role == "nlpar"]
+            names = [f"{lp.name}:{c}" for lp in self.model.predictors if lp.role == "nlpar"
+                     for c in lp.design.coef_names]
+            table = pd.concat(parts)
+            table.index = pd.Index(names, name="term")
+            return table
+        var = "fixef" if dpar is None else self._predictor(dpar).fixef_var
+        if var not in self.posterior:
             return pd.DataFrame(columns=["mean", "sd"])
-        table = posterior_stats(self.posterior["fixef"], prob, interval)
+        table = posterior_stats(self.posterior[var], prob, interval)
         table.index.name = "term"
         return table
 
@@ -115,14 +137,15 @@ class FitResult:
 
         Columns: group, term, term2, kind ("sd" | "cor"), mean, sd, interval bounds,
         ess_bulk, ess_tail, r_hat. The residual SD of a gaussian model is the row with
-        group "Residual".
+        group "Residual". Blocks of a distributional or nonlinear parameter's formula are
+        listed with their model name as group, e.g. ``"sigma_Subject"``, ``"Asym_Tree"``.
 
         >>> vc = fit.varcorr()  # doctest: +SKIP
         >>> vc[vc.kind == "cor"]  # correlations, one row per pair  # doctest: +SKIP
         """
         rows = []
         post = self.posterior
-        for block in self.model.design.blocks:
+        for block in self.model.all_blocks:
             stats = posterior_stats(post[f"sd_{block.name}"], prob, interval)
             for term, row in stats.iterrows():
                 rows.append({"group": block.name, "term": term, "term2": "", "kind": "sd",
@@ -147,35 +170,48 @@ class FitResult:
 
         ``summary=False``: levels x terms posterior means (lme4's ``ranef``);
         ``summary=True``: long format with level, term, mean, sd and interval bounds.
-        Level labels are exactly those of the data.
+        Level labels are exactly those of the data. A distributional or nonlinear
+        parameter's blocks are keyed ``"<parameter>_<group>"`` (``"sigma_Subject"``).
 
         >>> fit.ranef()["Subject"].loc[308]  # doctest: +SKIP
         >>> fit.ranef(summary=True)["Subject"].head()  # doctest: +SKIP
         """
         out: dict[str, list[pd.DataFrame]] = {}
-        for block in self.model.design.blocks:
+        for key, block, _ in self._keyed_blocks():
             da = self.posterior[f"r_{block.name}"]
             if summary:
                 table = posterior_stats(da, prob, interval).reset_index()
                 table.columns = ["level", "term", *table.columns[2:]]
-                out.setdefault(block.group, []).append(table)
+                out.setdefault(key, []).append(table)
             else:
                 mean = da.mean(_SAMPLE_DIMS).transpose(level_dim(block), term_dim(block))
-                out.setdefault(block.group, []).append(pd.DataFrame(
+                out.setdefault(key, []).append(pd.DataFrame(
                     mean.values, index=pd.Index(block.levels, name=block.group),
                     columns=list(block.coef_names)))
         if summary:
             return {g: pd.concat(parts, ignore_index=True) for g, parts in out.items()}
         return {g: pd.concat(parts, axis=1) for g, parts in out.items()}
 
+    def _keyed_blocks(self) -> list[tuple[str, Any, str | None]]:
+        """(ranef key, block, parameter name or None for the mean) of every block."""
+        out = [(b.group, b, None) for b in self.model.design.blocks]
+        out += [(lp.block_key(b), b, lp.name) for lp in self.model.predictors
+                for b in lp.design.blocks]
+        return out
+
     def coef(self) -> dict[str, pd.DataFrame]:
         """lme4's ``coef()``: fixed effects plus each level's random effects (posterior means).
 
+        A distributional or nonlinear parameter's groups (``"Asym_Tree"``) combine its own
+        fixed effects with its level effects: each tree's Asym.
+
         >>> fit.coef()["Subject"][["(Intercept)", "Days"]].head()  # doctest: +SKIP
         """
-        fixed = self.fixef()["mean"] if "fixef" in self.posterior else pd.Series(dtype=float)
+        owner = {key: lp for key, _, lp in self._keyed_blocks()}
         out = {}
         for group, table in self.ranef().items():
+            fixed = self.fixef(dpar=owner[group])["mean"] if owner[group] or \
+                "fixef" in self.posterior else pd.Series(dtype=float)
             combined = pd.DataFrame(np.tile(fixed.values, (len(table), 1)),
                                     index=table.index, columns=list(fixed.index))
             for term in table.columns:
@@ -184,7 +220,8 @@ class FitResult:
         return out
 
     def family_params(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
-        """The family's scalar parameters (e.g. sigma)."""
+        """The family's scalar parameters (e.g. sigma); one with its own formula is not
+        scalar and is left out (see ``fixef(dpar=...)``)."""
         names = [p for p in self.model.family.params if p in self.posterior]
         if not names:
             return pd.DataFrame(columns=["mean", "sd"])
@@ -194,7 +231,7 @@ class FitResult:
     # -- diagnostics ----------------------------------------------------------------------------
     def sampling_report(self) -> SamplingReport:
         """Divergences, tree depth, worst R-hat and ESS over the non-level parameters."""
-        return sampling_report(self.idata, self.model.design.blocks, self.settings)
+        return sampling_report(self.idata, self.model.all_blocks, self.settings)
 
     def summary(self, prob: float = 0.95, interval: str = "eti") -> Summary:
         """lme4-style summary: model, data, random effects, fixed effects, diagnostics."""
@@ -216,7 +253,8 @@ class FitResult:
         return plot_shrinkage(self, group)
 
     def __repr__(self) -> str:
-        return (f"<FitResult {self.model.spec.formula!r} ({self.model.family.name}), "
+        return (f"<FitResult {'; '.join(self.model.formula_lines)!r} "
+                f"({self.model.family.name}), "
                 f"{self.settings.chains} chains x {self.settings.draws} draws>")
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython
