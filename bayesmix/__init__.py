@@ -23,6 +23,7 @@ from bayesmix.errors import (  # noqa: E402
     FamilyError,
     FormulaError,
     MissingDataWarning,
+    PersistError,
     PriorError,
     ResponseError,
     SamplerError,
@@ -32,6 +33,8 @@ from bayesmix.formula import FormulaSpec, parse_formula  # noqa: E402
 from bayesmix.model import Model  # noqa: E402
 from bayesmix.priors import Prior  # noqa: E402
 from bayesmix.results import FitResult  # noqa: E402
+from bayesmix.compare import LooWarning, compare  # noqa: E402
+from bayesmix.persist import load  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -39,5 +42,6 @@ __all__ = [
     "Model", "FitResult", "Prior", "Design", "FormulaSpec", "Family",
     "parse_formula", "make_design", "get_family", "datasets", "plots",
     "BayesmixError", "FormulaError", "DataError", "ResponseError", "FamilyError", "PriorError",
-    "SamplerError", "DatasetError", "MissingDataWarning", "ConvergenceWarning",
+    "SamplerError", "DatasetError", "PersistError", "MissingDataWarning", "ConvergenceWarning",
+    "LooWarning", "compare", "load",
 ]
