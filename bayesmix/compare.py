@@ -136,11 +136,13 @@ def loo(fit: "FitResult", pointwise: bool = True) -> Any:
     return result
 
 
-def compare(models: dict[str, Any], ic: str = "loo", method: str = "stacking") -> "pd.DataFrame":
+def compare(models: dict[str, Any], ic: str = "loo", method: str = "stacking",
+            round_to: int | str = "none") -> "pd.DataFrame":
     """Compare fits by expected log predictive density (ArviZ's ``compare`` table).
 
     ``models`` maps names to fits or to ELPD results (``fit.loo()``, ``fit.waic()``,
     ``fit.kfold()``; all of one kind). Fits are scored with ``ic`` ("loo" or "waic").
+    Numbers are unrounded unless ``round_to`` says otherwise (ArviZ's "auto", or digits).
 
     >>> bm.compare({"slopes": fit1, "intercepts": fit2})  # doctest: +SKIP
     """
@@ -170,4 +172,4 @@ def compare(models: dict[str, Any], ic: str = "loo", method: str = "stacking") -
         raise BayesmixError(f"the models were scored on different numbers of rows "
                             f"({sorted(n_rows)}): compare fits of the same data (check rows "
                             "dropped for missing values)")
-    return arviz_stats.compare(scored, method=method)
+    return arviz_stats.compare(scored, method=method, round_to=round_to)

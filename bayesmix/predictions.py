@@ -103,10 +103,11 @@ def predict(fit: "FitResult", newdata: pd.DataFrame | None = None, kind: str = "
         return draw_summary(values, prob, index=index)
     keep = _draw_slice(fit, draws)
     draw_coords = fit.posterior["draw"].values[keep]
+    attrs = {"kind": kind, "re": re}
     ds = xr.Dataset(
-        {fit.model.response_name: (("chain", "draw", "obs"), values)},
+        {fit.model.response_name: (("chain", "draw", "obs"), values, attrs)},
         coords={"chain": fit.posterior["chain"].values, "draw": draw_coords, "obs": labels},
-        attrs={"kind": kind, "re": re})
+        attrs=attrs)
     return xr.DataTree.from_dict({"predictions": ds})
 
 
