@@ -23,6 +23,7 @@ from bayesmix.errors import (  # noqa: E402
     FamilyError,
     FormulaError,
     MissingDataWarning,
+    PersistError,
     PriorError,
     ResponseError,
     SamplerError,
@@ -34,6 +35,8 @@ from bayesmix.ml import LRTResult, MLResult, lrt  # noqa: E402
 from bayesmix.model import Model  # noqa: E402
 from bayesmix.priors import Prior  # noqa: E402
 from bayesmix.results import FitResult  # noqa: E402
+from bayesmix.compare import LooWarning, compare  # noqa: E402
+from bayesmix.persist import load  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -42,5 +45,6 @@ __all__ = [
     "Family", "Formula", "NonLinear", "parse_formula", "make_design", "get_family",
     "datasets", "plots",
     "BayesmixError", "FormulaError", "DataError", "ResponseError", "FamilyError", "PriorError",
-    "SamplerError", "DatasetError", "MissingDataWarning", "ConvergenceWarning",
+    "SamplerError", "DatasetError", "PersistError", "MissingDataWarning", "ConvergenceWarning",
+    "LooWarning", "compare", "load",
 ]

@@ -71,6 +71,10 @@ class DatasetError(BayesmixError, ValueError):
     """A dataset name that bayesmix does not ship."""
 
 
+class PersistError(BayesmixError, ValueError):
+    """A saved fit that cannot be written or read (e.g. a newer format version)."""
+
+
 class MissingDataWarning(UserWarning):
     """Rows were dropped because a column used by the model has missing values."""
 

@@ -94,7 +94,42 @@ class Model:
                                                             self.predictors)
         self.centered: tuple[bool, ...] = choose_centering(
             self.design, self.family, self.link, y, trials, centered)
+        # The used columns of the data as given (never a view): typical values for effect
+        # grids, and what save/load and pickling rebuild the design from.
+        used = [v for v in self.spec.variables if v in data.columns]
+        self.data: pd.DataFrame = data.loc[:, used].copy()
+        self.na_action: str = na_action
         self._compiled: Any = None
+
+    def constructor_args(self) -> dict[str, Any]:
+        """Arguments that rebuild this model exactly: ``bm.Model(**model.constructor_args())``.
+
+        User priors are listed per parameter (class keys such as ``"b"`` expanded) and the
+        centring per block as chosen, so the rebuilt model needs no data-driven choice.
+
+        >>> import bayesmix as bm
+        >>> m = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff"))
+        >>> sorted(m.constructor_args())
+        ['centered', 'data', 'family', 'formula', 'link', 'na_action', 'priors']
+        """
+        return {"formula": self.spec.formula, "data": self.data, "family": self.family.name,
+                "link": self.link, "na_action": self.na_action,
+                "priors": {s.key: s.prior for s in self.prior_specs if s.source == "user"},
+                "centered": {b.name: c for b, c in zip(self.design.blocks, self.centered)}}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The formulae design objects hold interpreter frames and the PyMC/nutpie models
+        # compiled code: none pickles, so a pickle carries the constructor arguments only.
+        return {**self.constructor_args(), "family": self.family}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import warnings
+
+        from bayesmix.errors import MissingDataWarning
+
+        with warnings.catch_warnings():  # the original construction already warned
+            warnings.simplefilter("ignore", MissingDataWarning)
+            self.__init__(**state)  # type: ignore[misc]
 
     # -- inspection ---------------------------------------------------------------------------
     @property

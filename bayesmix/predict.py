@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from bayesmix.results import FitResult
 
 __all__ = ["Arrays", "model_arrays", "linear_predictor", "family_param_draws",
-           "pointwise_loglik", "simulate_response", "expected_response", "RE_OPTIONS"]
+           "pointwise_loglik", "simulate_response", "expected_response", "newdata_trials",
+           "RE_OPTIONS"]
 
 RE_OPTIONS = ("include", "exclude", "sample_new")
 
@@ -224,12 +225,36 @@ def family_param_draws(fit: "FitResult", draws: int | None = None,
     return out
 
 
+def newdata_trials(fit: "FitResult", newdata: pd.DataFrame) -> np.ndarray | None:
+    """The binomial trials of ``newdata`` when it has the columns the formula's response names
+    (``n`` of ``s | trials(n)``, ``s`` and ``f`` of ``cbind(s, f)``), else None."""
+    from bayesmix.design import _eval_expr
+    from bayesmix.formula import expression_variables
+
+    response = fit.model.spec.response
+    if fit.model.trials is None or response.kind == "single":
+        return None
+    exprs = [response.other] + ([response.expr] if response.kind == "cbind" else [])
+    if not all(v in newdata.columns for e in exprs for v in expression_variables(e)):
+        return None
+    other = np.asarray(_eval_expr(response.other, newdata), dtype=float)
+    trials = other + np.asarray(_eval_expr(response.expr, newdata), float) \
+        if response.kind == "cbind" else other
+    if not np.all(np.isfinite(trials)) or np.any(trials < 0) or np.any(trials != np.round(trials)):
+        raise DataError("the trials in newdata (from the response "
+                        f"'{fit.model.spec.formula.split('~')[0].strip()}') must be "
+                        "non-negative whole numbers")
+    return trials
+
+
 def _trials_for(fit: "FitResult", newdata: pd.DataFrame | None, n: int) -> np.ndarray | None:
+    """Training trials; for new data the trials column when given, else 1 (per-trial scale)."""
     if fit.model.trials is None:
         return None
     if newdata is None:
         return fit.model.trials
-    return np.ones(n)  # new data predict the success probability per trial
+    trials = newdata_trials(fit, newdata)
+    return np.ones(n) if trials is None else trials
 
 
 def pointwise_loglik(fit: "FitResult", draws: int | None = None) -> np.ndarray:

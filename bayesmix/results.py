@@ -252,6 +252,165 @@ class FitResult:
 
         return plot_shrinkage(self, group)
 
+    # -- predictions (bayesmix.predictions, bayesmix.effects) ----------------------------------
+    def predict(self, newdata: pd.DataFrame | None = None, kind: str = "mean",
+                re: str = "include", draws: int | None = None, random_seed: int | None = None,
+                summary: bool = False, prob: float = 0.95) -> Any:
+        """Predictions (linear predictor, mean or response draws) for the training rows or
+        new data; see :func:`bayesmix.predictions.predict`.
+
+        >>> fit.predict(df.iloc[:3], summary=True)  # doctest: +SKIP
+        """
+        from bayesmix.predictions import predict
+
+        return predict(self, newdata, kind, re, draws, random_seed, summary, prob)
+
+    def posterior_predictive(self, random_seed: int | None = None,
+                             draws: int | None = None) -> xr.DataTree:
+        """``idata`` plus posterior_predictive and log_likelihood groups (ArviZ PPC/LOO).
+
+        >>> dt = fit.posterior_predictive(random_seed=1)  # doctest: +SKIP
+        """
+        from bayesmix.predictions import posterior_predictive
+
+        return posterior_predictive(self, random_seed, draws)
+
+    def log_likelihood(self) -> xr.DataTree:
+        """``idata`` plus the pointwise log_likelihood group.
+
+        >>> arviz_stats.loo(fit.log_likelihood())  # doctest: +SKIP
+        """
+        from bayesmix.predictions import log_likelihood
+
+        return log_likelihood(self)
+
+    def conditional_effects(self, x: str, **kwargs: Any) -> pd.DataFrame:
+        """Predicted response of a typical group over a grid of ``x``; see
+        :func:`bayesmix.effects.conditional_effects`.
+
+        >>> fit.conditional_effects("Days", by_group="Subject")  # doctest: +SKIP
+        """
+        from bayesmix.effects import conditional_effects
+
+        return conditional_effects(self, x, **kwargs)
+
+    def marginal_effects(self, x: str, **kwargs: Any) -> pd.DataFrame:
+        """Population-averaged predicted response over a grid of ``x``; see
+        :func:`bayesmix.effects.marginal_effects`.
+
+        >>> fit.marginal_effects("period")  # doctest: +SKIP
+        """
+        from bayesmix.effects import marginal_effects
+
+        return marginal_effects(self, x, **kwargs)
+
+    def effect_ratios(self, x: str, **kwargs: Any) -> pd.DataFrame:
+        """Odds ratios / rate ratios / differences of each level of ``x`` against its
+        reference, conditional and marginal; see :func:`bayesmix.effects.effect_ratios`.
+
+        >>> fit.effect_ratios("period")  # doctest: +SKIP
+        """
+        from bayesmix.effects import effect_ratios
+
+        return effect_ratios(self, x, **kwargs)
+
+    def plot_effects(self, x: str, kind: str = "conditional", by_group: str | bool = False,
+                     **kwargs: Any) -> Any:
+        """Predicted response against ``x`` with bands; see :func:`bayesmix.effects.plot_effects`.
+
+        >>> fit.plot_effects("period", kind="both").savefig("period.png")  # doctest: +SKIP
+        """
+        from bayesmix.effects import plot_effects
+
+        return plot_effects(self, x, kind, by_group, **kwargs)
+
+    # -- interpretation (bayesmix.interpret, bayesmix.hypothesis) ----------------------------
+    def icc(self, prob: float = 0.95) -> pd.DataFrame:
+        """Intraclass correlation per grouping factor; see :func:`bayesmix.interpret.icc`.
+
+        >>> fit.icc().loc["Subject", "mean"]  # doctest: +SKIP
+        """
+        from bayesmix.interpret import icc
+
+        return icc(self, prob)
+
+    def r2(self, prob: float = 0.95) -> pd.DataFrame:
+        """Bayesian, marginal and conditional R^2; see :func:`bayesmix.interpret.r2`.
+
+        >>> fit.r2()  # doctest: +SKIP
+        """
+        from bayesmix.interpret import r2
+
+        return r2(self, prob)
+
+    def hypothesis(self, hypotheses: str | list[str], prob: float = 0.95,
+                   prior_draws: int = 4000, random_seed: int | None = 0) -> pd.DataFrame:
+        """brms-style hypothesis tests; see :func:`bayesmix.hypothesis.hypothesis`.
+
+        >>> fit.hypothesis(["Days > 8", "2*Days - (Intercept) > 0"])  # doctest: +SKIP
+        """
+        from bayesmix.hypothesis import hypothesis
+
+        return hypothesis(self, hypotheses, prob, prior_draws, random_seed)
+
+    def contrasts(self, factor: str, scale: str = "linear", **kwargs: Any) -> pd.DataFrame:
+        """Pairwise differences between a factor's levels; see
+        :func:`bayesmix.interpret.contrasts`.
+
+        >>> fit.contrasts("period", scale="response")  # doctest: +SKIP
+        """
+        from bayesmix.interpret import contrasts
+
+        return contrasts(self, factor, scale, **kwargs)
+
+    # -- model comparison (bayesmix.compare, bayesmix.crossval) ------------------------------
+    def loo(self, pointwise: bool = True) -> Any:
+        """PSIS-LOO-CV with Pareto k advice; see :func:`bayesmix.compare.loo`.
+
+        >>> fit.loo().elpd  # doctest: +SKIP
+        """
+        from bayesmix.compare import loo
+
+        return loo(self, pointwise)
+
+    def waic(self) -> Any:
+        """WAIC from the pointwise log-likelihood; see :func:`bayesmix.compare.waic`.
+
+        >>> fit.waic().elpd  # doctest: +SKIP
+        """
+        from bayesmix.compare import waic
+
+        return waic(self)
+
+    def kfold(self, k: int = 10, group: str | None = None, **kwargs: Any) -> Any:
+        """Exact (grouped) k-fold cross-validation by refitting; see
+        :func:`bayesmix.crossval.kfold`.
+
+        >>> fit.kfold(k=5, group="Subject", random_seed=1).elpd  # doctest: +SKIP
+        """
+        from bayesmix.crossval import kfold
+
+        return kfold(self, k, group, **kwargs)
+
+    def logo(self, group: str | None = None, **kwargs: Any) -> Any:
+        """Leave-one-group-out cross-validation; see :func:`bayesmix.crossval.logo`.
+
+        >>> fit.logo("Subject").elpd  # doctest: +SKIP
+        """
+        from bayesmix.crossval import logo
+
+        return logo(self, group, **kwargs)
+
+    # -- persistence (bayesmix.persist) ------------------------------------------------------
+    def save(self, path: Any, overwrite: bool = False) -> Any:
+        """Write the fit to a directory that :func:`bayesmix.load` reads back exactly.
+
+        >>> fit.save("sleep.bayesmix")  # doctest: +SKIP
+        """
+        from bayesmix.persist import save
+
+        return save(self, path, overwrite)
+
     def __repr__(self) -> str:
         return (f"<FitResult {'; '.join(self.model.formula_lines)!r} "
                 f"({self.model.family.name}), "

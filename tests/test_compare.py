@@ -1,0 +1,177 @@
+"""WAIC, PSIS-LOO, bm.compare, and exact (grouped) k-fold / leave-one-group-out CV."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+
+import bayesmix as bm
+from _post_fits import sleep_fit, sleep_null_fit
+from bayesmix.compare import waic_from_loglik
+from bayesmix.crossval import heldout_loglik
+from bayesmix.results import FitResult
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return sleep_fit()
+
+
+@pytest.fixture(scope="module")
+def grouped_cv(sleep):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bm.ConvergenceWarning)  # short refits
+        return sleep.kfold(k=3, group="Subject", random_seed=4, draws=300, tune=300)
+
+
+# -- WAIC and LOO ----------------------------------------------------------------------------------
+def test_waic_matches_a_hand_computation():
+    rng = np.random.default_rng(0)
+    ll = rng.normal(-1.0, 0.3, size=(2, 200, 5))
+    ll[..., 4] = rng.normal(-3.0, 1.0, size=(2, 200))  # one influential row: var > 0.4
+    flat = ll.reshape(400, 5)
+    lppd = np.log(np.mean(np.exp(flat), axis=0))
+    p_waic = np.var(flat, axis=0, ddof=1)
+    elpd_i = lppd - p_waic
+    result = waic_from_loglik(ll)
+    assert result.elpd == pytest.approx(elpd_i.sum(), rel=1e-12)
+    assert result.p == pytest.approx(p_waic.sum(), rel=1e-12)
+    assert result.se == pytest.approx(np.sqrt(5 * np.var(elpd_i, ddof=1)), rel=1e-12)
+    np.testing.assert_allclose(result.p_waic_i.values, p_waic)
+    assert result.kind == "waic" and result.n_samples == 400 and result.n_data_points == 5
+    assert result.warning  # row 4 has p_waic ~ 1 > 0.4
+    assert not waic_from_loglik(ll[..., :4]).warning
+
+
+def test_loo_is_close_to_waic_for_a_well_behaved_model(sleep):
+    loo = sleep.loo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bm.LooWarning)
+        waic = sleep.waic()
+    assert loo.kind == "loo" and loo.n_data_points == 180
+    assert loo.pareto_k.max() < loo.good_k
+    # Both estimate elpd; they agree to well under their standard error (~14) here.
+    assert abs(loo.elpd - waic.elpd) < 1.0
+    assert abs(loo.p - waic.p) < 1.0
+    assert loo.elpd_i.dims == ("Reaction_dim_0",)
+
+
+def test_waic_warns_naming_rows_with_large_p_waic(sleep):
+    with pytest.warns(bm.LooWarning, match=r"rows have p_waic > 0.4 \(row \d+ \(Subject \d+\)"):
+        sleep.waic()
+
+
+def test_high_pareto_k_warning_names_rows_groups_and_remedies(sleep):
+    model = copy.copy(sleep.model)  # same design, a gross outlier in row 7
+    model.y = sleep.model.y.copy()
+    model.y[7] += 400
+    broken = FitResult(model=model, idata=sleep.idata, settings=sleep.settings)
+    with pytest.warns(bm.LooWarning, match=r"row 7 \(Subject 308\): k = .*fit.kfold\(k=10\).*"
+                                           r"fit.logo\('Subject'\)"):
+        result = broken.loo()
+    assert result.pareto_k.values[7] > result.good_k
+
+
+def test_compare_ranks_the_model_with_days_first(sleep):
+    null = sleep_null_fit()
+    table = bm.compare({"days": sleep, "null": null})
+    assert list(table.index) == ["days", "null"]
+    assert table.loc["null", "elpd_diff"] < -4 * table.loc["null", "dse"]
+    assert table.loc["days", "elpd"] == pytest.approx(sleep.loo().elpd, rel=1e-12)
+    assert table.loc["null", "elpd_diff"] == pytest.approx(null.loo().elpd - sleep.loo().elpd)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bm.LooWarning)
+        by_waic = bm.compare({"days": sleep.waic(), "null": null.waic()})
+    assert list(by_waic.index) == ["days", "null"]
+
+
+def test_compare_refuses_bad_input(sleep):
+    with pytest.raises(bm.BayesmixError, match="at least two"):
+        bm.compare({"one": sleep})
+    with pytest.raises(bm.BayesmixError, match="ic must be"):
+        bm.compare({"a": sleep, "b": sleep}, ic="dic")
+    with pytest.raises(bm.BayesmixError, match="models\\['b'\\] is a str"):
+        bm.compare({"a": sleep, "b": "sleep"})
+
+
+# -- cross-validation ------------------------------------------------------------------------------
+def test_grouped_kfold_holds_out_whole_groups_once(sleep, grouped_cv):
+    cv = grouped_cv
+    subjects = sleep.model.design.blocks[0]
+    labels = np.asarray(subjects.levels, dtype=object)[subjects.index]
+    folds = cv.folds
+    assert folds.shape == (180,) and set(folds) == {0, 1, 2}
+    for level in subjects.levels:  # no subject split across folds
+        assert len(set(folds[labels == level])) == 1
+    assert sorted(np.bincount(folds)) == [60, 60, 60]  # 6 subjects of 10 rows per fold
+    assert cv.n_folds == 3 and cv.kind == "loo_kfold"
+    assert cv.elpd == pytest.approx(cv.elpd_i.values.sum())
+    assert cv.timing["compiled_reused"] and cv.timing["compile"] == 0.0
+    per_group = cv.per_group()
+    assert len(per_group) == 18 and per_group["n"].eq(10).all()
+    assert per_group["elpd"].sum() == pytest.approx(cv.elpd)
+    assert cv.per_fold()["n"].tolist() == [60, 60, 60]
+    # New subjects are harder to predict than new days of known subjects.
+    assert cv.elpd < sleep.loo().elpd - 20
+
+
+def test_row_kfold_deals_rows_evenly(sleep):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bm.ConvergenceWarning)
+        cv = sleep.kfold(k=4, random_seed=2, draws=200, tune=200)
+        grouped = sleep.kfold(k=3, group="Subject", random_seed=4, draws=200, tune=200)
+    assert sorted(np.bincount(cv.folds)) == [45, 45, 45, 45]
+    assert cv.groups is None
+    # Held-out rows of known subjects: close to PSIS-LOO (within a few se of the difference).
+    assert abs(cv.elpd - sleep.loo().elpd) < 15
+    table = bm.compare({"rows": cv, "grouped": grouped})
+    assert list(table.index) == ["rows", "grouped"]
+
+
+def test_logo_has_one_fold_per_subject(sleep):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bm.ConvergenceWarning)
+        cv = sleep.logo("Subject", draws=200, tune=200, random_seed=1)
+    assert cv.n_folds == 18
+    block = sleep.model.design.blocks[0]
+    np.testing.assert_array_equal(cv.folds, block.index)  # fold j = j-th subject
+    assert cv.per_group().index.name == "Subject"
+
+
+def test_heldout_rows_of_a_new_group_integrate_over_its_effect(sleep):
+    """For a gaussian random-intercept model a new subject's row has the closed-form
+    predictive N(mu, sigma^2 + tau^2) per draw. The Monte-Carlo average over M new effects
+    has log error ~ CV / sqrt(M) (CV ~ 1.4 here: 0.03 at M = 2000)."""
+    post = sleep.posterior.isel(draw=slice(0, 10))
+    small = FitResult(model=sleep.model, settings=sleep.settings, idata=xr.DataTree.from_dict(
+        {"posterior": post, "observed_data": sleep.idata["observed_data"].to_dataset()}))
+    rows = np.arange(10)  # subject 308
+    seen = [np.arange(18) != 0]
+    ll = heldout_loglik(small, rows, seen, 2000, np.random.default_rng(0))
+    fixef = post["fixef"]
+    mu = fixef.sel(coef="(Intercept)").values[..., None] + \
+        fixef.sel(coef="Days").values[..., None] * sleep.model.design.X[rows, 1]
+    sd = np.sqrt(post["sigma"].values ** 2 + post["sd_Subject"].values[..., 0] ** 2)[..., None]
+    exact = stats.norm.logpdf(sleep.model.y[rows], mu, sd)
+    err = ll - exact
+    assert ll.shape == (2, 10, 10)
+    assert np.sqrt(np.mean(err ** 2)) < 0.06 and abs(err.mean()) < 0.02
+    # A seen subject uses its fitted effect: the plain log-likelihood.
+    known = heldout_loglik(small, rows, [np.ones(18, bool)], 5, np.random.default_rng(0))
+    r = post["r_Subject"].sel(Subject="308").values[..., 0][..., None]
+    np.testing.assert_allclose(known, stats.norm.logpdf(sleep.model.y[rows], mu + r,
+                                                        post["sigma"].values[..., None]))
+
+
+def test_kfold_input_errors(sleep):
+    with pytest.raises(bm.BayesmixError, match="between 2 and the number of 'Subject' groups"):
+        sleep.kfold(k=30, group="Subject")
+    with pytest.raises(bm.DataError, match="group 'Subjct' is neither"):
+        sleep.kfold(k=3, group="Subjct")
+    with pytest.raises(bm.BayesmixError, match="one fold per row"):
+        sleep.kfold(folds=np.zeros(5))
