@@ -184,6 +184,9 @@ def kfold(fit: "FitResult", k: int = 10, group: str | None = None,
     >>> cv.elpd, cv.se  # doctest: +SKIP
     >>> bm.compare({"slopes": cv, "intercepts": fit2.kfold(k=5, group="Subject", random_seed=1)})  # doctest: +SKIP
     """
+    if fit.model.predictors:  # held-out scoring below uses the mean's linear part only
+        raise BayesmixError("kfold/logo do not support bm.Formula or bm.NonLinear models yet; "
+                            "use fit.loo() for these")
     model = fit.model
     design = model.design
     labels = None

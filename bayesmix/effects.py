@@ -160,7 +160,7 @@ def marginal_draws(fit: "FitResult", grid: pd.DataFrame, draws: int | None = Non
         raise BayesmixError(f"n_re_draws must be at least 2, not {n_re_draws!r}")
     rng = np.random.default_rng(random_seed)
     eta = linear_predictor(fit, grid, "exclude", draws)
-    params = family_param_draws(fit, draws)
+    params = family_param_draws(fit, draws, grid, "exclude")
     blocks = fit.model.design.blocks
     if not blocks:
         return _per_trial_mean(fit, eta, params)
@@ -196,7 +196,7 @@ def _group_draws(fit: "FitResult", grid: pd.DataFrame, block: Any, levels: list[
     """E[y] per level (typical values elsewhere, other blocks at zero): (chain, draw, L, n)."""
     keep = _draw_slice(fit, draws)
     eta = linear_predictor(fit, grid, "exclude", draws)
-    params = family_param_draws(fit, draws)
+    params = family_param_draws(fit, draws, grid, "exclude")
     i = fit.model.design.blocks.index(block)
     Z = model_arrays(fit, grid).Zs[i]
     r = _posterior_values(fit, f"r_{block.name}", (level_dim(block), term_dim(block)), keep)
@@ -242,7 +242,7 @@ def conditional_effects(fit: "FitResult", x: str, values: Any = None,
             parts.append(table)
         return pd.concat(parts, ignore_index=True)
     eta = linear_predictor(fit, grid, "exclude", draws)
-    out = eta if scale == "linear" else _per_trial_mean(fit, eta, family_param_draws(fit, draws))
+    out = eta if scale == "linear" else _per_trial_mean(fit, eta, family_param_draws(fit, draws, grid, "exclude"))
     table = draw_summary(out, prob)
     table.insert(0, x, list(grid[x]))
     return table

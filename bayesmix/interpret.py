@@ -27,7 +27,12 @@ import xarray as xr
 
 from bayesmix.build import term_dim
 from bayesmix.errors import BayesmixError, FamilyError
-from bayesmix.predict import _posterior_values, expected_response, linear_predictor
+from bayesmix.predict import (
+    _posterior_values,
+    expected_response,
+    family_param_draws,
+    linear_predictor,
+)
 
 if TYPE_CHECKING:
     from bayesmix.results import FitResult
@@ -76,16 +81,20 @@ def _residual_variance(fit: "FitResult", eta_fixed: np.ndarray,
                        total_random: np.ndarray) -> np.ndarray:
     family, link = fit.model.family.name, fit.model.link
     shape = eta_fixed.shape[:2]
-    if family == "gaussian" and link == "identity":
-        return _posterior_values(fit, "sigma", (), slice(None)) ** 2
+    if family == "gaussian" and link == "identity":  # sigma may vary by row (sigma ~ x)
+        return (family_param_draws(fit)["sigma"] ** 2).mean(axis=-1)
     if family in ("bernoulli", "binomial") and link in LATENT_RESIDUAL:
         return np.full(shape, LATENT_RESIDUAL[link])
-    if family == "poisson" and link == "log":
+    if family in ("poisson", "negativebinomial") and link == "log":
+        # lognormal approximation (Nakagawa et al. 2017): log(1 + 1/lambda [+ 1/theta])
         lam = np.exp(eta_fixed + total_random[..., None] / 2).mean(axis=-1)
-        return np.log1p(1.0 / lam)
+        extra = 0.0
+        if family == "negativebinomial":
+            extra = 1.0 / family_param_draws(fit)["theta"].mean(axis=-1)
+        return np.log1p(1.0 / lam + extra)
     raise FamilyError(f"the latent-scale residual variance is not defined here for family "
                       f"{family!r} with link {link!r} (supported: gaussian identity, binomial "
-                      "and bernoulli logit/probit/cloglog, poisson log)")
+                      "and bernoulli logit/probit/cloglog, poisson and negativebinomial log)")
 
 
 def icc(fit: "FitResult", prob: float = 0.95) -> pd.DataFrame:
@@ -163,7 +172,7 @@ def contrasts(fit: "FitResult", factor: str, scale: str = "linear", effect: str 
         marginal_draws,
         reference_grid,
     )
-    from bayesmix.predict import family_param_draws
+
     from bayesmix.predictions import draw_summary
 
     if scale not in ("linear", "response"):
@@ -181,7 +190,7 @@ def contrasts(fit: "FitResult", factor: str, scale: str = "linear", effect: str 
     else:
         values = linear_predictor(fit, grid, "exclude", draws)
         if scale == "response":
-            values = _per_trial_mean(fit, values, family_param_draws(fit, draws))
+            values = _per_trial_mean(fit, values, family_param_draws(fit, draws, grid, "exclude"))
     levels = list(grid[factor])
     rows, names = [], []
     for i in range(len(levels)):

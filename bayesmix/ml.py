@@ -281,6 +281,9 @@ def fit_ml(model: "Model", reml: bool = True) -> MLResult:
     """
     if not all(hasattr(model, a) for a in ("design", "family", "link", "y")):
         raise BayesmixError(f"fit_ml needs a bayesmix.Model, not {type(model).__name__}")
+    if getattr(model, "predictors", ()):
+        raise BayesmixError("fit_ml fits one linear formula; models with bm.Formula parameter "
+                            "formulas or bm.NonLinear need the Bayesian fit (model.fit())")
     family, link = model.family.name, model.link
     if family == "gaussian" and link != "identity":
         raise FamilyError(f"ML fits of gaussian models need the identity link, not {link!r}; "

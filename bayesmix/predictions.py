@@ -69,7 +69,7 @@ def _predict_values(fit: "FitResult", newdata: pd.DataFrame | None, kind: str, r
     if kind == "linear":
         return eta
     family, link = fit.model.family, fit.model.link
-    params = family_param_draws(fit, draws)
+    params = family_param_draws(fit, draws, newdata, re, rng)
     trials = _trials_for(fit, newdata, eta.shape[-1])
     if kind == "mean":
         return family.mean(eta, link, params, trials)

@@ -432,3 +432,12 @@ def test_gaussian_needs_identity_link():
     model = bm.Model("Reaction ~ Days + (1 | Subject)", data("sleepstudy"), link="log")
     with pytest.raises(bm.FamilyError, match="identity link, not 'log'"):
         model.fit_ml()
+
+
+def test_fit_ml_refuses_several_formulas():
+    import bayesmix as bm
+
+    df = bm.datasets.load("sleepstudy")
+    model = bm.Model(bm.Formula("Reaction ~ Days + (1 | Subject)", "sigma ~ Days"), df)
+    with pytest.raises(bm.BayesmixError, match="one linear formula"):
+        model.fit_ml()
