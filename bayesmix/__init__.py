@@ -31,12 +31,13 @@ from bayesmix.families import Family, get_family  # noqa: E402
 from bayesmix.formula import FormulaSpec, parse_formula  # noqa: E402
 from bayesmix.model import Model  # noqa: E402
 from bayesmix.priors import Prior  # noqa: E402
+from bayesmix.structured import AR1  # noqa: E402
 from bayesmix.results import FitResult  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Model", "FitResult", "Prior", "Design", "FormulaSpec", "Family",
+    "Model", "FitResult", "Prior", "AR1", "Design", "FormulaSpec", "Family",
     "parse_formula", "make_design", "get_family", "datasets", "plots",
     "BayesmixError", "FormulaError", "DataError", "ResponseError", "FamilyError", "PriorError",
     "SamplerError", "DatasetError", "MissingDataWarning", "ConvergenceWarning",

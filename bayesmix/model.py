@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +25,8 @@ from bayesmix.formula import FormulaSpec, parse_formula
 from bayesmix.parametrization import choose_centering
 from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resolve_priors
 from bayesmix.sample import SamplerSettings, clean, run_sampler
+from bayesmix.structured import (AR1, AR_PRIOR_KEY, AR1Structure, ar_prior_specs,
+                                 check_ar_prior, model_ar1_structure)
 
 if TYPE_CHECKING:
     from bayesmix.results import FitResult
@@ -49,6 +52,12 @@ class Model:
         Force the parametrisation per grouping factor, e.g. ``{"Subject": False}``; by
         default it is chosen from the data (see :mod:`bayesmix.parametrization`).
     na_action : {"drop", "raise"}
+    data2 : dict, optional
+        Matrices the formula names, e.g. ``{"A": A}`` for ``(1 | gr(animal, cov=A))``: a
+        DataFrame whose index and columns are the levels (see :mod:`bayesmix.structured`).
+    autocor : AR1, optional
+        ``bm.AR1(time="Days", group="Subject")``: AR(1) residuals within each group (gaussian
+        family; marginal SD ``sigma``, correlation ``ar ** |t_i - t_j|`` as in nlme).
 
     Example
     -------
@@ -61,18 +70,25 @@ class Model:
     def __init__(self, formula: str | FormulaSpec, data: pd.DataFrame,
                  family: str | Family = "gaussian", link: str | None = None,
                  priors: dict[str, Prior] | None = None, centered: dict[str, bool] | None = None,
-                 na_action: str = "drop") -> None:
+                 na_action: str = "drop", data2: dict[str, Any] | None = None,
+                 autocor: AR1 | None = None) -> None:
         self.spec: FormulaSpec = formula if isinstance(formula, FormulaSpec) \
             else parse_formula(formula)
         self.family: Family = get_family(family)
         self.link: str = self.family.resolve_link(link)
-        self.design: Design = make_design(self.spec, data, na_action=na_action)
+        self.design: Design = make_design(self.spec, data, na_action=na_action, data2=data2)
         y, trials = self.family.check(self.design.y, self.design.trials,
                                       self.spec.response.name)
         self.y: np.ndarray = y
         self.trials: np.ndarray | None = trials
+        self.autocor: AR1 | None = autocor
+        self.autocor_structure: AR1Structure | None = None if autocor is None else \
+            model_ar1_structure(autocor, data, self.design, self.family.name)
         self.prior_specs: tuple[PriorSpec, ...] = tuple(resolve_priors(
-            default_priors(self.design, self.family, self.link, y, trials), priors))
+            default_priors(self.design, self.family, self.link, y, trials)
+            + ar_prior_specs(self.autocor_structure), priors))
+        if self.autocor_structure is not None:
+            check_ar_prior(self.prior_dict[AR_PRIOR_KEY], self.autocor_structure)
         self.centered: tuple[bool, ...] = choose_centering(
             self.design, self.family, self.link, y, trials, centered)
         self._compiled: Any = None
@@ -84,9 +100,14 @@ class Model:
         return prior_table(list(self.prior_specs))
 
     @property
+    def prior_dict(self) -> dict[str, Prior]:
+        """Each parameter's prior, keyed as in ``model.priors``."""
+        return {s.key: s.prior for s in self.prior_specs}
+
+    @property
     def response_name(self) -> str:
         name = self.spec.response.name
-        taken = {"fixef", "sigma"} | {f"{p}_{b.name}" for b in self.design.blocks
+        taken = {"fixef", "sigma", "ar"} | {f"{p}_{b.name}" for b in self.design.blocks
                                       for p in ("sd", "cor", "r")}
         return f"{name}_obs" if name in taken else name
 
@@ -94,7 +115,7 @@ class Model:
     def pymc_model(self) -> pm.Model:
         """The PyMC model (built once, on first use)."""
         plan = BuildPlan(self.family.name, self.link, self.prior_specs, self.centered,
-                         self.response_name)
+                         self.response_name, self.autocor_structure)
         return build_model(self.design, plan, self.y, self.trials)
 
     def __repr__(self) -> str:
@@ -112,7 +133,9 @@ class Model:
         >>> pp["prior_predictive"]["Yield"].shape
         (1, 50, 30)
         """
-        with self.pymc_model:
+        with self.pymc_model, warnings.catch_warnings():
+            # AR(1) responses draw with numpy inside numba's object mode: expected, harmless
+            warnings.filterwarnings("ignore", message=".*object mode.*")
             idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
         return clean(idata, self._derive)
 

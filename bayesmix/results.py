@@ -113,9 +113,10 @@ class FitResult:
     def varcorr(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
         """Variance components: group SDs, correlations and the residual SD.
 
-        Columns: group, term, term2, kind ("sd" | "cor"), mean, sd, interval bounds,
+        Columns: group, term, term2, kind ("sd" | "cor" | "ar"), mean, sd, interval bounds,
         ess_bulk, ess_tail, r_hat. The residual SD of a gaussian model is the row with
-        group "Residual".
+        group "Residual"; with ``autocor=bm.AR1(...)`` the row of kind "ar" (term
+        "AR(1) rho") is the residual correlation at a time gap of 1.
 
         >>> vc = fit.varcorr()  # doctest: +SKIP
         >>> vc[vc.kind == "cor"]  # correlations, one row per pair  # doctest: +SKIP
@@ -138,6 +139,10 @@ class FitResult:
         if "sigma" in post and self.model.family.name == "gaussian":
             row = posterior_stats(post["sigma"], prob, interval).iloc[0]
             rows.append({"group": "Residual", "term": "", "term2": "", "kind": "sd",
+                         **row.to_dict()})
+        if "ar" in post:  # AR(1) residual correlation at a time gap of 1
+            row = posterior_stats(post["ar"], prob, interval).iloc[0]
+            rows.append({"group": "Residual", "term": "AR(1) rho", "term2": "", "kind": "ar",
                          **row.to_dict()})
         return pd.DataFrame(rows)
 
@@ -184,8 +189,8 @@ class FitResult:
         return out
 
     def family_params(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
-        """The family's scalar parameters (e.g. sigma)."""
-        names = [p for p in self.model.family.params if p in self.posterior]
+        """The family's scalar parameters (e.g. sigma), and ``ar`` with AR(1) residuals."""
+        names = [p for p in (*self.model.family.params, "ar") if p in self.posterior]
         if not names:
             return pd.DataFrame(columns=["mean", "sd"])
         return pd.concat([posterior_stats(self.posterior[n], prob, interval) for n in names],
