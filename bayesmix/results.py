@@ -152,7 +152,9 @@ class FitResult:
 
         ``summary=False``: levels x terms posterior means (lme4's ``ranef``);
         ``summary=True``: long format with level, term, mean, sd and interval bounds.
-        Level labels are exactly those of the data.
+        Level labels are exactly those of the data. A ``gr(g, cov=A)`` block whose levels
+        differ from another block's of ``g`` (relatives without records) has its own table,
+        keyed ``"g__A"``.
 
         >>> fit.ranef()["Subject"].loc[308]  # doctest: +SKIP
         >>> fit.ranef(summary=True)["Subject"].head()  # doctest: +SKIP
@@ -160,13 +162,14 @@ class FitResult:
         out: dict[str, list[pd.DataFrame]] = {}
         for block in self.model.design.blocks:
             da = self.posterior[f"r_{block.name}"]
+            key = block.dim or block.group  # a gr() block with other levels: its own table
             if summary:
                 table = posterior_stats(da, prob, interval).reset_index()
                 table.columns = ["level", "term", *table.columns[2:]]
-                out.setdefault(block.group, []).append(table)
+                out.setdefault(key, []).append(table)
             else:
                 mean = da.mean(_SAMPLE_DIMS).transpose(level_dim(block), term_dim(block))
-                out.setdefault(block.group, []).append(pd.DataFrame(
+                out.setdefault(key, []).append(pd.DataFrame(
                     mean.values, index=pd.Index(block.levels, name=block.group),
                     columns=list(block.coef_names)))
         if summary:

@@ -324,3 +324,20 @@ def test_ar1_prior_predictive_draws_keep_row_order():
     pp = model.prior_predictive(draws=30, random_seed=1)
     assert pp["prior_predictive"]["y"].shape == (1, 30, len(df))
     assert pp["prior"]["ar"].shape == (1, 30)
+
+
+def test_gr_and_plain_block_tables_stay_apart_in_ranef_and_summary():
+    from bayesmix.results import FitResult
+    from bayesmix.sample import SamplerSettings
+
+    ped, data = small_pedigree()
+    A = relationship_matrix(ped)
+    data = pd.concat([data, data.iloc[:4].assign(y=0.5)], ignore_index=True)
+    model = bm.Model("y ~ 1 + (1 | gr(animal, cov=A)) + (1 | animal)", data, data2={"A": A})
+    prior = model.prior_predictive(draws=40, random_seed=2)
+    idata = xr.DataTree.from_dict({"posterior": prior["prior"].to_dataset()})
+    fit = FitResult(model, idata, SamplerSettings(draws=40, chains=1))  # prior draws as a stand-in
+    tables = fit.ranef()
+    assert {k: v.shape for k, v in tables.items()} == {"animal__A": (18, 1), "animal": (12, 1)}
+    assert list(tables["animal__A"].index) == list(A.index)
+    assert "groups:  animal__A, 18;  animal, 12" in str(fit.summary())
