@@ -34,6 +34,7 @@ from bayesmix.formulas import Formula, NonLinear  # noqa: E402
 from bayesmix.ml import LRTResult, MLResult, lrt  # noqa: E402
 from bayesmix.model import Model  # noqa: E402
 from bayesmix.priors import Prior  # noqa: E402
+from bayesmix.structured import AR1  # noqa: E402
 from bayesmix.results import FitResult  # noqa: E402
 from bayesmix.compare import LooWarning, compare  # noqa: E402
 from bayesmix.persist import load  # noqa: E402
@@ -41,7 +42,8 @@ from bayesmix.persist import load  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "Model", "FitResult", "MLResult", "LRTResult", "lrt", "Prior", "Design", "FormulaSpec",
+    "Model", "FitResult", "AR1", "MLResult", "LRTResult", "lrt", "Prior", "Design",
+    "FormulaSpec",
     "Family", "Formula", "NonLinear", "parse_formula", "make_design", "get_family",
     "datasets", "plots",
     "BayesmixError", "FormulaError", "DataError", "ResponseError", "FamilyError", "PriorError",

@@ -37,6 +37,7 @@ from bayesmix.families import get_family
 from bayesmix.linpred import local_priors
 from bayesmix.nonlinear import pytensor_functions
 from bayesmix.priors import Prior, PriorSpec
+from bayesmix.structured import AR_PRIOR_KEY, AR1Structure, ar1_simulate
 
 __all__ = ["BuildPlan", "build_model", "term_dim", "level_dim"]
 
@@ -53,6 +54,7 @@ class BuildPlan:
     predictors: tuple[Any, ...] = ()  # linpred.LinearPredictor: dpars and nlpars
     nonlinear: Any = None  # nonlinear.NonlinearExpr of a nonlinear model's mean
     covariates: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
+    autocor: AR1Structure | None = None  # AR(1) residuals (gaussian), see bayesmix.structured
 
 
 def term_dim(block: RandomBlock) -> str:
@@ -64,6 +66,8 @@ _RESERVED_DIMS = {"chain", "draw", "sample"}  # ArviZ's sample dims
 
 def level_dim(block: RandomBlock) -> str:
     """The levels' dimension: the grouping factor's name (``<name>__level`` if ArviZ reserves it)."""
+    if block.dim:  # a gr() block whose levels differ from another block's of its factor
+        return block.dim
     return f"{block.group}__level" if block.group in _RESERVED_DIMS else block.group
 
 
@@ -192,6 +196,10 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
         else:
             z = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=(ldim, tdim))
             gamma = z * sd
+    if block.cov_chol is not None:  # gr(g, cov=A): r = L_A z L_Sigma^T, never A's inverse
+        if centered:
+            raise ValueError(f"block {name} has a known covariance and must be non-centred")
+        gamma = pt.dot(_data(f"covchol_{name}", block.cov_chol), gamma)
     idx = _data(f"index_{name}", block.index)
     if block.intercept_only:
         return gamma[idx, 0]
@@ -217,11 +225,13 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
 
     Mirrors :func:`_random_effects`: centred blocks sampled ``_gamma`` (``intercept + r`` for
     the block that absorbs the intercept), non-centred ones ``_z`` with ``r = z * sd`` or
-    ``r = z @ L.T`` where ``L = diag(sd) chol(cor)``. ``inplace=True`` overwrites the
-    internal ``_gamma``/``_z`` draws where it can (the sampler's own, dropped afterwards), so
-    that a model with many levels holds one copy of its level draws. ``lp`` names a further
-    linear predictor (its blocks are already named ``<lp>_<group>``) and ``center`` says
-    whether its fixed part was centred (only then may a block absorb the intercept).
+    ``r = z @ L.T`` where ``L = diag(sd) chol(cor)``, premultiplied by ``L_A`` (the Cholesky
+    factor of the known covariance between levels) for ``gr(g, cov=A)`` blocks.
+    ``inplace=True`` overwrites the internal ``_gamma``/``_z`` draws where it can (the
+    sampler's own, dropped afterwards), so that a model with many levels holds one copy of its
+    level draws. ``lp`` names a further linear predictor (its blocks are already named
+    ``<lp>_<group>``) and ``center`` says whether its fixed part was centred (only then may a
+    block absorb the intercept).
     """
     absorb = _absorbing_block(design, centered) if center else None
     out = {}
@@ -244,6 +254,8 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
         else:
             values = z.values if inplace else z.values.copy()
             values *= sd[:, :, None, :]
+        if block.cov_chol is not None:  # gr(g, cov=A): r = L_A (z L_Sigma^T)
+            values = np.matmul(block.cov_chol, values)
         out[f"r_{name}"] = z.copy(data=values)
     return draws.assign(out)
 
@@ -298,7 +310,10 @@ def build_model(design: Design, plan: BuildPlan, y: np.ndarray,
         params = _family_params(plan, priors)
         params.update({lp.name: _inverse_link(lp.link, etas[lp.name])
                        for lp in plan.predictors if lp.role == "dpar"})
-        LIKELIHOODS[plan.family](plan, eta, y, trials, params)
+        if plan.autocor is not None:
+            _ar1_gaussian(plan, eta, y, trials, params, priors)
+        else:
+            LIKELIHOODS[plan.family](plan, eta, y, trials, params)
     return model
 
 
@@ -328,6 +343,35 @@ def _inverse_link(link: str, eta: pt.TensorVariable) -> pt.TensorVariable:
 def _gaussian(plan: BuildPlan, eta, y, trials, params) -> None:
     pm.Normal(plan.response_name, mu=_inverse_link(plan.link, eta), sigma=params["sigma"],
               observed=y)
+
+
+def _ar1_gaussian(plan: BuildPlan, eta, y, trials, params, priors) -> None:
+    """Gaussian likelihood with AR(1) residuals as one-step-ahead densities (rows keep their
+    order; each row is conditioned on the previous row of its series, see
+    :mod:`bayesmix.structured`). ``sigma`` is the marginal residual SD (nlme's corAR1)."""
+    s = plan.autocor
+    sigma = params["sigma"]  # a scalar: Model refuses AR(1) with a sigma formula
+    rho = _rv("ar", priors[AR_PRIOR_KEY])
+    first = s.first
+    prev = _data("ar_prev", np.where(first, np.arange(len(first)), s.prev))
+    gap = _data("ar_gap", s.gap)
+    later = _data("ar_later", (~first).astype(float))
+
+    def logp(value, mu, sigma, rho):
+        phi = later * rho ** gap  # 0 at the first row of a series
+        e = value - mu
+        sd = sigma * pt.sqrt(1.0 - phi ** 2)
+        z = (e - phi * e[prev]) / sd
+        return pt.sum(-0.5 * z ** 2 - pt.log(sd)) - 0.5 * np.log(2 * np.pi) * len(first)
+
+    def random(mu, sigma, rho, rng=None, size=None):
+        if size is not None and tuple(size)[-1:] != np.shape(mu)[-1:]:
+            size = (*tuple(size), np.shape(mu)[-1])  # size given as the batch shape
+        mu = np.broadcast_to(mu, size) if size is not None else mu
+        return ar1_simulate(rng, mu, np.asarray(sigma)[..., None], np.asarray(rho)[..., None], s)
+
+    pm.CustomDist(plan.response_name, _inverse_link(plan.link, eta), sigma, rho, logp=logp,
+                  random=random, signature="(n),(),()->(n)", observed=y)
 
 
 def _bernoulli(plan: BuildPlan, eta, y, trials, params) -> None:

@@ -8,6 +8,7 @@ transform (categories, ``scale()`` centring, contrasts) on new data with :meth:`
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import pandas as pd
 
 from bayesmix.errors import DataError, FormulaError, MissingDataWarning, warn
 from bayesmix.formula import FormulaSpec, GroupTerm, expression_variables, parse_formula
+from bayesmix.structured import known_covariance_factor
 
 __all__ = ["RandomBlock", "Design", "ReplayedDesign", "make_design", "lme4_name"]
 
@@ -35,6 +37,9 @@ class RandomBlock:
 
     ``name`` is unique in the model (lme4's convention: ``g``, ``g.1`` when a factor has
     several terms); ``group`` is the grouping factor's label (``a:b`` for interactions).
+    For ``gr(g, cov=A)``, ``cov_chol`` is the Cholesky factor of ``A`` in the order of
+    ``levels`` (which then include ``A``'s levels without rows), and ``dim`` names the levels'
+    dimension when it cannot be the factor's name (another block of ``g`` has other levels).
     """
 
     name: str
@@ -45,6 +50,8 @@ class RandomBlock:
     index: np.ndarray
     Z: np.ndarray
     _z_design: Any = field(repr=False)
+    cov_chol: np.ndarray | None = field(default=None, repr=False)
+    dim: str = ""
 
     @property
     def correlated(self) -> bool:
@@ -161,7 +168,7 @@ def lme4_name(label: str) -> str:
 
 
 def make_design(formula: str | FormulaSpec, data: pd.DataFrame,
-                na_action: str = "drop") -> Design:
+                na_action: str = "drop", data2: dict[str, Any] | None = None) -> Design:
     """Build the design arrays for ``formula`` on ``data``.
 
     Parameters
@@ -170,6 +177,9 @@ def make_design(formula: str | FormulaSpec, data: pd.DataFrame,
     data : pandas.DataFrame
         Never modified. Rows with missing values in any used column are dropped with a
         :class:`~bayesmix.errors.MissingDataWarning` (``na_action="raise"`` refuses instead).
+    data2 : dict, optional
+        Matrices named in the formula, e.g. ``{"A": A}`` for ``(1 | gr(animal, cov=A))``
+        (see :mod:`bayesmix.structured`).
     """
     spec = formula if isinstance(formula, FormulaSpec) else parse_formula(formula)
     if not isinstance(data, pd.DataFrame):
@@ -187,7 +197,7 @@ def make_design(formula: str | FormulaSpec, data: pd.DataFrame,
     if spec.response.kind != "single":
         other = np.asarray(_eval_expr(spec.response.other, frame), dtype=float)
         trials = other + np.asarray(y, float) if spec.response.kind == "cbind" else other
-    blocks = _random_blocks(spec, frame)
+    blocks = _random_blocks(spec, frame, data2)
     return Design(spec, X, coef_names, y, trials, _offset(spec, frame), blocks,
                   frame.index, dropped, fixed)
 
@@ -328,12 +338,16 @@ def _level_order(frame: pd.DataFrame, factors: tuple[str, ...], labels: list[Any
     return [lab for lab in (":".join(c) for c in combos) if lab in observed]
 
 
-def _random_blocks(spec: FormulaSpec, frame: pd.DataFrame) -> tuple[RandomBlock, ...]:
+def _random_blocks(spec: FormulaSpec, frame: pd.DataFrame,
+                   data2: dict[str, Any] | None = None) -> tuple[RandomBlock, ...]:
     blocks: list[RandomBlock] = []
     used_names: dict[str, int] = {}
     for term in spec.random:
         labels = _group_labels(frame, term.factors)
         levels = _level_order(frame, term.factors, labels)
+        cov_chol = None
+        if term.cov is not None:
+            levels, cov_chol = known_covariance_factor(term, data2, levels)
         if len(levels) < 2:
             raise DataError(
                 f"grouping factor {term.group!r} in {term} has only {len(levels)} level "
@@ -347,8 +361,20 @@ def _random_blocks(spec: FormulaSpec, frame: pd.DataFrame) -> tuple[RandomBlock,
         used_names[term.group] = k + 1
         name = term.group if k == 0 else f"{term.group}.{k}"
         blocks.append(RandomBlock(name, term.group, term, _column_names(z_design),
-                                  tuple(levels), index, Z, z_design))
-    return tuple(blocks)
+                                  tuple(levels), index, Z, z_design, cov_chol))
+    return tuple(_own_level_dims(blocks))
+
+
+def _own_level_dims(blocks: list[RandomBlock]) -> list[RandomBlock]:
+    """A gr() block whose levels differ from another block's of the same factor (relatives
+    without records) gets its own levels' dimension, ``<group>__<cov>``."""
+    out = []
+    for block in blocks:
+        clash = block.cov_chol is not None and any(
+            other.group == block.group and other.levels != block.levels for other in blocks)
+        out.append(dataclasses.replace(block, dim=f"{block.group}__{block.term.cov}")
+                   if clash else block)
+    return out
 
 
 def _check_new_data(design: Design, newdata: pd.DataFrame) -> pd.DataFrame:

@@ -73,7 +73,7 @@ def population_vars(posterior: xr.Dataset, blocks: Any) -> dict[str, xr.DataArra
                       for i, j in zip(*iu)]
             out[f"cor_{block.name}"] = xr.DataArray(
                 flat, dims=("chain", "draw", "pair"), coords={"pair": labels})
-    for name in ("sigma",):
+    for name in ("sigma", "ar"):
         if name in posterior:
             out[name] = posterior[name]
     return out
@@ -90,6 +90,8 @@ def _label(name: str, da: xr.DataArray, flat_index: int, blocks: Any = ()) -> st
         return f"the coefficient {parts[0]} of {name[6:]}"
     if name == "sigma":
         return "the residual SD (sigma)"
+    if name == "ar":
+        return "the residual AR(1) correlation (ar)"
     for block in blocks:
         # a distributional or nonlinear parameter's block: say whose it is
         own = "" if block.name == block.group or block.name.startswith(f"{block.group}.") \

@@ -9,6 +9,8 @@ The fixed part is left as text for *formulae* to evaluate (interactions, ``I()``
 * ``(1 | a/b)``   nesting, ``(1 | a) + (1 | a:b)``
 * ``(1 | a:b)``   one effect per combination of ``a`` and ``b``
 * ``cbind(s, f) ~ ...`` and ``s | trials(n) ~ ...`` binomial responses
+* ``(1 | gr(g, cov=A))`` (brms) level effects correlated across levels by a known matrix
+  ``A`` (relatedness, phylogeny) passed as ``data2={"A": A}``; ``gr(g)`` is plain ``g``
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class GroupTerm:
     """One random-effects term ``(expr | group)`` after expansion of ``/`` and ``||``.
 
     ``factors`` are the data columns whose combinations define the levels (``("a", "b")``
-    for ``a:b``); ``correlated`` is False for ``||``.
+    for ``a:b``); ``correlated`` is False for ``||``; ``cov`` names the known covariance
+    matrix between levels (a key of ``data2``) for ``gr(g, cov=A)``, else None.
     """
 
     expr: str
@@ -57,10 +60,12 @@ class GroupTerm:
     factors: tuple[str, ...]
     correlated: bool
     source: str
+    cov: str | None = None
 
     def __str__(self) -> str:
         bar = "|" if self.correlated else "||"
-        return f"({self.expr} {bar} {self.group})"
+        group = f"gr({self.group}, cov={self.cov})" if self.cov else self.group
+        return f"({self.expr} {bar} {group})"
 
 
 @dataclass(frozen=True)
@@ -242,8 +247,40 @@ def _parse_random(text: str, pos: int, formula: str) -> list[GroupTerm]:
     if not lhs:
         raise FormulaError("missing terms before '|' (write 1 for a random intercept)",
                            formula, lpos, "|")
+    gr = _parse_gr(rhs, rpos, formula)
+    if gr is not None:
+        group, cov = gr
+        return [GroupTerm(lhs, group, (group,), correlated, text, cov)]
     return [GroupTerm(lhs, group, factors, correlated, text)
             for group, factors in _parse_group(rhs, rpos, formula)]
+
+
+def _parse_gr(text: str, pos: int, formula: str) -> tuple[str, str | None] | None:
+    """``gr(g, cov=A)`` -> ("g", "A"); ``gr(g)`` -> ("g", None); not a gr() call -> None."""
+    text, pos = _strip(text, pos)
+    m = re.fullmatch(r"gr\s*\((.*)\)", text, flags=re.S)
+    if not m:
+        return None
+    inner_pos = pos + m.start(1)
+    args = [_strip(a, apos) for a, apos in _split_top(m.group(1), ",", inner_pos, formula)]
+    group, gpos = args[0]
+    if not _NAME.match(group):
+        raise FormulaError(f"gr() takes one grouping column first, not {group!r}; write "
+                           "gr(g, cov=A)", formula, gpos, group or "gr")
+    cov = None
+    for arg, apos in args[1:]:
+        key, eq, value = (part.strip() for part in arg.partition("="))
+        if not eq:
+            raise FormulaError(f"gr() takes one grouping column; pass {arg!r} as a keyword "
+                               "such as cov=A", formula, apos, arg)
+        if key != "cov":
+            raise FormulaError(f"gr() has no argument {key!r}; bayesmix supports "
+                               "gr(g, cov=A) with A a key of data2", formula, apos, key)
+        if not _NAME.match(value):
+            raise FormulaError(f"cov= must name a matrix passed in data2, not {value!r}",
+                               formula, apos, arg)
+        cov = value
+    return group, cov
 
 
 def parse_formula(formula: str) -> FormulaSpec:
@@ -319,7 +356,7 @@ def _has_bar(text: str, pos: int, formula: str) -> bool:
 def _check_duplicates(random: list[GroupTerm], positions: list[int], formula: str) -> None:
     seen: dict[tuple[str, str], GroupTerm] = {}
     for term, pos in zip(random, positions):
-        key = (term.expr.replace(" ", ""), term.group)
+        key = (term.expr.replace(" ", ""), term.group, term.cov)
         if key in seen:
             raise FormulaError(
                 f"the random term {term} appears twice (also in {seen[key].source}); "

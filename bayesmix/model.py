@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import xarray as xr
 
 from bayesmix.build import BuildPlan, build_model, derive_level_effects, stored_names
 from bayesmix.design import Design, make_design
+from bayesmix.errors import DataError, FamilyError
 from bayesmix.diagnostics import warn_on_problems
 from bayesmix.families import Family, get_family
 from bayesmix.formula import FormulaSpec, parse_formula
@@ -26,6 +28,8 @@ from bayesmix import linpred
 from bayesmix.parametrization import choose_centering
 from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resolve_priors
 from bayesmix.sample import SamplerSettings, clean, run_sampler
+from bayesmix.structured import (AR1, AR_PRIOR_KEY, AR1Structure, ar_prior_specs,
+                                 check_ar_prior, model_ar1_structure)
 
 if TYPE_CHECKING:
     from bayesmix.ml import MLResult
@@ -55,6 +59,12 @@ class Model:
         Force the parametrisation per grouping factor, e.g. ``{"Subject": False}``; by
         default it is chosen from the data (see :mod:`bayesmix.parametrization`).
     na_action : {"drop", "raise"}
+    data2 : dict, optional
+        Matrices the formula names, e.g. ``{"A": A}`` for ``(1 | gr(animal, cov=A))``: a
+        DataFrame whose index and columns are the levels (see :mod:`bayesmix.structured`).
+    autocor : AR1, optional
+        ``bm.AR1(time="Days", group="Subject")``: AR(1) residuals within each group (gaussian
+        family; marginal SD ``sigma``, correlation ``ar ** |t_i - t_j|`` as in nlme).
 
     Example
     -------
@@ -67,39 +77,65 @@ class Model:
     def __init__(self, formula: str | FormulaSpec | Formula | NonLinear, data: pd.DataFrame,
                  family: str | Family = "gaussian", link: str | None = None,
                  priors: dict[str, Prior] | None = None, centered: dict[str, bool] | None = None,
-                 na_action: str = "drop") -> None:
+                 na_action: str = "drop", data2: dict[str, Any] | None = None,
+                 autocor: AR1 | None = None) -> None:
         self.family: Family = get_family(family)
         self.link: str = self.family.resolve_link(link)
         # Further linear predictors (distributional / nonlinear parameters): bayesmix.linpred
         self.predictors: tuple[linpred.LinearPredictor, ...] = ()
         self.setup: linpred.Setup | None = None
+        self._formula = formula
         if isinstance(formula, (Formula, NonLinear)):
+            if data2:
+                raise DataError("data2 (gr(..., cov=...)) works with a single formula, not yet "
+                                "with bm.Formula or bm.NonLinear")
             self.setup = linpred.make_setup(formula, data, self.family, na_action)
             self.design: Design = self.setup.design
             self.predictors = self.setup.predictors
         else:
             self.design = make_design(formula if isinstance(formula, FormulaSpec)
-                                      else parse_formula(formula), data, na_action=na_action)
+                                      else parse_formula(formula), data, na_action=na_action,
+                                      data2=data2)
         self.spec: FormulaSpec = self.design.spec
+        if autocor is not None and any(lp.name == "sigma" for lp in self.predictors):
+            raise FamilyError("AR(1) residuals need a single residual SD; drop the 'sigma ~ ...' "
+                              "formula or the autocor argument")
         y, trials = self.family.check(self.design.y, self.design.trials,
                                       self.spec.response.name)
         self.y: np.ndarray = y
         self.trials: np.ndarray | None = trials
+        self.autocor: AR1 | None = autocor
+        self.autocor_structure: AR1Structure | None = None if autocor is None else \
+            model_ar1_structure(autocor, data, self.design, self.family.name)
         defaults, priors = linpred.extend_priors(
-            default_priors(self.design, self.family, self.link, y, trials), self.predictors,
-            y, priors)
+            default_priors(self.design, self.family, self.link, y, trials)
+            + ar_prior_specs(self.autocor_structure), self.predictors, y, priors)
         self.prior_specs: tuple[PriorSpec, ...] = tuple(linpred.finish_priors(
             resolve_priors(defaults, priors), self.predictors))
+        if self.autocor_structure is not None:
+            check_ar_prior(self.prior_dict[AR_PRIOR_KEY], self.autocor_structure)
         centered, self.predictors = linpred.split_centering(centered, self.design,
                                                             self.predictors)
         self.centered: tuple[bool, ...] = choose_centering(
             self.design, self.family, self.link, y, trials, centered)
         # The used columns of the data as given (never a view): typical values for effect
         # grids, and what save/load and pickling rebuild the design from.
-        used = [v for v in self.spec.variables if v in data.columns]
+        used = [c for c in data.columns if c in self._used_columns()]
         self.data: pd.DataFrame = data.loc[:, used].copy()
+        self.data2: dict[str, Any] | None = data2
         self.na_action: str = na_action
         self._compiled: Any = None
+
+    def _used_columns(self) -> set[str]:
+        """Every data column any formula, the nonlinear expression or AR(1) refers to."""
+        used = set(self.spec.variables)
+        for lp in self.predictors:
+            used |= set(lp.design.spec.variables)
+        if self.setup is not None:
+            used |= set(self.setup.covariates)
+        if self.autocor is not None:
+            used |= {self.autocor.time} | ({self.autocor.group} if self.autocor.group else set())
+        return used
 
     def constructor_args(self) -> dict[str, Any]:
         """Arguments that rebuild this model exactly: ``bm.Model(**model.constructor_args())``.
@@ -110,12 +146,16 @@ class Model:
         >>> import bayesmix as bm
         >>> m = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff"))
         >>> sorted(m.constructor_args())
-        ['centered', 'data', 'family', 'formula', 'link', 'na_action', 'priors']
+        ['autocor', 'centered', 'data', 'data2', 'family', 'formula', 'link', 'na_action', 'priors']
         """
-        return {"formula": self.spec.formula, "data": self.data, "family": self.family.name,
+        formula = self._formula if self.setup is not None else self.spec.formula
+        return {"formula": formula, "data": self.data, "family": self.family.name,
                 "link": self.link, "na_action": self.na_action,
                 "priors": {s.key: s.prior for s in self.prior_specs if s.source == "user"},
-                "centered": {b.name: c for b, c in zip(self.design.blocks, self.centered)}}
+                "centered": {**{b.name: c for b, c in zip(self.design.blocks, self.centered)},
+                             **{b.name: c for lp in self.predictors
+                                for b, c in zip(lp.design.blocks, lp.centered)}},
+                "data2": self.data2, "autocor": self.autocor}
 
     def __getstate__(self) -> dict[str, Any]:
         # The formulae design objects hold interpreter frames and the PyMC/nutpie models
@@ -152,9 +192,14 @@ class Model:
         return self.setup.lines if self.setup is not None else (self.spec.formula,)
 
     @property
+    def prior_dict(self) -> dict[str, Prior]:
+        """Each parameter's prior, keyed as in ``model.priors``."""
+        return {s.key: s.prior for s in self.prior_specs}
+
+    @property
     def response_name(self) -> str:
         name = self.spec.response.name
-        taken = {"fixef", "sigma"} | {f"{p}_{b.name}" for b in self.all_blocks
+        taken = {"fixef", "sigma", "ar"} | {f"{p}_{b.name}" for b in self.all_blocks
                                       for p in ("sd", "cor", "r")}
         taken |= {lp.fixef_var for lp in self.predictors}
         return f"{name}_obs" if name in taken else name
@@ -164,7 +209,8 @@ class Model:
         """The PyMC model (built once, on first use)."""
         plan = BuildPlan(self.family.name, self.link, self.prior_specs, self.centered,
                          self.response_name, self.predictors, self.nonlinear,
-                         self.setup.covariates if self.setup is not None else {})
+                         self.setup.covariates if self.setup is not None else {},
+                         self.autocor_structure)
         return build_model(self.design, plan, self.y, self.trials)
 
     def __repr__(self) -> str:
@@ -184,7 +230,9 @@ class Model:
         >>> pp["prior_predictive"]["Yield"].shape
         (1, 50, 30)
         """
-        with self.pymc_model:
+        with self.pymc_model, warnings.catch_warnings():
+            # AR(1) responses draw with numpy inside numba's object mode: expected, harmless
+            warnings.filterwarnings("ignore", message=".*object mode.*")
             idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
         return clean(idata, self._derive)
 

@@ -163,11 +163,27 @@ def choose_centering(design: Design, family: Family, link: str, y: np.ndarray,
         if not isinstance(value, bool):
             raise DataError(f"centered[{key!r}] must be True or False, not {value!r}")
     ratios = information_ratios(design, family, link, y, trials)
-    return tuple(
+    chosen = tuple(
         override.get(block.name, override.get(block.group)) if
         (block.name in override or block.group in override) else
         bool(ratio >= CENTRE_RATIO and not _nested(block, design.blocks))
         for block, ratio in zip(design.blocks, ratios))
+    return tuple(_known_cov_non_centred(block, c, override)
+                 for block, c in zip(design.blocks, chosen))
+
+
+def _known_cov_non_centred(block: RandomBlock, centred: bool, override: dict) -> bool:
+    """gr(g, cov=A) blocks are sampled as r = L_A z (a centred MvNormal would need A's
+    inverse in every gradient); asking for centring there is an error, not ignored."""
+    if block.cov_chol is None:
+        return centred
+    if override.get(block.name) is True or (block.name not in override
+                                            and override.get(block.group) is True):
+        from bayesmix.errors import DataError
+
+        raise DataError(f"{block.term} has a known covariance between levels and is always "
+                        f"sampled non-centred; drop centered={{{block.group!r}: True}}")
+    return False
 
 
 def nested_in(inner: RandomBlock, outer: RandomBlock) -> bool:

@@ -35,6 +35,7 @@ import xarray as xr
 from bayesmix.errors import MissingDataWarning, PersistError
 from bayesmix.priors import Prior
 from bayesmix.sample import SamplerSettings
+from bayesmix.structured import AR1
 
 if TYPE_CHECKING:
     from bayesmix.model import Model
@@ -121,9 +122,65 @@ def design_fingerprint(model: "Model") -> str:
     return h.hexdigest()
 
 
+def _formula_json(formula: Any) -> Any:
+    """A formula as JSON: the text, or the texts of a bm.Formula / bm.NonLinear."""
+    from bayesmix.formulas import Formula, NonLinear
+
+    if isinstance(formula, Formula):
+        return {"kind": "Formula", "lines": list(formula.lines)}
+    if isinstance(formula, NonLinear):
+        rhs = {name: spec.formula.split("~", 1)[1].strip() for name, spec in formula.params}
+        return {"kind": "NonLinear", "formula": formula.formula,
+                "dpars": [spec.formula for _, spec in formula.dpars], "params": rhs}
+    return formula
+
+
+def _formula_from_json(value: Any) -> Any:
+    from bayesmix.formulas import Formula, NonLinear
+
+    if isinstance(value, dict) and value.get("kind") == "Formula":
+        return Formula(*value["lines"])
+    if isinstance(value, dict) and value.get("kind") == "NonLinear":
+        return NonLinear(value["formula"], *value["dpars"], **value["params"])
+    return value
+
+
+def _data2_json(data2: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Known covariance matrices, as labelled frames (values and level labels)."""
+    if not data2:
+        return None
+    out = {}
+    for key, matrix in data2.items():
+        frame = matrix if isinstance(matrix, pd.DataFrame) else pd.DataFrame(np.asarray(matrix))
+        out[key] = {"index": [_plain(v) for v in frame.index],
+                    "columns": [_plain(v) for v in frame.columns],
+                    "values": frame.to_numpy(dtype=float).tolist(),
+                    "frame": isinstance(matrix, pd.DataFrame)}
+    return out
+
+
+def _data2_from_json(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not value:
+        return None
+    out: dict[str, Any] = {}
+    for key, m in value.items():
+        values = np.array(m["values"], dtype=float)
+        out[key] = pd.DataFrame(values, index=m["index"], columns=m["columns"]) \
+            if m["frame"] else values
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _model_args(model: "Model") -> dict[str, Any]:
     args = model.constructor_args()
-    return {"formula": args["formula"], "family": args["family"], "link": args["link"],
+    autocor = args["autocor"]
+    return {"formula": _formula_json(args["formula"]), "family": args["family"],
+            "link": args["link"], "data2": _data2_json(args["data2"]),
+            "autocor": None if autocor is None else {"time": autocor.time,
+                                                     "group": autocor.group},
             "na_action": args["na_action"], "centered": args["centered"],
             "priors": {k: {"dist": p.dist, "params": p.kwargs} for k, p in args["priors"].items()}}
 
@@ -202,9 +259,12 @@ def load(path: str | Path) -> "FitResult":
     priors = {k: Prior(v["dist"], **v["params"]) for k, v in args["priors"].items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MissingDataWarning)  # warned when first built
-        model = Model(args["formula"], _decode_frame(meta["data"]), family=args["family"],
-                      link=args["link"], priors=priors or None, centered=args["centered"],
-                      na_action=args["na_action"])
+        autocor = args.get("autocor")
+        model = Model(_formula_from_json(args["formula"]), _decode_frame(meta["data"]),
+                      family=args["family"], link=args["link"], priors=priors or None,
+                      centered=args["centered"], na_action=args["na_action"],
+                      data2=_data2_from_json(args.get("data2")),
+                      autocor=None if autocor is None else AR1(**autocor))
     if design_fingerprint(model) != meta["design_sha256"]:
         raise PersistError(f"the design rebuilt from {str(path)!r} differs from the saved one "
                            "(different formulae or pandas version?): its predictions would "

@@ -10,13 +10,22 @@ predictions on new data. Arrays have shape ``(chain, draw, n)``.
   error that names it (lme4's ``allow.new.levels = FALSE``).
 * ``"exclude"``: random effects at zero (a typical level: lme4's ``re.form = NA``).
 * ``"sample_new"``: seen levels use their effects; each unseen level gets one draw from the
-  fitted random-effect distribution per posterior draw, shared by that level's rows.
+  fitted random-effect distribution per posterior draw, shared by that level's rows. For a
+  ``gr(g, cov=A)`` block a new level's relatedness to the fitted ones is unknown (it is not
+  in ``A``), so it is drawn independently, ``N(0, sd^2)``, as an unrelated individual;
+  add it to ``A`` and refit to use its relatives.
 
 Models with several linear predictors (:mod:`bayesmix.linpred`): ``linear_predictor(...,
 dpar="sigma")`` gives a distributional or nonlinear parameter's predictor (link scale), and
 :func:`family_param_draws` turns each modelled family parameter into per-row draws. A
 nonlinear model's ``linear_predictor`` is its expression evaluated with numpy on the
 parameters' predictors and the data columns (the tree the PyMC model was built from).
+
+With AR(1) residuals (``autocor=bm.AR1(...)``), :func:`pointwise_loglik` returns one-step-ahead
+densities ``log p(y_i | y_prev(i))`` (they sum to the joint log-likelihood; LOO on them
+approximates leave-future-out, not exact leave-one-out), and :func:`simulate_response` draws
+whole AR(1) residual series: on new data, the series of ``newdata``'s own groups and times,
+not conditioned on the training residuals.
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ import pandas as pd
 
 from bayesmix.build import level_dim, term_dim
 from bayesmix.errors import BayesmixError, DataError
+from bayesmix.families import INVERSE_LINKS
+from bayesmix.structured import AR1Structure, ar1_loglik, ar1_simulate, ar1_structure
 
 if TYPE_CHECKING:
     from bayesmix.results import FitResult
@@ -261,8 +272,23 @@ def pointwise_loglik(fit: "FitResult", draws: int | None = None) -> np.ndarray:
     """log p(y_i | theta) for every draw and training row, shape ``(chain, draw, n)``."""
     family = fit.model.family
     eta = linear_predictor(fit, draws=draws)
-    return family.loglik(fit.model.y, eta, fit.model.link, family_param_draws(fit, draws),
-                         fit.model.trials)
+    params = family_param_draws(fit, draws)
+    structure = _ar_structure(fit, None)
+    if structure is not None:  # one-step-ahead densities (module docstring)
+        return ar1_loglik(fit.model.y, INVERSE_LINKS[fit.model.link](eta), params["sigma"],
+                          _ar_draws(fit, draws), structure)
+    return family.loglik(fit.model.y, eta, fit.model.link, params, fit.model.trials)
+
+
+def _ar_structure(fit: "FitResult", newdata: pd.DataFrame | None) -> AR1Structure | None:
+    structure = getattr(fit.model, "autocor_structure", None)
+    if structure is None or newdata is None:
+        return structure
+    return ar1_structure(structure.spec, newdata)
+
+
+def _ar_draws(fit: "FitResult", draws: int | None) -> np.ndarray:
+    return _posterior_values(fit, "ar", (), _draw_slice(fit, draws))[..., None]
 
 
 def simulate_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
@@ -274,6 +300,10 @@ def simulate_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
     family = fit.model.family
     trials = _trials_for(fit, newdata, eta.shape[-1])
     params = family_param_draws(fit, draws, newdata, re, rng)
+    structure = _ar_structure(fit, newdata)
+    if structure is not None:  # whole AR(1) residual series around the mean
+        return ar1_simulate(rng, INVERSE_LINKS[fit.model.link](eta), params["sigma"],
+                            _ar_draws(fit, draws), structure)
     return family.simulate(rng, eta, fit.model.link, params, trials)
 
 

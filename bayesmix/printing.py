@@ -91,8 +91,13 @@ def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
                 lines.append(f"  {row['group']}: cor({row['term']}, {row['term2']}) = "
                              f"{row['mean']:.2f}  [{row[lb]:.2f}, {row[ub]:.2f}]  "
                              f"ess_bulk {row['ess_bulk']:.0f}, r_hat {row['r_hat']:.3f}")
-        groups = ";  ".join(f"{b.group}, {b.n_levels}" for b in
-                            {b.group: b for b in blocks}.values())
+        for _, row in vc[vc["kind"] == "ar"].iterrows():
+            auto = model.autocor_structure
+            lines.append(f"Residual {auto.spec}: rho = {row['mean']:.2f}  [{row[lb]:.2f}, "
+                         f"{row[ub]:.2f}]  ess_bulk {row['ess_bulk']:.0f}, r_hat "
+                         f"{row['r_hat']:.3f}  (cor = rho^|time gap|, Residual SD is marginal)")
+        groups = ";  ".join(f"{key}, {b.n_levels}" for key, b in
+                            {b.dim or b.group: b for b in blocks}.items())
         lines.append(f"Number of obs: {design.n}" + (f", groups:  {groups}" if groups else ""))
         lines.append("")
     fe = fit.fixef(prob, interval)

@@ -135,10 +135,12 @@ class FitResult:
     def varcorr(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
         """Variance components: group SDs, correlations and the residual SD.
 
-        Columns: group, term, term2, kind ("sd" | "cor"), mean, sd, interval bounds,
+        Columns: group, term, term2, kind ("sd" | "cor" | "ar"), mean, sd, interval bounds,
         ess_bulk, ess_tail, r_hat. The residual SD of a gaussian model is the row with
-        group "Residual". Blocks of a distributional or nonlinear parameter's formula are
-        listed with their model name as group, e.g. ``"sigma_Subject"``, ``"Asym_Tree"``.
+        group "Residual"; with ``autocor=bm.AR1(...)`` the row of kind "ar" (term
+        "AR(1) rho") is the residual correlation at a time gap of 1. Blocks of a
+        distributional or nonlinear parameter's formula are listed with their model name as
+        group, e.g. ``"sigma_Subject"``, ``"Asym_Tree"``.
 
         >>> vc = fit.varcorr()  # doctest: +SKIP
         >>> vc[vc.kind == "cor"]  # correlations, one row per pair  # doctest: +SKIP
@@ -162,6 +164,10 @@ class FitResult:
             row = posterior_stats(post["sigma"], prob, interval).iloc[0]
             rows.append({"group": "Residual", "term": "", "term2": "", "kind": "sd",
                          **row.to_dict()})
+        if "ar" in post:  # AR(1) residual correlation at a time gap of 1
+            row = posterior_stats(post["ar"], prob, interval).iloc[0]
+            rows.append({"group": "Residual", "term": "AR(1) rho", "term2": "", "kind": "ar",
+                         **row.to_dict()})
         return pd.DataFrame(rows)
 
     def ranef(self, summary: bool = False, prob: float = 0.95,
@@ -171,7 +177,9 @@ class FitResult:
         ``summary=False``: levels x terms posterior means (lme4's ``ranef``);
         ``summary=True``: long format with level, term, mean, sd and interval bounds.
         Level labels are exactly those of the data. A distributional or nonlinear
-        parameter's blocks are keyed ``"<parameter>_<group>"`` (``"sigma_Subject"``).
+        parameter's blocks are keyed ``"<parameter>_<group>"`` (``"sigma_Subject"``). A
+        ``gr(g, cov=A)`` block whose levels differ from another block's of ``g`` (relatives
+        without records) has its own table, keyed ``"g__A"``.
 
         >>> fit.ranef()["Subject"].loc[308]  # doctest: +SKIP
         >>> fit.ranef(summary=True)["Subject"].head()  # doctest: +SKIP
@@ -194,7 +202,8 @@ class FitResult:
 
     def _keyed_blocks(self) -> list[tuple[str, Any, str | None]]:
         """(ranef key, block, parameter name or None for the mean) of every block."""
-        out = [(b.group, b, None) for b in self.model.design.blocks]
+        # a gr() block with levels of its own (relatives without records) gets its own key
+        out = [(b.dim or b.group, b, None) for b in self.model.design.blocks]
         out += [(lp.block_key(b), b, lp.name) for lp in self.model.predictors
                 for b in lp.design.blocks]
         return out
@@ -220,9 +229,10 @@ class FitResult:
         return out
 
     def family_params(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
-        """The family's scalar parameters (e.g. sigma); one with its own formula is not
-        scalar and is left out (see ``fixef(dpar=...)``)."""
-        names = [p for p in self.model.family.params if p in self.posterior]
+        """The family's scalar parameters (e.g. sigma), and ``ar`` with AR(1) residuals; a
+        parameter with its own formula is not scalar and is left out (see
+        ``fixef(dpar=...)``)."""
+        names = [p for p in (*self.model.family.params, "ar") if p in self.posterior]
         if not names:
             return pd.DataFrame(columns=["mean", "sd"])
         return pd.concat([posterior_stats(self.posterior[n], prob, interval) for n in names],
