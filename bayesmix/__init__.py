@@ -26,6 +26,7 @@ from bayesmix.errors import (  # noqa: E402
     PriorError,
     ResponseError,
     SamplerError,
+    SingularFitWarning,
 )
 from bayesmix.families import Family, get_family  # noqa: E402
 from bayesmix.formula import FormulaSpec, parse_formula  # noqa: E402
@@ -40,4 +41,5 @@ __all__ = [
     "parse_formula", "make_design", "get_family", "datasets", "plots",
     "BayesmixError", "FormulaError", "DataError", "ResponseError", "FamilyError", "PriorError",
     "SamplerError", "DatasetError", "MissingDataWarning", "ConvergenceWarning",
+    "SingularFitWarning",
 ]

@@ -17,8 +17,8 @@ import pymc as pm
 import xarray as xr
 
 from bayesmix.build import BuildPlan, build_model, derive_level_effects, stored_names
+from bayesmix.checks import warn_on_fit
 from bayesmix.design import Design, make_design
-from bayesmix.diagnostics import warn_on_problems
 from bayesmix.families import Family, get_family
 from bayesmix.formula import FormulaSpec, parse_formula
 from bayesmix.parametrization import choose_centering
@@ -67,6 +67,9 @@ class Model:
         self.family: Family = get_family(family)
         self.link: str = self.family.resolve_link(link)
         self.design: Design = make_design(self.spec, data, na_action=na_action)
+        # Kept (never modified) for pictures against the user's own columns, e.g. residuals
+        # against each predictor; rows used in fitting are data.loc[design.rows].
+        self.data: pd.DataFrame = data
         y, trials = self.family.check(self.design.y, self.design.trials,
                                       self.spec.response.name)
         self.y: np.ndarray = y
@@ -150,7 +153,7 @@ class Model:
         timing = {"build": build_time, **timing}
         idata = _add_data_groups(idata, self)
         fit = FitResult(model=self, idata=idata, settings=settings, timing=timing)
-        warn_on_problems(fit.sampling_report())
+        warn_on_fit(fit)
         return fit
 
 
