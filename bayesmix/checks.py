@@ -248,7 +248,8 @@ def _centering_key(block: Any, blocks: Any) -> str:
     return block.name if shared else block.group
 
 
-def _remedies(fit: "FitResult", problems: list[Problem]) -> list[str]:
+def _remedies(fit: "FitResult", problems: list[Problem],
+              flags: list[BoundaryFlag]) -> list[str]:
     """Concrete remedies for ``problems``, in the order they should be tried."""
     model, settings = fit.model, fit.settings
     blocks = model.design.blocks
@@ -299,9 +300,9 @@ def _remedies(fit: "FitResult", problems: list[Problem]) -> list[str]:
         if slopes and "(Intercept)" in block.coef_names:
             simplify.append(f"drop the slope{'s' if len(slopes) > 1 else ''} "
                             f"{', '.join(slopes)}: (1 | {block.group}) instead of {block.term}")
-        elif block.intercept_only:
-            simplify.append(f"drop {block.term} if its SD is near zero (see the boundary "
-                            "check below and compare the models with LOO)")
+        elif block.intercept_only and any(f.block == block.name for f in flags):
+            simplify.append(f"drop {block.term}: its SD is near zero (see the boundary check "
+                            "below; compare the two models with LOO)")
     if simplify:
         out.append("Simplify the random effects: " + "; or ".join(simplify) + ".")
     priors = _tighter_priors(model, involved)
@@ -351,8 +352,8 @@ def check_fit(fit: "FitResult", boundary: bool = True) -> CheckReport:
     problems += _level_problems(posterior, blocks, chains)
     order = ["divergences", "rhat", "ess_bulk", "ess_tail", "treedepth", "ebfmi"]
     problems.sort(key=lambda p: order.index(p.kind))
-    remedies = _remedies(fit, problems) if problems else []
     flags = boundary_flags(fit) if boundary else []
+    remedies = _remedies(fit, problems, flags) if problems else []
     return CheckReport(fit.model.spec.formula, report, tuple(problems), tuple(remedies),
                        tuple(flags))
 

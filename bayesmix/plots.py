@@ -150,14 +150,16 @@ def plot_shrinkage(fit: "FitResult", group: str | None = None,
     ``kind="2d"`` (the default with two or more terms): the plane of two coefficients
     (e.g. intercept and slope per subject) with arrows from no pooling to partial pooling,
     the population mean and the 50% and 95% contours of the fitted population distribution.
-    ``kind="1d"``: per term, the two estimates of each level on one line (levels sorted).
-    Gaussian models with the identity link.
+    ``kind="1d"``: per term, the two estimates of each level on one line (levels sorted; the
+    default for one term and up to 30 levels). ``kind="size"``: per term, both estimates
+    against the level's number of rows (the default for one term and more levels): small
+    levels move most. Gaussian models with the identity link.
 
     >>> fig = fit.plot_shrinkage("Subject")  # doctest: +SKIP
     >>> fig = fit.plot_shrinkage("county", kind="1d")  # doctest: +SKIP
     """
-    if kind not in ("auto", "1d", "2d"):
-        raise BayesmixError(f"kind must be 'auto', '1d' or '2d', not {kind!r}")
+    if kind not in ("auto", "1d", "2d", "size"):
+        raise BayesmixError(f"kind must be 'auto', '1d', '2d' or 'size', not {kind!r}")
     block = _block_for(fit, group)
     if kind == "2d" and block.n_terms < 2:
         raise BayesmixError(f"kind='2d' needs two terms; {block.term} has one: use kind='1d'")
@@ -188,6 +190,8 @@ def plot_shrinkage(fit: "FitResult", group: str | None = None,
         ax.legend(fontsize=8, loc="best")
         fig.tight_layout()
         return fig
+    if kind == "size" or (kind == "auto" and block.n_levels > 30):
+        return _shrinkage_by_size(fit, block, raw, pooled, fixed)
     order = list(pooled[block.coef_names[0]].sort_values().index)
     k = block.n_terms
     fig, axes = plt.subplots(1, k, figsize=(5.2 * k + 1.2, max(3.0, 0.2 * len(order) + 1.4)),
@@ -201,11 +205,33 @@ def plot_shrinkage(fit: "FitResult", group: str | None = None,
             ax.axvline(fixed[term], color="k", lw=0.8, ls="--", label="population")
         ax.set_xlabel(term)
         ax.legend(fontsize=8, loc="best")
-    labels = [str(v) for v in order]
-    axes[0][0].set_yticks(y, labels if len(order) <= 60 else [""] * len(order),
-                          fontsize=8 if len(order) <= 30 else 6)
+    axes[0][0].set_yticks(y, [str(v) for v in order], fontsize=8 if len(order) <= 30 else 6)
     axes[0][0].set_ylabel(block.group)
     fig.suptitle(f"Shrinkage of {block.group} estimates toward the population", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def _shrinkage_by_size(fit: "FitResult", block: Any, raw: pd.DataFrame, pooled: pd.DataFrame,
+                       fixed: pd.Series) -> Figure:
+    """Per term: estimates against the level's number of rows (log scale), a segment from
+    no pooling to partial pooling: small levels move most (Gelman & Hill's radon picture)."""
+    k = block.n_terms
+    fig, axes = plt.subplots(1, k, figsize=(6.0 * k, 4.6), squeeze=False)
+    rng = np.random.default_rng(0)  # horizontal jitter so that levels of equal size separate
+    n = block.counts() * np.exp(rng.uniform(-0.08, 0.08, block.n_levels))
+    for ax, term in zip(axes[0], block.coef_names):
+        ax.vlines(n, raw[term], pooled[term], color="0.6", lw=0.8)
+        ax.plot(n, raw[term], "o", mfc="none", color="C1", ms=4, label="no pooling")
+        ax.plot(n, pooled[term], "o", color="C0", ms=4, label="partial pooling")
+        if term in fixed:
+            ax.axhline(fixed[term], color="k", lw=0.8, ls="--", label="population")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"rows per {block.group} (log scale)")
+        ax.set_ylabel(term)
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle(f"Shrinkage of {block.n_levels} {block.group} estimates\n(smaller levels move "
+                 "further toward the population)", fontsize=11)
     fig.tight_layout()
     return fig
 

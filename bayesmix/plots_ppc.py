@@ -191,14 +191,13 @@ def plot_influence(fit: "FitResult", group: str | None = None, n_label: int = 3,
         dist = table["cooks_distance"].to_numpy()
         reliable = kk <= K_THRESHOLD
         ax_d.vlines(xs, 0, dist, color="0.6", lw=0.9)
-        ax_d.scatter(xs[reliable], dist[reliable], color="C0", s=14, label="k <= 0.7")
-        ax_d.scatter(xs[~reliable], dist[~reliable], facecolor="none", edgecolor="C3", s=18,
-                     label="k > 0.7 (approximate: refit to check)")
+        ax_d.scatter(xs[reliable], dist[reliable], color="C0", s=14)
+        ax_d.scatter(xs[~reliable], dist[~reliable], facecolor="none", edgecolor="C3", s=18)
         _label_top(ax_d, xs, dist, levels, n_label)
-        ax_d.set_xlabel(f"{name} (level order)")
+        ax_d.set_ylim(0, 1.2 * np.nanmax(dist) if np.isfinite(dist).any() else 1)
+        ax_d.set_xlabel(f"{name} (level order); open red: k > {K_THRESHOLD}, approximate")
         ax_d.set_ylabel("Cook's distance (fixed effects)")
         ax_d.set_title(f"Influence of each {name} on the fixed effects", fontsize=10)
-        ax_d.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
 

@@ -165,14 +165,17 @@ def _predictor_columns(fit: "FitResult") -> pd.DataFrame:
     return data.loc[fit.model.design.rows, names]
 
 
-def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.4)) -> tuple:
-    ncols = min(ncols, n)
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
-                             squeeze=False)
-    for ax in axes.ravel()[n:]:
-        ax.remove()
-    return fig, list(axes.ravel()[:n])
+def _grid(n: int, n_wide: int = 0, ncols: int = 3,
+          size: tuple[float, float] = (4.2, 3.4)) -> tuple[Figure, list[Axes]]:
+    """``n`` panels in rows of ``ncols``, then ``n_wide`` panels each a full row wide."""
+    ncols = max(1, min(ncols, n)) if n else ncols
+    rows = int(np.ceil(n / ncols)) + n_wide
+    fig = plt.figure(figsize=(size[0] * ncols, size[1] * rows))
+    grid = fig.add_gridspec(rows, ncols)
+    axes = [fig.add_subplot(grid[i // ncols, i % ncols]) for i in range(n)]
+    first = int(np.ceil(n / ncols))
+    axes += [fig.add_subplot(grid[first + j, :]) for j in range(n_wide)]
+    return fig, axes
 
 
 def plot_residuals(fit: "FitResult", kind: str = "all", type: str = "auto",
@@ -211,7 +214,8 @@ def plot_residuals(fit: "FitResult", kind: str = "all", type: str = "auto",
     if not panels:
         raise BayesmixError(f"nothing to draw for kind={kind!r}: the model has no "
                             f"{'predictors' if kind == 'predictors' else 'grouping factors'}")
-    fig, axes = _grid(len(panels))
+    wide = sum(p[0] is _panel_group for p in panels)
+    fig, axes = _grid(len(panels) - wide, wide)
     for ax, (draw, *args) in zip(axes, panels):
         draw(ax, *args)
         if draw in (_panel_fitted, _panel_scale):

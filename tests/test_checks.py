@@ -54,7 +54,7 @@ def test_divergent_funnel_is_named_and_the_first_remedy_is_non_centring(funnel):
     # Remedies in the documented order: parametrisation, target_accept, tuning, simpler
     # random effects, stronger priors (no predictor needs rescaling here).
     positions = [text.index(s) for s in ("centered={'g': False}", "target_accept=0.95",
-                                         "tune=1000", "drop (1 | g)",
+                                         "tune=1000", "drop (1 | g): its SD is near zero",
                                          "priors={'1|g': bm.Prior('HalfNormal'")]
     assert positions == sorted(positions)
     assert not report.ok
@@ -212,3 +212,28 @@ def test_predictor_scales_names_columns_with_large_or_tiny_spread():
     scales = predictor_scales(model.design)
     assert set(scales) == {"income", "dose"}  # age (SD 3) fine; the 0/1 dummy never named
     assert scales["income"] == pytest.approx(df["income"].std(ddof=0))
+
+
+# -- influence --------------------------------------------------------------------------------
+def test_leave_one_group_out_weights_recover_the_exact_posterior_without_the_group():
+    """Normal mean with known SD 1 and a flat prior: without group g the posterior mean is the
+    mean of the other rows, and PSIS on the group's summed log-likelihood must find it."""
+    from scipy import stats
+
+    from bayesmix.influence import _cooks, group_psis
+
+    rng = np.random.default_rng(8)
+    index = np.repeat(np.arange(10), 10)
+    y = rng.normal(2.0, 1.0, 100) + np.where(index == 3, 1.5, 0.0)  # group 3 pulls upward
+    mu = rng.normal(y.mean(), 1 / np.sqrt(100), (4, 2000))
+    loglik = stats.norm.logpdf(y, mu[..., None], 1.0)
+    log_w, k = group_psis(loglik, index, 10)
+    assert np.all(k < 0.5)  # 10 of 100 rows: the posterior without them is close
+    shifts, cooks = _cooks(mu[..., None], log_w)
+    exact = np.array([y[index != g].mean() for g in range(10)])
+    estimated = y.mean() + shifts[:, 0] * mu.std(ddof=1)
+    # Monte Carlo error of a weighted mean of 8000 draws with weights near 1: ~0.003.
+    np.testing.assert_allclose(estimated, exact, atol=0.01)
+    assert int(np.argmax(cooks)) == 3
+    # One coefficient: D = shift^2 in posterior-variance units.
+    np.testing.assert_allclose(cooks, shifts[:, 0] ** 2 * (8000 - 1) / 8000, rtol=1e-3)
