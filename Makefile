@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: venv venv-dev demo test test-slow test-all clean distclean find-python FORCE
+.PHONY: venv venv-dev demo gallery test test-slow test-all clean distclean find-python FORCE
 
 # Candidates, first that runs and is >= 3.12 (with venv/ensurepip) wins:
 #   $(PYTHON), python3.13 / python3.12 / python3 on PATH (pyenv shims that are not
@@ -71,6 +71,10 @@ find-python:
 demo: venv
 	$(PY) -m bayesmix demo --out demo_output
 
+# Every diagnostic picture (and check report) of four classic fits, in gallery/.
+gallery: venv
+	$(PY) -m bayesmix gallery --out gallery
+
 test: venv-dev
 	$(PY) -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
@@ -81,7 +85,7 @@ test-all: venv-dev
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean:
-	rm -rf demo_output build dist .pytest_cache *.egg-info
+	rm -rf demo_output gallery build dist .pytest_cache *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print -exec rm -rf {} +
 
 distclean: clean

@@ -99,7 +99,8 @@ def group_psis(loglik: np.ndarray, index: np.ndarray,
     for j in range(n_levels):  # loop: bincount has no axis argument
         summed[..., j] = loglik[..., index == j].sum(axis=-1)
     da = xr.DataArray(summed, dims=("chain", "draw", "level"))
-    log_w, khat = da.azstats.psislw(r_eff=1.0, dim=["chain", "draw"])
+    with np.errstate(invalid="ignore", divide="ignore"):  # k is NaN for constant sums
+        log_w, khat = da.azstats.psislw(r_eff=1.0, dim=["chain", "draw"])
     log_w = log_w.transpose("chain", "draw", "level").values
     log_w = log_w - special.logsumexp(log_w, axis=(0, 1), keepdims=True)
     return log_w, np.asarray(khat, dtype=float)
@@ -136,7 +137,8 @@ def influence(fit: "FitResult", draws: int | None = None) -> Influence:
             "chain": posterior.chain, "draw": posterior.draw, "row": np.arange(ll.shape[-1])})})
     with warnings.catch_warnings():  # k is reported per row below, not as a warning
         warnings.filterwarnings("ignore", message=".*Pareto distribution.*")
-        elpd = loo(tree, pointwise=True, var_name="y")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            elpd = loo(tree, pointwise=True, var_name="y")
     observations = pd.DataFrame({"pareto_k": np.asarray(elpd.pareto_k, dtype=float),
                                  "elpd_loo": np.asarray(elpd.elpd_i, dtype=float)}, index=rows)
     beta = posterior["fixef"].transpose("chain", "draw", "coef").values \

@@ -52,7 +52,8 @@ def plot_caterpillar(fit: "FitResult", group: str | None = None, prob: float = 0
     order = list(first.sort_values().index) if sort else list(block.levels)
     k = block.n_terms
     height = max(3.0, 0.22 * block.n_levels + 1.2)
-    fig, axes = plt.subplots(1, k, figsize=(3.6 * k + 1.2, height), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, k, figsize=(3.6 * k + 1.2, height), sharey=True, squeeze=False,
+                             layout="constrained")  # keeps the suptitle clear of tall panels
     ypos = {level: i for i, level in enumerate(order)}
     for ax, term in zip(axes[0], block.coef_names):
         part = table[table["term"] == term]
@@ -65,7 +66,6 @@ def plot_caterpillar(fit: "FitResult", group: str | None = None, prob: float = 0
     axes[0][0].set_yticks(range(len(order)), [str(v) for v in order])
     axes[0][0].set_ylabel(block.group)
     fig.suptitle(f"Random effects of {block.term}", fontsize=11)
-    fig.tight_layout()
     return fig
 
 
