@@ -61,7 +61,12 @@ class BoundaryFlag:
 
 
 def prior_cdf(prior: Any, x: float) -> float:
-    """Prior probability that a positive parameter is below ``x`` (0 for HalfFlat)."""
+    """Prior probability that a positive parameter is below ``x`` (0 for HalfFlat).
+
+    >>> from bayesmix import Prior
+    >>> round(prior_cdf(Prior("HalfNormal", sigma=1.0), 1.0), 3)
+    0.683
+    """
     p = prior.kwargs
     dist = {
         "HalfNormal": lambda: stats.halfnorm(scale=p.get("sigma", 1.0)),

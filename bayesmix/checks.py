@@ -100,6 +100,9 @@ def ebfmi(idata: xr.DataTree) -> np.ndarray:
 
     E-BFMI = sum((E_t - E_{t-1})^2) / sum((E_t - mean E)^2); below 0.3 the momentum resampling
     explores the energy distribution poorly (Betancourt 2016).
+
+    >>> ebfmi(fit.idata)  # doctest: +SKIP
+    array([1.02, 0.97])
     """
     if "sample_stats" not in idata.children or "energy" not in idata["sample_stats"]:
         return np.array([np.nan])
@@ -112,7 +115,11 @@ def ebfmi(idata: xr.DataTree) -> np.ndarray:
 
 def predictor_scales(design: Any) -> dict[str, float]:
     """Fixed-effect columns whose scale hampers NUTS: SD > 10 or < 0.1, or the extremes when
-    SDs differ more than 100-fold. 0/1 columns (dummies) are never named."""
+    SDs differ more than 100-fold. 0/1 columns (dummies) are never named.
+
+    >>> predictor_scales(bm.Model("y ~ income + age + (1 | g)", df).design)  # doctest: +SKIP
+    {'income': 10234.5}
+    """
     sds = {}
     for j, name in enumerate(design.coef_names):
         col = design.X[:, j]
@@ -360,7 +367,10 @@ def check_fit(fit: "FitResult", boundary: bool = True) -> CheckReport:
 
 def warn_on_fit(fit: "FitResult") -> CheckReport:
     """Warn at the end of ``Model.fit``: one ConvergenceWarning with every sampling problem
-    and its remedies, and one SingularFitWarning for boundary estimates."""
+    and its remedies, and one SingularFitWarning for boundary estimates.
+
+    >>> warnings.simplefilter("ignore", bm.SingularFitWarning)  # silence one kind  # doctest: +SKIP
+    """
     report = check_fit(fit)
     if report.problems:
         text = "sampling problems:\n" + "\n".join(

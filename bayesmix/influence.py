@@ -93,6 +93,9 @@ def group_psis(loglik: np.ndarray, index: np.ndarray,
     """PSIS for leaving out each level: normalized log weights (chain, draw, level) and k.
 
     ``loglik`` is pointwise (chain, draw, n); ``index`` maps rows to levels.
+
+    >>> block = fit.model.design.blocks[0]  # doctest: +SKIP
+    >>> log_w, k = group_psis(pointwise_loglik(fit), block.index, block.n_levels)  # doctest: +SKIP
     """
     c, d, n = loglik.shape
     summed = np.zeros((c, d, n_levels))

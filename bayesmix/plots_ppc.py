@@ -206,7 +206,12 @@ _POINT = {"s": 12, "alpha": 0.7, "color": "C0", "edgecolor": "none"}
 
 
 def worst_parameter(fit: "FitResult") -> tuple[str, xr.DataArray]:
-    """The population-level parameter with the highest R-hat: its label and (chain, draw)."""
+    """The population-level parameter with the highest R-hat: its label and (chain, draw).
+
+    >>> label, draws = worst_parameter(fit)  # doctest: +SKIP
+    >>> label  # doctest: +SKIP
+    'the correlation of (Intercept) and Days in (Days | Subject)'
+    """
     best: tuple[float, str, xr.DataArray] | None = None
     for name, da in population_vars(fit.posterior, fit.model.design.blocks).items():
         with np.errstate(invalid="ignore", divide="ignore"):

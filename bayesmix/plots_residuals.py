@@ -158,7 +158,7 @@ def _panel_group(ax: Axes, block: Any, resid: np.ndarray, ylabel: str) -> None:
 def _predictor_columns(fit: "FitResult") -> pd.DataFrame:
     """The user's columns in the fixed part (rows used in fitting); empty without data."""
     data = getattr(fit.model, "data", None)
-    if data is None:
+    if data is None or not data.index.is_unique:  # rows cannot be matched by label
         return pd.DataFrame(index=fit.model.design.rows)
     spec = fit.model.spec
     names = [v for v in dict.fromkeys(expression_variables(spec.fixed)) if v in data.columns]

@@ -133,7 +133,10 @@ def _two_sided(simulated: np.ndarray, observed: float) -> float:
 
 
 def uniformity_test(res: SimulatedResiduals) -> ResidualTest:
-    """Kolmogorov-Smirnov test of the residuals against Uniform(0, 1)."""
+    """Kolmogorov-Smirnov test of the residuals against Uniform(0, 1).
+
+    >>> uniformity_test(fit.simulated_residuals()).p_value  # doctest: +SKIP
+    """
     ks = stats.kstest(res.residuals, "uniform")
     verdict = (f"KS D = {ks.statistic:.3f}, p = {ks.pvalue:.3g}: "
                + ("the residuals are not uniform; the response distribution does not fit"
@@ -142,7 +145,10 @@ def uniformity_test(res: SimulatedResiduals) -> ResidualTest:
 
 
 def dispersion_test(res: SimulatedResiduals) -> ResidualTest:
-    """DHARMa's simulation test: var(y - mean sims) against var(sim - mean sims)."""
+    """DHARMa's simulation test: var(y - mean sims) against var(sim - mean sims).
+
+    >>> dispersion_test(fit.simulated_residuals()).statistic  # the ratio  # doctest: +SKIP
+    """
     centre = res.simulated.mean(axis=0)
     observed = float(np.var(res.observed - centre))
     simulated = np.var(res.simulated - centre, axis=1)
@@ -159,7 +165,10 @@ def dispersion_test(res: SimulatedResiduals) -> ResidualTest:
 
 
 def zero_inflation_test(res: SimulatedResiduals) -> ResidualTest:
-    """Observed number of zeros against the simulated numbers of zeros."""
+    """Observed number of zeros against the simulated numbers of zeros.
+
+    >>> zero_inflation_test(fit.simulated_residuals()).verdict  # doctest: +SKIP
+    """
     observed = float(np.sum(res.observed == 0))
     simulated = np.sum(res.simulated == 0, axis=1).astype(float)
     expected = float(np.mean(simulated))
@@ -177,7 +186,10 @@ def zero_inflation_test(res: SimulatedResiduals) -> ResidualTest:
 
 
 def outlier_test(res: SimulatedResiduals) -> ResidualTest:
-    """Rows outside the simulation envelope against the binomial expectation 2/(n_sims+1)."""
+    """Rows outside the simulation envelope against the binomial expectation 2/(n_sims+1).
+
+    >>> outlier_test(fit.simulated_residuals()).p_value  # doctest: +SKIP
+    """
     outside = (res.observed < res.simulated.min(axis=0)) | \
         (res.observed > res.simulated.max(axis=0))
     k, n = int(outside.sum()), outside.size
@@ -227,12 +239,11 @@ def residuals(fit: "FitResult", type: str = "auto", n_sims: int = 1000,
     mean = mu.mean(axis=0)
     if type == "response":
         return pd.Series(y - mean, index=rows, name="response residual")
-    # E[Var(y | theta)] by the law of total variance: Var(y_rep) - Var(E[y | theta]); it
-    # is sigma^2 for a gaussian model (lme4's Pearson residuals) and mu for a Poisson one.
-    sims = simulate_response(fit, draws=per_chain, random_seed=random_seed).reshape(-1, y.size)
-    variance = np.maximum(sims.var(axis=0) - mu.var(axis=0), 1e-12)
     if "sigma" in fit.posterior and fit.model.family.name == "gaussian":
-        variance = np.full(y.size, float((fit.posterior["sigma"] ** 2).mean()))
+        variance = np.full(y.size, float((fit.posterior["sigma"] ** 2).mean()))  # as lme4
+    else:  # E[Var(y | theta)] = Var(y_rep) - Var(E[y | theta]) (law of total variance)
+        sims = simulate_response(fit, draws=per_chain, random_seed=random_seed)
+        variance = np.maximum(sims.reshape(-1, y.size).var(axis=0) - mu.var(axis=0), 1e-12)
     return pd.Series((y - mean) / np.sqrt(variance), index=rows, name="pearson residual")
 
 
