@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: venv venv-dev venv-docs demo test test-slow test-all notebooks docs clean distclean find-python FORCE
+.PHONY: venv venv-dev venv-docs demo gallery test test-slow test-all notebooks docs clean distclean find-python FORCE
 
 # Candidates, first that runs and is >= 3.12 (with venv/ensurepip) wins:
 #   $(PYTHON), python3.13 / python3.12 / python3 on PATH (pyenv shims that are not
@@ -79,6 +79,10 @@ find-python:
 demo: venv
 	$(PY) -m bayesmix demo --out demo_output
 
+# Every diagnostic picture (and check report) of four classic fits, in gallery/.
+gallery: venv
+	$(PY) -m bayesmix gallery --out gallery
+
 test: venv-dev
 	$(PY) -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
@@ -97,7 +101,7 @@ docs: venv-docs
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf demo_output build dist site .pytest_cache *.egg-info
+	rm -rf demo_output gallery build dist site .pytest_cache *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print -exec rm -rf {} +
 
 distclean: clean

@@ -27,6 +27,7 @@ from bayesmix.errors import (  # noqa: E402
     PriorError,
     ResponseError,
     SamplerError,
+    SingularFitWarning,
 )
 from bayesmix.families import Family, get_family  # noqa: E402
 from bayesmix.formula import FormulaSpec, parse_formula  # noqa: E402
@@ -48,5 +49,5 @@ __all__ = [
     "datasets", "plots",
     "BayesmixError", "FormulaError", "DataError", "ResponseError", "FamilyError", "PriorError",
     "SamplerError", "DatasetError", "PersistError", "MissingDataWarning", "ConvergenceWarning",
-    "LooWarning", "compare", "load",
+    "SingularFitWarning", "LooWarning", "compare", "load",
 ]

@@ -1,4 +1,4 @@
-"""Command line: ``python -m bayesmix demo`` and ``python -m bayesmix fit``.
+"""Command line: ``python -m bayesmix demo``, ``fit`` and ``gallery``.
 
 ``fit`` fits a formula on a CSV file or a shipped dataset and prints the lme4-style summary::
 
@@ -61,6 +61,24 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gallery(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayesmix.gallery import GALLERY, write_gallery
+
+    names = args.only.split(",") if args.only else None
+    unknown = [n for n in names or [] if n not in GALLERY]
+    if unknown:
+        print(f"error: no gallery model {unknown[0]!r}; choose from {', '.join(GALLERY)}",
+              file=sys.stderr)
+        return 2
+    paths = write_gallery(args.out, names, draws=args.draws, tune=args.tune,
+                          chains=args.chains, random_seed=args.seed)
+    print(f"wrote {len(paths)} files to {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m bayesmix``."""
     parser = argparse.ArgumentParser(prog="python -m bayesmix",
@@ -80,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--seed", type=int, default=None)
     fit.add_argument("--sampler", default="nutpie")
     fit.set_defaults(run=_fit)
+    gallery = sub.add_parser("gallery", help="write every diagnostic picture of four fits")
+    gallery.add_argument("--out", default="gallery", help="folder for the pictures")
+    gallery.add_argument("--only", default="", help="comma-separated subset, e.g. radon")
+    gallery.add_argument("--draws", type=int, default=500)
+    gallery.add_argument("--tune", type=int, default=500)
+    gallery.add_argument("--chains", type=int, default=4)
+    gallery.add_argument("--seed", type=int, default=1)
+    gallery.set_defaults(run=_gallery)
     args = parser.parse_args(argv)
     from bayesmix.errors import BayesmixError
 

@@ -81,3 +81,8 @@ class MissingDataWarning(UserWarning):
 
 class ConvergenceWarning(UserWarning):
     """Sampling diagnostics (R-hat, ESS, divergences) suggest the posterior is not trustworthy."""
+
+
+class SingularFitWarning(UserWarning):
+    """A variance component piles up at zero or a correlation at +-1 (lme4's singular fit);
+    ``fit.check()`` explains which and what to do."""

@@ -18,9 +18,9 @@ import pymc as pm
 import xarray as xr
 
 from bayesmix.build import BuildPlan, build_model, derive_level_effects, stored_names
+from bayesmix.checks import warn_on_fit
 from bayesmix.design import Design, make_design
 from bayesmix.errors import DataError, FamilyError
-from bayesmix.diagnostics import warn_on_problems
 from bayesmix.families import Family, get_family
 from bayesmix.formula import FormulaSpec, parse_formula
 from bayesmix.formulas import Formula, NonLinear
@@ -276,7 +276,7 @@ class Model:
         timing = {"build": build_time, **timing}
         idata = _add_data_groups(idata, self)
         fit = FitResult(model=self, idata=idata, settings=settings, timing=timing)
-        warn_on_problems(fit.sampling_report())
+        warn_on_fit(fit)
         return fit
 
     def fit_ml(self, reml: bool = True) -> "MLResult":

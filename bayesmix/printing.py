@@ -120,6 +120,8 @@ def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
         lines.append("")
     report = fit.sampling_report()
     lines.append("Sampling: " + report.text())
+    if report.problems:
+        lines.append("  fit.check() names every parameter involved and the remedies, in order")
     total = sum(fit.timing.values())
     lines.append(f"Time: {total:.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in
                                                    fit.timing.items()) + ")")

@@ -243,6 +243,46 @@ class FitResult:
         """Divergences, tree depth, worst R-hat and ESS over the non-level parameters."""
         return sampling_report(self.idata, self.model.all_blocks, self.settings)
 
+    def check(self) -> Any:
+        """Every sampling problem (R-hat, ESS, divergences, tree depth, E-BFMI) named in formula
+        terms with remedies in the order to try them, and variance components or correlations
+        at their boundary (lme4's singular fit); see :mod:`bayesmix.checks`.
+
+        >>> print(fit.check())  # doctest: +SKIP
+        """
+        from bayesmix.checks import check_fit
+
+        return check_fit(self)
+
+    def residuals(self, type: str = "auto", n_sims: int = 1000,
+                  random_seed: int | None = 0) -> pd.Series:
+        """Residuals per row: "response", "pearson", "quantile" or "auto"; see
+        :func:`bayesmix.residuals.residuals`."""
+        from bayesmix.residuals import residuals
+
+        return residuals(self, type, n_sims, random_seed)
+
+    def simulated_residuals(self, n_sims: int = 1000, random_seed: int | None = 0) -> Any:
+        """DHARMa-style simulated quantile residuals with ``.tests()``; see
+        :func:`bayesmix.residuals.simulated_residuals`."""
+        from bayesmix.residuals import simulated_residuals
+
+        return simulated_residuals(self, n_sims, random_seed)
+
+    def overdispersion(self, n_sims: int = 1000, random_seed: int | None = 0) -> Any:
+        """Overdispersion test of a count or binomial model: ``ratio``, ``p_value``,
+        ``verdict``; see :func:`bayesmix.residuals.overdispersion`."""
+        from bayesmix.residuals import overdispersion
+
+        return overdispersion(self, n_sims, random_seed)
+
+    def influence(self, draws: int | None = None) -> Any:
+        """Pareto k per row and per group, Cook's distance analogue per group; see
+        :func:`bayesmix.influence.influence`."""
+        from bayesmix.influence import influence
+
+        return influence(self, draws)
+
     def summary(self, prob: float = 0.95, interval: str = "eti") -> Summary:
         """lme4-style summary: model, data, random effects, fixed effects, diagnostics."""
         from bayesmix.printing import render_summary
@@ -256,11 +296,63 @@ class FitResult:
 
         return plot_caterpillar(self, group, prob)
 
-    def plot_shrinkage(self, group: str | None = None) -> Any:
+    def plot_shrinkage(self, group: str | None = None, terms: tuple[str, str] | None = None,
+                       kind: str = "auto") -> Any:
         """No pooling vs partial pooling per level; see :func:`bayesmix.plots.plot_shrinkage`."""
         from bayesmix.plots import plot_shrinkage
 
-        return plot_shrinkage(self, group)
+        return plot_shrinkage(self, group, terms, kind)
+
+    def plot_fixef(self, intercept: bool | None = None, prob: float = 0.95) -> Any:
+        """Forest plot of the fixed effects; see :func:`bayesmix.plots.plot_fixef`."""
+        from bayesmix.plots import plot_fixef
+
+        return plot_fixef(self, intercept, prob)
+
+    plot_forest = plot_fixef
+
+    def plot_residuals(self, kind: str = "all", type: str = "auto", n_sims: int = 1000,
+                       random_seed: int | None = 0) -> Any:
+        """Residuals vs fitted, scale-location, Q-Q, vs predictors, per group; see
+        :func:`bayesmix.plots.plot_residuals`."""
+        from bayesmix.plots import plot_residuals
+
+        return plot_residuals(self, kind, type, n_sims, random_seed)
+
+    def plot_qq(self, kind: str = "residuals", group: str | None = None, type: str = "auto",
+                prob: float = 0.95, random_seed: int | None = 0) -> Any:
+        """Normal Q-Q of residuals or (``kind="ranef"``) of random effects; see
+        :func:`bayesmix.plots.plot_qq`."""
+        from bayesmix.plots import plot_qq
+
+        return plot_qq(self, kind, group, type, prob, random_seed)
+
+    def plot_simulated_residuals(self, n_sims: int = 1000, random_seed: int | None = 0) -> Any:
+        """DHARMa-style uniform Q-Q and residuals vs predicted; see
+        :func:`bayesmix.plots.plot_simulated_residuals`."""
+        from bayesmix.plots import plot_simulated_residuals
+
+        return plot_simulated_residuals(self, n_sims, random_seed)
+
+    def plot_ppc(self, kind: str = "auto", num_samples: int = 50, n_sims: int = 500,
+                 random_seed: int | None = 0) -> Any:
+        """Posterior predictive check (density, ecdf, bars, rootogram, loo_pit); see
+        :func:`bayesmix.plots.plot_ppc`."""
+        from bayesmix.plots import plot_ppc
+
+        return plot_ppc(self, kind, num_samples, n_sims, random_seed)
+
+    def plot_influence(self, group: str | None = None, n_label: int = 3) -> Any:
+        """Pareto k and Cook's distance index plots; see :func:`bayesmix.plots.plot_influence`."""
+        from bayesmix.plots import plot_influence
+
+        return plot_influence(self, group, n_label)
+
+    def plot_diagnostics(self, n_sims: int = 500, random_seed: int | None = 0) -> Any:
+        """One-figure dashboard; see :func:`bayesmix.plots.plot_diagnostics`."""
+        from bayesmix.plots import plot_diagnostics
+
+        return plot_diagnostics(self, n_sims, random_seed)
 
     # -- predictions (bayesmix.predictions, bayesmix.effects) ----------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, kind: str = "mean",
