@@ -8,7 +8,18 @@ Names in the model, and so in ``fit.idata.posterior``:
 * ``sd_<block>`` (dim ``<block>__term``), ``cor_<block>`` (``<block>__term``,
   ``<block>__term2``) and ``r_<block>`` (dims ``<group>``, ``<block>__term``): the group SDs,
   correlations and level effects of each random-effects block.
-* family parameters such as ``sigma``; the observed variable is named after the response.
+* family parameters named exactly ``sigma``, ``nu``, ``shape``, ``phi``, ``theta``, ``zi``,
+  ``hu`` (scalars) and ``cutpoints`` (dim ``cutpoint``, labelled ``"1|2"``, ``"2|3"``... by
+  the adjacent categories, as R's ``ordinal::clm``); the observed variable is named after
+  the response.
+
+Each family's likelihood is one function in :data:`LIKELIHOODS` with the signature
+``(plan, eta, y, trials, params) -> observed variable``; ``params`` maps parameter names to
+tensors, all created by :func:`_family_params`, so that a parameter can later be given its
+own linear predictor without touching the likelihoods. Observation weights multiply each
+row's log-likelihood (brms's ``weights()``): the observed variable stays the family's own
+distribution (prior predictive draws are unweighted draws from the family) and a potential
+adds ``(w - 1) * log p(y_i)``.
 
 Variables starting with ``_`` are sampler internals and are dropped from the results. The level
 effects ``r_<block>`` are not stored by the sampler: :func:`derive_level_effects` computes them
@@ -28,9 +39,10 @@ import xarray as xr
 
 from bayesmix.design import Design, RandomBlock
 from bayesmix.errors import PriorError
-from bayesmix.priors import Prior, PriorSpec
+from bayesmix.families import get_family
+from bayesmix.priors import Prior, PriorSpec, cutpoint_labels
 
-__all__ = ["BuildPlan", "build_model", "term_dim", "level_dim"]
+__all__ = ["BuildPlan", "build_model", "term_dim", "level_dim", "LIKELIHOODS"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,7 @@ class BuildPlan:
     priors: tuple[PriorSpec, ...]
     centered: tuple[bool, ...]  # one per random block
     response_name: str
+    categories: tuple[Any, ...] = ()  # ordinal families: the response's categories in order
 
 
 def term_dim(block: RandomBlock) -> str:
@@ -92,16 +105,23 @@ def _stacked(name: str, priors: list[Prior], **kwargs: Any) -> pt.TensorVariable
     return getattr(pm, priors[0].dist)(name, **params, **kwargs)
 
 
-def _fixed_part(design: Design,
-                priors: dict[str, Prior]) -> tuple[pt.TensorVariable | None, Any]:
+def _fixed_part(design: Design, priors: dict[str, Prior],
+                ordinal: bool = False) -> tuple[pt.TensorVariable | None, Any]:
     """Fixed-effects part of the linear predictor, without the intercept, and the intercept.
 
     The non-intercept columns are centred: the intercept is then the mean response at the
-    predictor means and barely correlates with the slopes; ``fixef`` maps it back.
+    predictor means and barely correlates with the slopes; ``fixef`` maps it back. An ordinal
+    family has no intercept (its cutpoints play that role): all columns are centred and the
+    second value is the shift ``mean(X) @ beta`` that maps the centred cutpoints back.
     """
     names = list(design.coef_names)
     if not names:
         return None, None
+    if ordinal:
+        means = design.X.mean(axis=0)
+        fixef = _vector_rv("fixef", [priors[n] for n in names], dims="coef")
+        return (pt.dot(_data("Xc", design.X - means), fixef),
+                pt.dot(_data("Xmeans", means), fixef))
     if not design.has_intercept:
         fixef = _vector_rv("fixef", [priors[n] for n in names], dims="coef")
         return pt.dot(_data("X", design.X), fixef), None
@@ -181,13 +201,15 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
     return (gamma[idx] * _data(f"Z_{name}", block.Z)).sum(axis=1)
 
 
-def stored_names(design: Design) -> list[str]:
+def stored_names(design: Design, family: str | None = None) -> list[str]:
     """Deterministics the sampler must store (free variables are always stored)."""
     names = ["fixef"] if design.coef_names else []
     for block in design.blocks:
         names.append(f"sd_{block.name}")
         if block.correlated:
             names.append(f"cor_{block.name}")
+    if family is not None and get_family(family).ordinal:
+        names.append("cutpoints")
     return names
 
 
@@ -240,24 +262,63 @@ def coords_of(design: Design) -> dict[str, list[Any]]:
 
 
 def build_model(design: Design, plan: BuildPlan, y: np.ndarray,
-                trials: np.ndarray | None) -> pm.Model:
-    """Build the PyMC model for a design (``y``/``trials`` already checked by the family)."""
+                trials: np.ndarray | None, weights: np.ndarray | None = None) -> pm.Model:
+    """Build the PyMC model for a design (``y``/``trials`` already checked by the family;
+    ``weights``, if given, multiply each row's log-likelihood)."""
     priors = {s.key: s.prior for s in plan.priors}
-    with pm.Model(coords=coords_of(design)) as model:
-        rest, intercept = _fixed_part(design, priors)
+    ordinal = get_family(plan.family).ordinal
+    coords = coords_of(design)
+    if ordinal:
+        coords["cutpoint"] = cutpoint_labels(plan.categories)
+    with pm.Model(coords=coords) as model:
+        rest, intercept = _fixed_part(design, priors, ordinal)
         eta = pt.zeros(design.n) if rest is None else rest
         absorb = _absorbing_block(design, plan.centered)
-        if intercept is not None and absorb is None:
+        if intercept is not None and absorb is None and not ordinal:
             eta = eta + intercept
         for i, (block, centered) in enumerate(zip(design.blocks, plan.centered)):
             eta = eta + _random_effects(block, centered, priors,
                                         intercept if i == absorb else None)
         if design.has_offset:
             eta = eta + _data("offset", design.offset)
-        y = _data("y", y)
+        params = _family_params(plan, priors, y)
+        if ordinal:  # sampled for the centred predictors; report them for the raw ones
+            shift = 0.0 if intercept is None else intercept
+            pm.Deterministic("cutpoints", params["cutpoints"] + shift, dims="cutpoint")
+        y_data = _data("y", y - 1 if ordinal else y)  # ordinal: PyMC counts categories from 0
         trials = None if trials is None else _data("trials", trials.astype("int64"))
-        LIKELIHOODS[plan.family](plan, eta, y, trials, priors)
+        observed = LIKELIHOODS[plan.family](plan, eta, y_data, trials, params)
+        if weights is not None:
+            w = _data("weights", np.asarray(weights, dtype=float))
+            loglik = pm.logp(observed, model.rvs_to_values[observed])
+            pm.Potential("_weights", pt.sum((w - 1.0) * loglik))
     return model
+
+
+def _family_params(plan: BuildPlan, priors: dict[str, Prior],
+                   y: np.ndarray) -> dict[str, pt.TensorVariable]:
+    """Every family parameter, by name (scalars; the ordinal cutpoints a vector)."""
+    params: dict[str, pt.TensorVariable] = {}
+    for name in get_family(plan.family).params:
+        if name == "cutpoints":
+            params[name] = _cutpoints(plan, priors[name], y)
+        else:
+            params[name] = _rv(name, priors[name])
+    return params
+
+
+def _cutpoints(plan: BuildPlan, prior: Prior, y: np.ndarray) -> pt.TensorVariable:
+    """Ordered cutpoints for the centred predictors, started at the marginal thresholds
+    F^-1(P(y <= k)) (the estimate with no predictors); NUTS rarely finds its way into the
+    ordered region from arbitrary values."""
+    from bayesmix.families import LINKS
+
+    k = len(plan.categories)
+    counts = np.bincount(np.asarray(y, dtype=np.int64) - 1, minlength=k)
+    cum = (np.cumsum(counts)[:-1] + 0.5) / (len(y) + 1.0)  # strictly increasing, in (0, 1)
+    return _rv("_cutpoints_c", prior, dims="cutpoint",
+               transform=pm.distributions.transforms.ordered,
+               initval=LINKS[plan.link](cum))
 
 
 def _inverse_link(link: str, eta: pt.TensorVariable) -> pt.TensorVariable:
@@ -276,33 +337,102 @@ def _inverse_link(link: str, eta: pt.TensorVariable) -> pt.TensorVariable:
     raise ValueError(link)
 
 
-def _gaussian(plan: BuildPlan, eta, y, trials, priors) -> None:
-    sigma = _rv("sigma", priors["sigma"])
-    pm.Normal(plan.response_name, mu=_inverse_link(plan.link, eta), sigma=sigma, observed=y)
-
-
-def _bernoulli(plan: BuildPlan, eta, y, trials, priors) -> None:
-    if plan.link == "logit":
-        pm.Bernoulli(plan.response_name, logit_p=eta, observed=y)
-    else:
-        pm.Bernoulli(plan.response_name, p=_clip(_inverse_link(plan.link, eta)), observed=y)
-
-
-def _binomial(plan: BuildPlan, eta, y, trials, priors) -> None:
-    if plan.link == "logit":
-        pm.Binomial(plan.response_name, n=trials, logit_p=eta, observed=y)
-    else:
-        pm.Binomial(plan.response_name, n=trials, p=_clip(_inverse_link(plan.link, eta)),
-                    observed=y)
-
-
-def _poisson(plan: BuildPlan, eta, y, trials, priors) -> None:
-    pm.Poisson(plan.response_name, mu=_inverse_link(plan.link, eta), observed=y)
-
-
 def _clip(p: pt.TensorVariable) -> pt.TensorVariable:
     return pt.clip(p, 1e-12, 1 - 1e-12)
 
 
-LIKELIHOODS = {"gaussian": _gaussian, "bernoulli": _bernoulli, "binomial": _binomial,
-               "poisson": _poisson}
+Params = dict[str, pt.TensorVariable]
+
+
+def _gaussian(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.Normal(plan.response_name, mu=_inverse_link(plan.link, eta),
+                     sigma=params["sigma"], observed=y)
+
+
+def _student_t(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.StudentT(plan.response_name, nu=params["nu"], mu=_inverse_link(plan.link, eta),
+                       sigma=params["sigma"], observed=y)
+
+
+def _lognormal(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.LogNormal(plan.response_name, mu=eta, sigma=params["sigma"], observed=y)
+
+
+def _gamma(plan: BuildPlan, eta, y, trials, params: Params):
+    shape = params["shape"]
+    return pm.Gamma(plan.response_name, alpha=shape,
+                    beta=shape / _inverse_link(plan.link, eta), observed=y)
+
+
+def _beta(plan: BuildPlan, eta, y, trials, params: Params):
+    mu, phi = _clip(_inverse_link(plan.link, eta)), params["phi"]
+    return pm.Beta(plan.response_name, alpha=mu * phi, beta=(1 - mu) * phi, observed=y)
+
+
+def _bernoulli(plan: BuildPlan, eta, y, trials, params: Params):
+    if plan.link == "logit":
+        return pm.Bernoulli(plan.response_name, logit_p=eta, observed=y)
+    return pm.Bernoulli(plan.response_name, p=_clip(_inverse_link(plan.link, eta)), observed=y)
+
+
+def _binomial(plan: BuildPlan, eta, y, trials, params: Params):
+    if plan.link == "logit":
+        return pm.Binomial(plan.response_name, n=trials, logit_p=eta, observed=y)
+    return pm.Binomial(plan.response_name, n=trials, p=_clip(_inverse_link(plan.link, eta)),
+                       observed=y)
+
+
+def _beta_binomial(plan: BuildPlan, eta, y, trials, params: Params):
+    mu, phi = _clip(_inverse_link(plan.link, eta)), params["phi"]
+    return pm.BetaBinomial(plan.response_name, n=trials, alpha=mu * phi, beta=(1 - mu) * phi,
+                           observed=y)
+
+
+def _poisson(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.Poisson(plan.response_name, mu=_inverse_link(plan.link, eta), observed=y)
+
+
+def _negativebinomial(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.NegativeBinomial(plan.response_name, mu=_inverse_link(plan.link, eta),
+                               alpha=params["theta"], observed=y)
+
+
+# PyMC's zero-inflated and hurdle distributions take psi = P(count process) = 1 - zi (1 - hu).
+def _zero_inflated_poisson(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.ZeroInflatedPoisson(plan.response_name, psi=1 - params["zi"],
+                                  mu=_inverse_link(plan.link, eta), observed=y)
+
+
+def _zero_inflated_negativebinomial(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.ZeroInflatedNegativeBinomial(plan.response_name, psi=1 - params["zi"],
+                                           mu=_inverse_link(plan.link, eta),
+                                           alpha=params["theta"], observed=y)
+
+
+def _hurdle_poisson(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.HurdlePoisson(plan.response_name, psi=1 - params["hu"],
+                            mu=_inverse_link(plan.link, eta), observed=y)
+
+
+def _hurdle_negativebinomial(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.HurdleNegativeBinomial(plan.response_name, psi=1 - params["hu"],
+                                     mu=_inverse_link(plan.link, eta), alpha=params["theta"],
+                                     observed=y)
+
+
+def _cumulative(plan: BuildPlan, eta, y, trials, params: Params):
+    # PyMC: P(y <= k) = F(c_k - eta), categories 0..K-1 (y arrives shifted down by one).
+    dist = pm.OrderedLogistic if plan.link == "logit" else pm.OrderedProbit
+    return dist(plan.response_name, eta=eta, cutpoints=params["cutpoints"], compute_p=False,
+                observed=y)
+
+
+LIKELIHOODS = {
+    "gaussian": _gaussian, "student_t": _student_t, "lognormal": _lognormal, "gamma": _gamma,
+    "bernoulli": _bernoulli, "binomial": _binomial, "beta_binomial": _beta_binomial,
+    "beta": _beta, "poisson": _poisson, "negativebinomial": _negativebinomial,
+    "zero_inflated_poisson": _zero_inflated_poisson,
+    "zero_inflated_negativebinomial": _zero_inflated_negativebinomial,
+    "hurdle_poisson": _hurdle_poisson, "hurdle_negativebinomial": _hurdle_negativebinomial,
+    "cumulative": _cumulative,
+}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +20,8 @@ import xarray as xr
 from bayesmix.build import BuildPlan, build_model, derive_level_effects, stored_names
 from bayesmix.design import Design, make_design
 from bayesmix.diagnostics import warn_on_problems
-from bayesmix.families import Family, get_family
+from bayesmix.errors import DataError, FormulaError
+from bayesmix.families import PARAM_LINKS, Family, get_family, ordinal_levels
 from bayesmix.formula import FormulaSpec, parse_formula
 from bayesmix.parametrization import choose_centering
 from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resolve_priors
@@ -40,7 +42,12 @@ class Model:
     data : pandas.DataFrame
         Never modified; rows with missing values in used columns are dropped with a warning.
     family : str
-        ``"gaussian"`` (default), ``"bernoulli"``, ``"binomial"`` or ``"poisson"``.
+        ``"gaussian"`` (default), ``"student_t"``, ``"lognormal"``, ``"gamma"``,
+        ``"bernoulli"``, ``"binomial"``, ``"beta_binomial"``, ``"beta"``, ``"poisson"``,
+        ``"negativebinomial"``, ``"zero_inflated_poisson"``,
+        ``"zero_inflated_negativebinomial"``, ``"hurdle_poisson"``,
+        ``"hurdle_negativebinomial"`` or ``"cumulative"`` (ordinal); see
+        :mod:`bayesmix.families` for their parametrisations.
     link : str, optional
         Defaults to the family's canonical link.
     priors : dict, optional
@@ -49,6 +56,10 @@ class Model:
         Force the parametrisation per grouping factor, e.g. ``{"Subject": False}``; by
         default it is chosen from the data (see :mod:`bayesmix.parametrization`).
     na_action : {"drop", "raise"}
+    weights : str, optional
+        A column of positive observation weights: each row's log-likelihood is multiplied by
+        its weight (brms's ``weights()``; a weight of 2 counts the row twice). Rows with a
+        missing weight are handled like other missing data. Stored as ``model.weights``.
 
     Example
     -------
@@ -61,14 +72,24 @@ class Model:
     def __init__(self, formula: str | FormulaSpec, data: pd.DataFrame,
                  family: str | Family = "gaussian", link: str | None = None,
                  priors: dict[str, Prior] | None = None, centered: dict[str, bool] | None = None,
-                 na_action: str = "drop") -> None:
+                 na_action: str = "drop", weights: str | None = None) -> None:
         self.spec: FormulaSpec = formula if isinstance(formula, FormulaSpec) \
             else parse_formula(formula)
         self.family: Family = get_family(family)
         self.link: str = self.family.resolve_link(link)
-        self.design: Design = make_design(self.spec, data, na_action=na_action)
-        y, trials = self.family.check(self.design.y, self.design.trials,
-                                      self.spec.response.name)
+        _check_weights_argument(weights, data)
+        design = make_design(self.spec, data, na_action=na_action,
+                             extra_columns=(weights,) if weights is not None else ())
+        self.weights: np.ndarray | None = None if weights is None else \
+            _checked_weights(design.extra[weights], weights)
+        response = _family_response(self.family, design)
+        y, trials = self.family.check(response, design.trials, self.spec.response.name)
+        # Ordinal families: the cutpoints replace the intercept.
+        self.categories: tuple[Any, ...] = ()
+        if self.family.ordinal:
+            self.categories = ordinal_levels(response, self.spec.response.name)[1]
+            design = _ordinal_design(design, self.spec.formula)
+        self.design: Design = design
         self.y: np.ndarray = y
         self.trials: np.ndarray | None = trials
         self.prior_specs: tuple[PriorSpec, ...] = tuple(resolve_priors(
@@ -86,16 +107,16 @@ class Model:
     @property
     def response_name(self) -> str:
         name = self.spec.response.name
-        taken = {"fixef", "sigma"} | {f"{p}_{b.name}" for b in self.design.blocks
-                                      for p in ("sd", "cor", "r")}
+        taken = {"fixef", *PARAM_LINKS} | {f"{p}_{b.name}" for b in self.design.blocks
+                                           for p in ("sd", "cor", "r")}
         return f"{name}_obs" if name in taken else name
 
     @functools.cached_property
     def pymc_model(self) -> pm.Model:
         """The PyMC model (built once, on first use)."""
         plan = BuildPlan(self.family.name, self.link, self.prior_specs, self.centered,
-                         self.response_name)
-        return build_model(self.design, plan, self.y, self.trials)
+                         self.response_name, self.categories)
+        return build_model(self.design, plan, self.y, self.trials, self.weights)
 
     def __repr__(self) -> str:
         groups = ", ".join(f"{b.group} ({b.n_levels})" for b in self.design.blocks) or "none"
@@ -112,7 +133,10 @@ class Model:
         >>> pp["prior_predictive"]["Yield"].shape
         (1, 50, 30)
         """
-        with self.pymc_model:
+        with self.pymc_model, warnings.catch_warnings():
+            # Observation weights enter as a potential; they do not change the prior or the
+            # family's predictive draws, so PyMC's note that potentials are ignored is moot.
+            warnings.filterwarnings("ignore", message=".*Potentials.*ignored.*")
             idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
         return clean(idata, self._derive)
 
@@ -144,7 +168,7 @@ class Model:
         build_time = time.perf_counter() - t0
         idata, timing, compiled = run_sampler(
             model, settings, self._compiled if sampler == "nutpie" else None,
-            var_names=stored_names(self.design), postprocess=self._derive)
+            var_names=stored_names(self.design, self.family.name), postprocess=self._derive)
         if sampler == "nutpie":
             self._compiled = compiled
         timing = {"build": build_time, **timing}
@@ -163,7 +187,55 @@ def _add_data_groups(idata: xr.DataTree, model: Model) -> xr.DataTree:
     groups["observed_data"] = xr.Dataset(
         {model.response_name: ((obs_dim,), model.y)},
         coords={obs_dim: labels})
-    if model.trials is not None:
-        groups["constant_data"] = xr.Dataset({"trials": ((obs_dim,), model.trials)},
-                                             coords={obs_dim: labels})
+    constant = {name: ((obs_dim,), values) for name, values in
+                (("trials", model.trials), ("weights", model.weights)) if values is not None}
+    if constant:
+        groups["constant_data"] = xr.Dataset(constant, coords={obs_dim: labels})
     return xr.DataTree.from_dict(groups)
+
+
+def _family_response(family: Family, design: Design) -> Any:
+    """The response as the family check takes it: ordinal families get the user's pandas
+    Categorical (its category order matters), the others ``design.y``."""
+    if family.ordinal and design.y_categorical is not None:
+        return design.y_categorical
+    return design.y
+
+
+def _check_weights_argument(weights: Any, data: pd.DataFrame) -> None:
+    if weights is None:
+        return
+    if not isinstance(weights, str):
+        raise DataError(f"weights must be the name of a column of the data, not "
+                        f"{type(weights).__name__}; e.g. weights='w'")
+    if isinstance(data, pd.DataFrame) and weights not in data.columns:
+        raise DataError(f"the weights column {weights!r} is not in the data; available "
+                        f"columns: {', '.join(map(str, data.columns))}")
+
+
+def _checked_weights(values: np.ndarray, column: str) -> np.ndarray:
+    """Positive finite floats; anything else is a DataError naming the column."""
+    try:
+        w = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise DataError(f"the weights column {column!r} must be numeric; it has values like "
+                        f"{values[0]!r}") from None
+    bad = ~np.isfinite(w) | (w <= 0)
+    if bad.any():
+        raise DataError(f"the weights column {column!r} must hold positive finite numbers; "
+                        f"found {w[bad][0]:g} in {int(bad.sum())} rows. Drop rows that should "
+                        "not count instead of giving them weight 0")
+    return w
+
+
+def _ordinal_design(design: Design, formula: str) -> Design:
+    """The design without its intercept; refuse fixed effects the cutpoints duplicate."""
+    stripped = design.without_intercept()
+    X = stripped.X
+    if X.shape[1] and np.linalg.matrix_rank(np.column_stack([np.ones(len(X)), X])) <= X.shape[1]:
+        raise FormulaError(
+            f"in {formula!r} the fixed effects include a constant combination of columns "
+            f"({', '.join(stripped.coef_names)}), which the cutpoints of an ordinal model "
+            "already provide; with '0 +' or '- 1' a factor gets a column for every level. "
+            "Keep the intercept in the formula (bayesmix drops it for you)")
+    return stripped

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from bayesmix.results import FitResult
 
 __all__ = ["Arrays", "model_arrays", "linear_predictor", "family_param_draws",
-           "pointwise_loglik", "simulate_response", "expected_response", "RE_OPTIONS"]
+           "pointwise_loglik", "simulate_response", "expected_response",
+           "category_probabilities", "RE_OPTIONS"]
 
 RE_OPTIONS = ("include", "exclude", "sample_new")
 
@@ -145,13 +146,21 @@ def _unseen_codes(newdata: pd.DataFrame | None, block: Any, unseen: np.ndarray) 
 
 
 def family_param_draws(fit: "FitResult", draws: int | None = None) -> dict[str, np.ndarray]:
-    """The family's parameters as arrays broadcastable against ``(chain, draw, n)``."""
+    """The family's parameters as arrays broadcastable against ``(chain, draw, n)``.
+
+    Scalars come as ``(chain, draw, 1)``; a vector parameter keeps its own dimension last,
+    e.g. the ordinal cutpoints as ``(chain, draw, 1, K - 1)``.
+
+    >>> family_param_draws(fit)["cutpoints"].shape  # doctest: +SKIP
+    (4, 1000, 1, 3)
+    """
     keep = _draw_slice(fit, draws)
     out = {}
     for name in fit.model.family.params:
         if name in fit.posterior:
-            values = _posterior_values(fit, name, (), keep)
-            out[name] = values[..., None]
+            da = fit.posterior[name]
+            own = tuple(d for d in da.dims if d not in ("chain", "draw"))
+            out[name] = _posterior_values(fit, name, own, keep)[:, :, None, ...]
     return out
 
 
@@ -163,12 +172,26 @@ def _trials_for(fit: "FitResult", newdata: pd.DataFrame | None, n: int) -> np.nd
     return np.ones(n)  # new data predict the success probability per trial
 
 
-def pointwise_loglik(fit: "FitResult", draws: int | None = None) -> np.ndarray:
-    """log p(y_i | theta) for every draw and training row, shape ``(chain, draw, n)``."""
+def pointwise_loglik(fit: "FitResult", draws: int | None = None,
+                     weighted: bool = False) -> np.ndarray:
+    """log p(y_i | theta) for every draw and training row, shape ``(chain, draw, n)``.
+
+    With observation weights the sampler used ``w_i * log p(y_i | theta)``; these values are
+    the unweighted family densities by default, because LOO/WAIC and predictive checks ask
+    how well the model predicts one observation, and a weight is not part of the
+    observation. ``weighted=True`` returns ``w_i * log p(y_i | theta)`` (brms's ``log_lik``
+    of a weighted model), e.g. when the weights are frequencies of identical rows.
+
+    >>> pointwise_loglik(fit).shape  # doctest: +SKIP
+    (4, 1000, 180)
+    """
     family = fit.model.family
     eta = linear_predictor(fit, draws=draws)
-    return family.loglik(fit.model.y, eta, fit.model.link, family_param_draws(fit, draws),
-                         fit.model.trials)
+    values = family.loglik(fit.model.y, eta, fit.model.link, family_param_draws(fit, draws),
+                           fit.model.trials)
+    if weighted and fit.model.weights is not None:
+        values = values * fit.model.weights
+    return values
 
 
 def simulate_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
@@ -191,3 +214,23 @@ def expected_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
     family = fit.model.family
     trials = _trials_for(fit, newdata, eta.shape[-1])
     return family.mean(eta, fit.model.link, family_param_draws(fit, draws), trials)
+
+
+def category_probabilities(fit: "FitResult", newdata: pd.DataFrame | None = None,
+                           re: str = "include", draws: int | None = None,
+                           random_seed: int | None = None) -> np.ndarray:
+    """Posterior draws of P(y = k) for an ordinal model, shape ``(chain, draw, n, K)``;
+    the categories are ``fit.model.categories``.
+
+    >>> probs = category_probabilities(fit)  # doctest: +SKIP
+    >>> probs.sum(axis=-1).round(6).min()  # doctest: +SKIP
+    1.0
+    """
+    from bayesmix.densities import cumulative_probs
+
+    if not fit.model.family.ordinal:
+        raise BayesmixError(f"category probabilities are for ordinal models; this one is "
+                            f"{fit.model.family.name!r} (use expected_response)")
+    eta = linear_predictor(fit, newdata, re, draws, np.random.default_rng(random_seed))
+    cutpoints = family_param_draws(fit, draws)["cutpoints"]
+    return cumulative_probs(eta, fit.model.link, cutpoints)

@@ -115,7 +115,8 @@ class FitResult:
 
         Columns: group, term, term2, kind ("sd" | "cor"), mean, sd, interval bounds,
         ess_bulk, ess_tail, r_hat. The residual SD of a gaussian model is the row with
-        group "Residual".
+        group "Residual"; other families' parameters (student_t's scale ``sigma``, which is
+        not the SD of the residuals, included) are in :meth:`family_params`.
 
         >>> vc = fit.varcorr()  # doctest: +SKIP
         >>> vc[vc.kind == "cor"]  # correlations, one row per pair  # doctest: +SKIP
@@ -184,12 +185,27 @@ class FitResult:
         return out
 
     def family_params(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
-        """The family's scalar parameters (e.g. sigma)."""
-        names = [p for p in self.model.family.params if p in self.posterior]
-        if not names:
+        """The family's parameters, one row each, with the columns of :meth:`fixef`.
+
+        Rows are named as the posterior variables (``sigma``, ``nu``, ``shape``, ``phi``,
+        ``theta``, ``zi``, ``hu``); an ordinal model has one row per cutpoint, named by the
+        categories it separates (``"1|2"``, ``"2|3"``..., as R's ``ordinal::clm``).
+
+        >>> fit.family_params().loc["theta", ["mean", "eti95_lb", "eti95_ub"]]  # doctest: +SKIP
+        """
+        tables = []
+        for name in self.model.family.params:
+            if name not in self.posterior:
+                continue
+            table = posterior_stats(self.posterior[name], prob, interval)
+            table.index = [name] if self.posterior[name].ndim == 2 else \
+                [str(label) for label in table.index]
+            tables.append(table)
+        if not tables:
             return pd.DataFrame(columns=["mean", "sd"])
-        return pd.concat([posterior_stats(self.posterior[n], prob, interval) for n in names],
-                         keys=names).droplevel(1)
+        out = pd.concat(tables)
+        out.index.name = "parameter"
+        return out
 
     # -- diagnostics ----------------------------------------------------------------------------
     def sampling_report(self) -> SamplingReport:
