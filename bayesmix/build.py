@@ -39,7 +39,7 @@ import xarray as xr
 
 from bayesmix.design import Design, RandomBlock
 from bayesmix.errors import PriorError
-from bayesmix.families import get_family
+from bayesmix.families import LINKS, get_family
 from bayesmix.priors import Prior, PriorSpec, cutpoint_labels
 
 __all__ = ["BuildPlan", "build_model", "term_dim", "level_dim", "LIKELIHOODS"]
@@ -309,10 +309,9 @@ def _family_params(plan: BuildPlan, priors: dict[str, Prior],
 
 def _cutpoints(plan: BuildPlan, prior: Prior, y: np.ndarray) -> pt.TensorVariable:
     """Ordered cutpoints for the centred predictors, started at the marginal thresholds
-    F^-1(P(y <= k)) (the estimate with no predictors); NUTS rarely finds its way into the
-    ordered region from arbitrary values."""
-    from bayesmix.families import LINKS
-
+    F^-1(P(y <= k)) (the estimate with no predictors): the prior's own starting point puts
+    every cutpoint at 0, which is not strictly ordered, so the ordered transform cannot start
+    there."""
     k = len(plan.categories)
     counts = np.bincount(np.asarray(y, dtype=np.int64) - 1, minlength=k)
     cum = (np.cumsum(counts)[:-1] + 0.5) / (len(y) + 1.0)  # strictly increasing, in (0, 1)

@@ -17,22 +17,22 @@ binomial trials (``None`` otherwise)::
 
 Parametrisations (``mu = g^-1(eta)``; the parameter names are those of the posterior):
 
-=================================  ==================================================================
+=================================  ================================================================
 family                             distribution of y
-=================================  ==================================================================
+=================================  ================================================================
 gaussian                           Normal(mu, sigma)
 student_t                          StudentT(nu, mu, sigma)
 lognormal                          log y ~ Normal(eta, sigma): eta is the mean of log y
-gamma                              Gamma(shape, rate = shape / mu): mean mu, variance mu^2 / shape
+gamma                              Gamma(shape, rate = shape / mu): variance mu^2 / shape
 bernoulli, binomial                Bernoulli(mu), Binomial(n, mu)
 beta_binomial                      Binomial(n, p), p ~ Beta(mu phi, (1 - mu) phi)
-beta                               Beta(mu phi, (1 - mu) phi): mean mu, variance mu(1-mu)/(1+phi)
+beta                               Beta(mu phi, (1 - mu) phi): variance mu(1-mu)/(1+phi)
 poisson                            Poisson(mu)
 negativebinomial                   NB2: mean mu, variance mu + mu^2 / theta
 zero_inflated_poisson / _negbin.   0 with probability zi, else Poisson(mu) / NB2(mu, theta)
 hurdle_poisson / _negativebinomial 0 with probability hu, else zero-truncated Poisson / NB2
 cumulative                         P(y <= k) = F(c_k - eta), F logistic or normal, c = cutpoints
-=================================  ==================================================================
+=================================  ================================================================
 
 ``theta`` is glmmTMB's ``nbinom2`` dispersion (``sigma(fit)``), brms's ``shape`` and PyMC's
 ``NegativeBinomial(alpha=theta)``; larger means closer to Poisson.

@@ -27,6 +27,16 @@ in a 4 x 1000 run, against R-hat 1.004, ESS 793 non-centred). Ratios between 1 a
 ambiguous in our runs (crossed Poisson grouseticks: one seed favoured centring, another
 did not), so the rule stays with the safe non-centred default there.
 
+Other families enter through a proxy with the same moments: student_t as gaussian,
+lognormal as gaussian on log y, ordinal responses as gaussian on the category index; gamma
+(variance mu^2) and beta (mu(1 - mu)) with a free dispersion; negative binomial, zero-inflated
+and hurdle counts with the Poisson variance function and a dispersion of at least 1;
+beta-binomial as binomial. Zeros carry no information about a hurdle model's counts, so they
+get working weight 0: with them, the hurdle Poisson simulation of
+``tests/test_families_recovery.py`` (25 groups of 12 rows, hu = 0.4) scored 3.1 and stayed
+non-centred, with a minimum bulk ESS of 131 in 2 x 500 draws; without them it scores 18.6
+and is centred, ESS 912 (hurdle negative binomial: 146 against 752).
+
 A block nested in another one (casks within batches) stays non-centred whatever its ratio:
 the data then inform ``r_batch + r_cask`` and a centred inner block turns that sum into a
 ridge. Pastes' ``(1 | batch/cask)``, 2 chains x 1000 draws, seeds 1 and 2: all non-centred
@@ -175,6 +185,8 @@ def information_ratios(design: Design, family: Family, link: str, y: np.ndarray,
     """
     name, link, y, design = _working_problem(family, link, np.asarray(y, float), design)
     e, w = _working_fit(design, name, link, y, trials)
+    if family.name.startswith("hurdle"):  # zeros say nothing about a hurdle model's counts
+        w = w * (y > 0)
     free = name in _FREE_DISPERSION
     return tuple(_block_ratio(block, e, w, free) for block in design.blocks)
 

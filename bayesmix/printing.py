@@ -100,7 +100,10 @@ def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
     fp = fit.family_params(prob, interval)
     if len(fp) and model.family.name != "gaussian":
         lines.append("Thresholds (cutpoints):" if model.family.ordinal else "Family parameters:")
-        lines.append(format_table(fp[["mean", "sd", lb, ub, "ess_bulk", "r_hat"]]))
+        fp = fp[["mean", "sd", lb, ub, "ess_bulk", "r_hat"]].rename(
+            columns={"mean": "Estimate", "sd": "Est.Error", lb: "lower", ub: "upper"})
+        fp.index.name = None
+        lines.append(format_table(fp))
         lines.append("")
     report = fit.sampling_report()
     lines.append("Sampling: " + report.text())
