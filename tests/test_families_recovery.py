@@ -248,3 +248,26 @@ def test_epilepsy_negative_binomial_matches_glmmtmb():
     print(fixef[["mean", "sd"]], theta[["mean", "sd"]], sd[["mean", "sd"]])
     assert sd["eti95_lb"] <= ref["varcorr"]["patient::sd"] <= sd["eti95_ub"]
     assert fit.sampling_report().max_rhat < 1.05
+
+
+# -- observation weights, end to end ----------------------------------------------------------------
+def test_weighted_fit_matches_the_fit_of_duplicated_rows():
+    """nutpie samples the weighted model (a potential on top of the observed variable); with
+    weight 2 on every row its posterior is that of the data set with every row twice. Two
+    independent MCMC estimates of one mean differ by N(0, mcse1^2 + mcse2^2): 4 combined MCSEs."""
+    df = bm.datasets.load("dyestuff").assign(w=2.0)
+    twice = pd.concat([df, df], ignore_index=True)
+    kwargs = dict(centered={"Batch": False})
+    weighted = quiet_fit(bm.Model("Yield ~ 1 + (1 | Batch)", df, weights="w", **kwargs))
+    doubled = quiet_fit(bm.Model("Yield ~ 1 + (1 | Batch)", twice, **kwargs))
+    assert weighted.idata["constant_data"]["weights"].values.tolist() == [2.0] * 30
+    a = pd.concat([weighted.fixef(), weighted.varcorr().set_index("group")])
+    b = pd.concat([doubled.fixef(), doubled.varcorr().set_index("group")])
+    for row in ["(Intercept)", "Batch", "Residual"]:
+        gap = abs(a.loc[row, "mean"] - b.loc[row, "mean"])
+        assert gap <= 4 * np.hypot(a.loc[row, "mcse_mean"], b.loc[row, "mcse_mean"]), row
+    # the pointwise log-likelihood is per row, unweighted unless asked
+    plain = predict.pointwise_loglik(weighted, draws=20)
+    np.testing.assert_allclose(predict.pointwise_loglik(weighted, draws=20, weighted=True),
+                               2 * plain)
+    assert plain.shape == (2, 20, 30)
