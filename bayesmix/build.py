@@ -8,12 +8,23 @@ Names in the model, and so in ``fit.idata.posterior``:
 * ``sd_<block>`` (dim ``<block>__term``), ``cor_<block>`` (``<block>__term``,
   ``<block>__term2``) and ``r_<block>`` (dims ``<group>``, ``<block>__term``): the group SDs,
   correlations and level effects of each random-effects block.
-* family parameters such as ``sigma``; the observed variable is named after the response.
+* family parameters named exactly ``sigma``, ``nu``, ``shape``, ``phi``, ``theta``, ``zi``,
+  ``hu`` (scalars) and ``cutpoints`` (dim ``cutpoint``, labelled ``"1|2"``, ``"2|3"``... by
+  the adjacent categories, as R's ``ordinal::clm``); the observed variable is named after
+  the response.
 * further linear predictors (:mod:`bayesmix.linpred`: a distributional parameter such as
   ``sigma ~ x``, or a nonlinear parameter) add ``fixef_<p>`` (dim ``coef_<p>``) and blocks
   named ``<p>_<group>``; a modelled family parameter is ``inverse link(eta_<p>)`` per row
   and has no scalar variable. A nonlinear model's mean is its expression evaluated (from
   the same syntax tree as :mod:`bayesmix.predict`) on the parameters' predictors.
+
+Each family's likelihood is one function in :data:`LIKELIHOODS` with the signature
+``(plan, eta, y, trials, params) -> observed variable``; ``params`` maps parameter names to
+tensors, all created by :func:`_family_params`, so that a parameter can later be given its
+own linear predictor without touching the likelihoods. Observation weights multiply each
+row's log-likelihood (brms's ``weights()``): the observed variable stays the family's own
+distribution (prior predictive draws are unweighted draws from the family) and a potential
+adds ``(w - 1) * log p(y_i)``.
 
 Variables starting with ``_`` are sampler internals and are dropped from the results. The level
 effects ``r_<block>`` are not stored by the sampler: :func:`derive_level_effects` computes them
@@ -33,13 +44,13 @@ import xarray as xr
 
 from bayesmix.design import Design, RandomBlock
 from bayesmix.errors import PriorError
-from bayesmix.families import get_family
+from bayesmix.families import LINKS, get_family
 from bayesmix.linpred import local_priors
 from bayesmix.nonlinear import pytensor_functions
-from bayesmix.priors import Prior, PriorSpec
+from bayesmix.priors import Prior, PriorSpec, cutpoint_labels
 from bayesmix.structured import AR_PRIOR_KEY, AR1Structure, ar1_simulate
 
-__all__ = ["BuildPlan", "build_model", "term_dim", "level_dim"]
+__all__ = ["BuildPlan", "build_model", "term_dim", "level_dim", "LIKELIHOODS"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class BuildPlan:
     nonlinear: Any = None  # nonlinear.NonlinearExpr of a nonlinear model's mean
     covariates: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
     autocor: AR1Structure | None = None  # AR(1) residuals (gaussian), see bayesmix.structured
+    categories: tuple[Any, ...] = ()  # ordinal families: the response's categories in order
 
 
 def term_dim(block: RandomBlock) -> str:
@@ -112,17 +124,24 @@ def _sfx(lp: str) -> str:
     return f"_{lp}" if lp else ""
 
 
-def _fixed_part(design: Design, priors: dict[str, Prior], lp: str = "",
-                center: bool = True) -> tuple[pt.TensorVariable | None, Any]:
+def _fixed_part(design: Design, priors: dict[str, Prior], lp: str = "", center: bool = True,
+                ordinal: bool = False) -> tuple[pt.TensorVariable | None, Any]:
     """Fixed-effects part of the linear predictor, without the intercept, and the intercept.
 
     The non-intercept columns are centred: the intercept is then the mean response at the
     predictor means and barely correlates with the slopes; ``fixef`` maps it back.
-    ``center=False`` (nonlinear parameters) puts the priors on the coefficients as given.
+    ``center=False`` (nonlinear parameters) puts the priors on the coefficients as given. An
+    ordinal family has no intercept (its cutpoints play that role): all columns are centred
+    and the second value is the shift ``mean(X) @ beta`` that maps the centred cutpoints back.
     """
     names, sfx = list(design.coef_names), _sfx(lp)
     if not names:
         return None, None
+    if ordinal:
+        means = design.X.mean(axis=0)
+        fixef = _vector_rv(f"fixef{sfx}", [priors[n] for n in names], dims=f"coef{sfx}")
+        return (pt.dot(_data(f"Xc{sfx}", design.X - means), fixef),
+                pt.dot(_data(f"Xmeans{sfx}", means), fixef))
     if not design.has_intercept or not center:
         fixef = _vector_rv(f"fixef{sfx}", [priors[n] for n in names], dims=f"coef{sfx}")
         return pt.dot(_data(f"X{sfx}", design.X), fixef), None
@@ -208,13 +227,15 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
     return (gamma[idx] * _data(f"Z_{name}", block.Z)).sum(axis=1)
 
 
-def stored_names(design: Design, lp: str = "") -> list[str]:
+def stored_names(design: Design, family: str | None = None, lp: str = "") -> list[str]:
     """Deterministics the sampler must store (free variables are always stored)."""
     names = [f"fixef{_sfx(lp)}"] if design.coef_names else []
     for block in design.blocks:
         names.append(f"sd_{block.name}")
         if block.correlated:
             names.append(f"cor_{block.name}")
+    if family is not None and get_family(family).ordinal:
+        names.append("cutpoints")
     return names
 
 
@@ -275,9 +296,13 @@ def coords_of(design: Design, lp: str = "") -> dict[str, list[Any]]:
 
 
 def _linear_part(design: Design, centered: tuple[bool, ...], priors: dict[str, Prior],
-                 lp: str = "", center: bool = True) -> pt.TensorVariable:
-    """One linear predictor: fixed part, random effects and offset, per row."""
-    rest, intercept = _fixed_part(design, priors, lp, center)
+                 lp: str = "", center: bool = True,
+                 ordinal: bool = False) -> tuple[pt.TensorVariable, Any]:
+    """One linear predictor: fixed part, random effects and offset, per row; and, for an
+    ordinal family, the shift that maps its centred cutpoints back (else None)."""
+    rest, intercept = _fixed_part(design, priors, lp, center, ordinal)
+    shift = intercept if ordinal else None
+    intercept = None if ordinal else intercept
     eta = pt.zeros(design.n) if rest is None else rest
     absorb = _absorbing_block(design, centered) if intercept is not None else None
     if intercept is not None and absorb is None:
@@ -287,41 +312,75 @@ def _linear_part(design: Design, centered: tuple[bool, ...], priors: dict[str, P
                                     intercept if i == absorb else None)
     if design.has_offset:
         eta = eta + _data(f"offset{_sfx(lp)}", design.offset)
-    return eta
+    return eta, shift
 
 
 def build_model(design: Design, plan: BuildPlan, y: np.ndarray,
-                trials: np.ndarray | None) -> pm.Model:
-    """Build the PyMC model for a design (``y``/``trials`` already checked by the family)."""
+                trials: np.ndarray | None, weights: np.ndarray | None = None) -> pm.Model:
+    """Build the PyMC model for a design (``y``/``trials`` already checked by the family;
+    ``weights``, if given, multiply each row's log-likelihood)."""
     priors = {s.key: s.prior for s in plan.priors}
+    ordinal = get_family(plan.family).ordinal
     coords = coords_of(design)
     for lp in plan.predictors:
         coords.update(coords_of(lp.design, lp.name))
+    if ordinal:
+        coords["cutpoint"] = cutpoint_labels(plan.categories)
     with pm.Model(coords=coords) as model:
         etas = {lp.name: _linear_part(lp.design, lp.centered, local_priors(plan.priors, lp.name),
-                                      lp.name, lp.center) for lp in plan.predictors}
+                                      lp.name, lp.center)[0] for lp in plan.predictors}
+        shift = None
         if plan.nonlinear is None:
-            eta = _linear_part(design, plan.centered, priors)
+            eta, shift = _linear_part(design, plan.centered, priors, ordinal=ordinal)
         else:
             env = {**etas, **{k: _data(f"nl_{k}", v) for k, v in plan.covariates.items()}}
             eta = plan.nonlinear.evaluate(env, pytensor_functions()) + pt.zeros(design.n)
-        y = _data("y", y)
-        trials = None if trials is None else _data("trials", trials.astype("int64"))
-        params = _family_params(plan, priors)
+        params = _family_params(plan, priors, y)
         params.update({lp.name: _inverse_link(lp.link, etas[lp.name])
                        for lp in plan.predictors if lp.role == "dpar"})
+        if ordinal:  # sampled for the centred predictors; report them for the raw ones
+            pm.Deterministic("cutpoints", params["cutpoints"] + (0.0 if shift is None else shift),
+                             dims="cutpoint")
+        y_data = _data("y", y - 1 if ordinal else y)  # ordinal: PyMC counts categories from 0
+        trials = None if trials is None else _data("trials", trials.astype("int64"))
         if plan.autocor is not None:
-            _ar1_gaussian(plan, eta, y, trials, params, priors)
+            observed = _ar1_gaussian(plan, eta, y_data, trials, params, priors)
         else:
-            LIKELIHOODS[plan.family](plan, eta, y, trials, params)
+            observed = LIKELIHOODS[plan.family](plan, eta, y_data, trials, params)
+        if weights is not None:
+            w = _data("weights", np.asarray(weights, dtype=float))
+            loglik = pm.logp(observed, model.rvs_to_values[observed])
+            pm.Potential("_weights", pt.sum((w - 1.0) * loglik))
     return model
 
 
-def _family_params(plan: BuildPlan, priors: dict[str, Prior]) -> dict[str, pt.TensorVariable]:
-    """The family's scalar parameters; one with its own formula is made by ``build_model``."""
+def _family_params(plan: BuildPlan, priors: dict[str, Prior],
+                   y: np.ndarray) -> dict[str, pt.TensorVariable]:
+    """Every family parameter, by name (scalars; the ordinal cutpoints a vector). A parameter
+    with its own formula (``sigma ~ x``) is made by ``build_model`` instead."""
     modelled = {lp.name for lp in plan.predictors if lp.role == "dpar"}
-    return {name: _rv(name, priors[name]) for name in get_family(plan.family).params
-            if name not in modelled}
+    params: dict[str, pt.TensorVariable] = {}
+    for name in get_family(plan.family).params:
+        if name in modelled:
+            continue
+        if name == "cutpoints":
+            params[name] = _cutpoints(plan, priors[name], y)
+        else:
+            params[name] = _rv(name, priors[name])
+    return params
+
+
+def _cutpoints(plan: BuildPlan, prior: Prior, y: np.ndarray) -> pt.TensorVariable:
+    """Ordered cutpoints for the centred predictors, started at the marginal thresholds
+    F^-1(P(y <= k)) (the estimate with no predictors): the prior's own starting point puts
+    every cutpoint at 0, which is not strictly ordered, so the ordered transform cannot start
+    there."""
+    k = len(plan.categories)
+    counts = np.bincount(np.asarray(y, dtype=np.int64) - 1, minlength=k)
+    cum = (np.cumsum(counts)[:-1] + 0.5) / (len(y) + 1.0)  # strictly increasing, in (0, 1)
+    return _rv("_cutpoints_c", prior, dims="cutpoint",
+               transform=pm.distributions.transforms.ordered,
+               initval=LINKS[plan.link](cum))
 
 
 def _inverse_link(link: str, eta: pt.TensorVariable) -> pt.TensorVariable:
@@ -340,12 +399,7 @@ def _inverse_link(link: str, eta: pt.TensorVariable) -> pt.TensorVariable:
     raise ValueError(link)
 
 
-def _gaussian(plan: BuildPlan, eta, y, trials, params) -> None:
-    pm.Normal(plan.response_name, mu=_inverse_link(plan.link, eta), sigma=params["sigma"],
-              observed=y)
-
-
-def _ar1_gaussian(plan: BuildPlan, eta, y, trials, params, priors) -> None:
+def _ar1_gaussian(plan: BuildPlan, eta, y, trials, params, priors):
     """Gaussian likelihood with AR(1) residuals as one-step-ahead densities (rows keep their
     order; each row is conditioned on the previous row of its series, see
     :mod:`bayesmix.structured`). ``sigma`` is the marginal residual SD (nlme's corAR1)."""
@@ -370,32 +424,106 @@ def _ar1_gaussian(plan: BuildPlan, eta, y, trials, params, priors) -> None:
         mu = np.broadcast_to(mu, size) if size is not None else mu
         return ar1_simulate(rng, mu, np.asarray(sigma)[..., None], np.asarray(rho)[..., None], s)
 
-    pm.CustomDist(plan.response_name, _inverse_link(plan.link, eta), sigma, rho, logp=logp,
-                  random=random, signature="(n),(),()->(n)", observed=y)
-
-
-def _bernoulli(plan: BuildPlan, eta, y, trials, params) -> None:
-    if plan.link == "logit":
-        pm.Bernoulli(plan.response_name, logit_p=eta, observed=y)
-    else:
-        pm.Bernoulli(plan.response_name, p=_clip(_inverse_link(plan.link, eta)), observed=y)
-
-
-def _binomial(plan: BuildPlan, eta, y, trials, params) -> None:
-    if plan.link == "logit":
-        pm.Binomial(plan.response_name, n=trials, logit_p=eta, observed=y)
-    else:
-        pm.Binomial(plan.response_name, n=trials, p=_clip(_inverse_link(plan.link, eta)),
-                    observed=y)
-
-
-def _poisson(plan: BuildPlan, eta, y, trials, params) -> None:
-    pm.Poisson(plan.response_name, mu=_inverse_link(plan.link, eta), observed=y)
+    return pm.CustomDist(plan.response_name, _inverse_link(plan.link, eta), sigma, rho,
+                         logp=logp, random=random, signature="(n),(),()->(n)", observed=y)
 
 
 def _clip(p: pt.TensorVariable) -> pt.TensorVariable:
     return pt.clip(p, 1e-12, 1 - 1e-12)
 
 
-LIKELIHOODS = {"gaussian": _gaussian, "bernoulli": _bernoulli, "binomial": _binomial,
-               "poisson": _poisson}
+Params = dict[str, pt.TensorVariable]
+
+
+def _gaussian(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.Normal(plan.response_name, mu=_inverse_link(plan.link, eta),
+                     sigma=params["sigma"], observed=y)
+
+
+def _student_t(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.StudentT(plan.response_name, nu=params["nu"], mu=_inverse_link(plan.link, eta),
+                       sigma=params["sigma"], observed=y)
+
+
+def _lognormal(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.LogNormal(plan.response_name, mu=eta, sigma=params["sigma"], observed=y)
+
+
+def _gamma(plan: BuildPlan, eta, y, trials, params: Params):
+    shape = params["shape"]
+    return pm.Gamma(plan.response_name, alpha=shape,
+                    beta=shape / _inverse_link(plan.link, eta), observed=y)
+
+
+def _beta(plan: BuildPlan, eta, y, trials, params: Params):
+    mu, phi = _clip(_inverse_link(plan.link, eta)), params["phi"]
+    return pm.Beta(plan.response_name, alpha=mu * phi, beta=(1 - mu) * phi, observed=y)
+
+
+def _bernoulli(plan: BuildPlan, eta, y, trials, params: Params):
+    if plan.link == "logit":
+        return pm.Bernoulli(plan.response_name, logit_p=eta, observed=y)
+    return pm.Bernoulli(plan.response_name, p=_clip(_inverse_link(plan.link, eta)), observed=y)
+
+
+def _binomial(plan: BuildPlan, eta, y, trials, params: Params):
+    if plan.link == "logit":
+        return pm.Binomial(plan.response_name, n=trials, logit_p=eta, observed=y)
+    return pm.Binomial(plan.response_name, n=trials, p=_clip(_inverse_link(plan.link, eta)),
+                       observed=y)
+
+
+def _beta_binomial(plan: BuildPlan, eta, y, trials, params: Params):
+    mu, phi = _clip(_inverse_link(plan.link, eta)), params["phi"]
+    return pm.BetaBinomial(plan.response_name, n=trials, alpha=mu * phi, beta=(1 - mu) * phi,
+                           observed=y)
+
+
+def _poisson(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.Poisson(plan.response_name, mu=_inverse_link(plan.link, eta), observed=y)
+
+
+def _negativebinomial(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.NegativeBinomial(plan.response_name, mu=_inverse_link(plan.link, eta),
+                               alpha=params["theta"], observed=y)
+
+
+# PyMC's zero-inflated and hurdle distributions take psi = P(count process) = 1 - zi (1 - hu).
+def _zero_inflated_poisson(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.ZeroInflatedPoisson(plan.response_name, psi=1 - params["zi"],
+                                  mu=_inverse_link(plan.link, eta), observed=y)
+
+
+def _zero_inflated_negativebinomial(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.ZeroInflatedNegativeBinomial(plan.response_name, psi=1 - params["zi"],
+                                           mu=_inverse_link(plan.link, eta),
+                                           alpha=params["theta"], observed=y)
+
+
+def _hurdle_poisson(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.HurdlePoisson(plan.response_name, psi=1 - params["hu"],
+                            mu=_inverse_link(plan.link, eta), observed=y)
+
+
+def _hurdle_negativebinomial(plan: BuildPlan, eta, y, trials, params: Params):
+    return pm.HurdleNegativeBinomial(plan.response_name, psi=1 - params["hu"],
+                                     mu=_inverse_link(plan.link, eta), alpha=params["theta"],
+                                     observed=y)
+
+
+def _cumulative(plan: BuildPlan, eta, y, trials, params: Params):
+    # PyMC: P(y <= k) = F(c_k - eta), categories 0..K-1 (y arrives shifted down by one).
+    dist = pm.OrderedLogistic if plan.link == "logit" else pm.OrderedProbit
+    return dist(plan.response_name, eta=eta, cutpoints=params["cutpoints"], compute_p=False,
+                observed=y)
+
+
+LIKELIHOODS = {
+    "gaussian": _gaussian, "student_t": _student_t, "lognormal": _lognormal, "gamma": _gamma,
+    "bernoulli": _bernoulli, "binomial": _binomial, "beta_binomial": _beta_binomial,
+    "beta": _beta, "poisson": _poisson, "negativebinomial": _negativebinomial,
+    "zero_inflated_poisson": _zero_inflated_poisson,
+    "zero_inflated_negativebinomial": _zero_inflated_negativebinomial,
+    "hurdle_poisson": _hurdle_poisson, "hurdle_negativebinomial": _hurdle_negativebinomial,
+    "cumulative": _cumulative,
+}

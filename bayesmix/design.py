@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,11 @@ class ReplayedDesign:
 class Design:
     """Model arrays for one formula on one dataset.
 
+    ``extra`` holds the kept rows of the ``extra_columns`` (e.g. observation weights);
+    ``y_categorical`` the response as the user's pandas Categorical when it is one (ordinal
+    families read the category order from it); ``fixed_columns`` the columns of the
+    formula's fixed design that ``X`` keeps (None: all; see :meth:`without_intercept`).
+
     Example
     -------
     >>> import bayesmix as bm
@@ -112,6 +118,9 @@ class Design:
     rows: pd.Index
     dropped: pd.Index
     _fixed_design: Any = field(repr=False)
+    extra: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    y_categorical: pd.Categorical | None = field(default=None, repr=False)
+    fixed_columns: tuple[int, ...] | None = None
 
     @property
     def n(self) -> int:
@@ -124,6 +133,24 @@ class Design:
     @property
     def has_offset(self) -> bool:
         return bool(self.spec.offsets)
+
+    def without_intercept(self) -> Design:
+        """The same design without the ``(Intercept)`` column (for ordinal families, whose
+        cutpoints take its place); :meth:`replay` drops it too.
+
+        >>> import bayesmix as bm
+        >>> d = make_design("Reaction ~ Days", bm.datasets.load("sleepstudy"))
+        >>> d.without_intercept().coef_names
+        ('Days',)
+        """
+        if not self.has_intercept:
+            return self
+        keep = tuple(j for j, name in enumerate(self.coef_names) if name != "(Intercept)")
+        columns = keep if self.fixed_columns is None else tuple(self.fixed_columns[j]
+                                                                for j in keep)
+        return dataclasses.replace(self, X=self.X[:, list(keep)],
+                                   coef_names=tuple(self.coef_names[j] for j in keep),
+                                   fixed_columns=columns)
 
     def replay(self, newdata: pd.DataFrame) -> ReplayedDesign:
         """Apply the fitted transform to ``newdata`` (response columns are not needed).
@@ -140,6 +167,8 @@ class Design:
         frame = _check_new_data(self, newdata)
         X = _evaluate(lambda: np.asarray(
             self._fixed_design.evaluate_new_data(frame).design_matrix, float), self.spec.fixed)
+        if self.fixed_columns is not None:
+            X = X.reshape(len(frame), -1)[:, list(self.fixed_columns)]
         offset = _offset(self.spec, frame)
         indices, Zs, new_levels = [], [], {}
         for block in self.blocks:
@@ -168,7 +197,8 @@ def lme4_name(label: str) -> str:
 
 
 def make_design(formula: str | FormulaSpec, data: pd.DataFrame,
-                na_action: str = "drop", data2: dict[str, Any] | None = None) -> Design:
+                na_action: str = "drop", extra_columns: Sequence[str] = (),
+                data2: dict[str, Any] | None = None) -> Design:
     """Build the design arrays for ``formula`` on ``data``.
 
     Parameters
@@ -177,6 +207,9 @@ def make_design(formula: str | FormulaSpec, data: pd.DataFrame,
     data : pandas.DataFrame
         Never modified. Rows with missing values in any used column are dropped with a
         :class:`~bayesmix.errors.MissingDataWarning` (``na_action="raise"`` refuses instead).
+    extra_columns : sequence of str
+        Columns outside the formula that the model uses per row (e.g. observation weights):
+        their missing values drop rows like the formula's; kept values are in ``Design.extra``.
     data2 : dict, optional
         Matrices named in the formula, e.g. ``{"A": A}`` for ``(1 | gr(animal, cov=A))``
         (see :mod:`bayesmix.structured`).
@@ -186,8 +219,8 @@ def make_design(formula: str | FormulaSpec, data: pd.DataFrame,
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if na_action not in ("drop", "raise"):
         raise DataError(f"na_action must be 'drop' or 'raise', not {na_action!r}")
-    _check_columns(spec, data)
-    frame, dropped = _complete_rows(spec, data, na_action)
+    _check_columns(spec, data, extra_columns)
+    frame, dropped, keep = _complete_rows(spec, data, na_action, extra_columns)
     fixed = _evaluate(lambda: formulae.design_matrices(
         spec.fixed, frame, na_action="error", extra_namespace=NAMESPACE).common, spec.fixed)
     X = np.asarray(fixed.design_matrix, dtype=float).reshape(len(frame), -1)
@@ -198,8 +231,12 @@ def make_design(formula: str | FormulaSpec, data: pd.DataFrame,
         other = np.asarray(_eval_expr(spec.response.other, frame), dtype=float)
         trials = other + np.asarray(y, float) if spec.response.kind == "cbind" else other
     blocks = _random_blocks(spec, frame, data2)
+    extra = {c: data[c].to_numpy()[keep] for c in extra_columns}
+    response = data[spec.response.expr] if spec.response.expr in data.columns else None
+    y_categorical = response.array[keep] if response is not None and isinstance(
+        response.dtype, pd.CategoricalDtype) else None
     return Design(spec, X, coef_names, y, trials, _offset(spec, frame), blocks,
-                  frame.index, dropped, fixed)
+                  frame.index, dropped, fixed, extra, y_categorical)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -220,14 +257,14 @@ def _evaluate(fn: Any, term: str) -> Any:
 _CONTRASTS = {"Sum", "Treatment"}  # formulae's contrast names, as in C(f, Sum)
 
 
-def _check_columns(spec: FormulaSpec, data: pd.DataFrame) -> None:
+def _check_columns(spec: FormulaSpec, data: pd.DataFrame, extra: Sequence[str] = ()) -> None:
     columns = [str(c) for c in data.columns]
-    for name in spec.variables:
+    for name in [*spec.variables, *extra]:
         if name in data.columns or name in NAMESPACE or name in _CONTRASTS:
             continue
         close = difflib.get_close_matches(name, columns, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        where = _term_of(spec, name)
+        where = _term_of(spec, name) if name in spec.variables else "the model's arguments"
         raise DataError(f"column {name!r} (in {where}) is not in the data.{hint} "
                         f"Available columns: {', '.join(columns)}")
 
@@ -241,10 +278,10 @@ def _term_of(spec: FormulaSpec, name: str) -> str:
     return f"the formula '{spec.formula}'"
 
 
-def _complete_rows(spec: FormulaSpec, data: pd.DataFrame,
-                   na_action: str) -> tuple[pd.DataFrame, pd.Index]:
+def _complete_rows(spec: FormulaSpec, data: pd.DataFrame, na_action: str,
+                   extra: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.Index, np.ndarray]:
     used = [v for v in spec.variables if v in data.columns]
-    missing = data[used].isna()
+    missing = data[list(dict.fromkeys([*used, *extra]))].isna()
     bad = missing.any(axis=1).to_numpy()
     dropped = data.index[bad]
     if bad.any():
@@ -258,7 +295,7 @@ def _complete_rows(spec: FormulaSpec, data: pd.DataFrame,
     frame = data.loc[~bad, used].copy()
     for col in used:
         frame[col] = _for_formulae(frame[col])
-    return frame, dropped
+    return frame, dropped, ~bad
 
 
 def _for_formulae(col: pd.Series) -> pd.Series:

@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 
 from bayesmix.errors import ConvergenceWarning, warn
+from bayesmix.families import PARAM_LINKS
 
 __all__ = ["SamplingReport", "sampling_report", "population_vars"]
 
@@ -73,7 +74,7 @@ def population_vars(posterior: xr.Dataset, blocks: Any) -> dict[str, xr.DataArra
                       for i, j in zip(*iu)]
             out[f"cor_{block.name}"] = xr.DataArray(
                 flat, dims=("chain", "draw", "pair"), coords={"pair": labels})
-    for name in ("sigma", "ar"):
+    for name in (*PARAM_LINKS, "ar"):  # the family's parameters (sigma, theta...), AR(1)
         if name in posterior:
             out[name] = posterior[name]
     return out

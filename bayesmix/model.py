@@ -20,8 +20,8 @@ import xarray as xr
 from bayesmix.build import BuildPlan, build_model, derive_level_effects, stored_names
 from bayesmix.checks import warn_on_fit
 from bayesmix.design import Design, make_design
-from bayesmix.errors import DataError, FamilyError
-from bayesmix.families import Family, get_family
+from bayesmix.errors import DataError, FamilyError, FormulaError
+from bayesmix.families import PARAM_LINKS, Family, get_family, ordinal_levels
 from bayesmix.formula import FormulaSpec, parse_formula
 from bayesmix.formulas import Formula, NonLinear
 from bayesmix import linpred
@@ -50,7 +50,12 @@ class Model:
     data : pandas.DataFrame
         Never modified; rows with missing values in used columns are dropped with a warning.
     family : str
-        ``"gaussian"`` (default), ``"bernoulli"``, ``"binomial"`` or ``"poisson"``.
+        ``"gaussian"`` (default), ``"student_t"``, ``"lognormal"``, ``"gamma"``,
+        ``"bernoulli"``, ``"binomial"``, ``"beta_binomial"``, ``"beta"``, ``"poisson"``,
+        ``"negativebinomial"``, ``"zero_inflated_poisson"``,
+        ``"zero_inflated_negativebinomial"``, ``"hurdle_poisson"``,
+        ``"hurdle_negativebinomial"`` or ``"cumulative"`` (ordinal); see
+        :mod:`bayesmix.families` for their parametrisations.
     link : str, optional
         Defaults to the family's canonical link.
     priors : dict, optional
@@ -59,6 +64,10 @@ class Model:
         Force the parametrisation per grouping factor, e.g. ``{"Subject": False}``; by
         default it is chosen from the data (see :mod:`bayesmix.parametrization`).
     na_action : {"drop", "raise"}
+    weights : str, optional
+        A column of positive observation weights: each row's log-likelihood is multiplied by
+        its weight (brms's ``weights()``; a weight of 2 counts the row twice). Rows with a
+        missing weight are handled like other missing data. Stored as ``model.weights``.
     data2 : dict, optional
         Matrices the formula names, e.g. ``{"A": A}`` for ``(1 | gr(animal, cov=A))``: a
         DataFrame whose index and columns are the levels (see :mod:`bayesmix.structured`).
@@ -77,31 +86,42 @@ class Model:
     def __init__(self, formula: str | FormulaSpec | Formula | NonLinear, data: pd.DataFrame,
                  family: str | Family = "gaussian", link: str | None = None,
                  priors: dict[str, Prior] | None = None, centered: dict[str, bool] | None = None,
-                 na_action: str = "drop", data2: dict[str, Any] | None = None,
-                 autocor: AR1 | None = None) -> None:
+                 na_action: str = "drop", weights: str | None = None,
+                 data2: dict[str, Any] | None = None, autocor: AR1 | None = None) -> None:
         self.family: Family = get_family(family)
         self.link: str = self.family.resolve_link(link)
         # Further linear predictors (distributional / nonlinear parameters): bayesmix.linpred
         self.predictors: tuple[linpred.LinearPredictor, ...] = ()
         self.setup: linpred.Setup | None = None
         self._formula = formula
+        self._weights_column = weights
+        self.weights: np.ndarray | None = None
+        self.categories: tuple[Any, ...] = ()
         if isinstance(formula, (Formula, NonLinear)):
-            if data2:
-                raise DataError("data2 (gr(..., cov=...)) works with a single formula, not yet "
-                                "with bm.Formula or bm.NonLinear")
+            if data2 or weights is not None or self.family.ordinal:
+                raise DataError("bm.Formula and bm.NonLinear models do not yet take data2, "
+                                "weights or an ordinal family; use a single formula for these")
             self.setup = linpred.make_setup(formula, data, self.family, na_action)
-            self.design: Design = self.setup.design
+            design: Design = self.setup.design
             self.predictors = self.setup.predictors
+            response = design.y
         else:
-            self.design = make_design(formula if isinstance(formula, FormulaSpec)
-                                      else parse_formula(formula), data, na_action=na_action,
-                                      data2=data2)
-        self.spec: FormulaSpec = self.design.spec
+            spec = formula if isinstance(formula, FormulaSpec) else parse_formula(formula)
+            _check_weights_argument(weights, data)
+            design = make_design(spec, data, na_action=na_action, data2=data2,
+                                 extra_columns=(weights,) if weights is not None else ())
+            if weights is not None:
+                self.weights = _checked_weights(design.extra[weights], weights)
+            response = _family_response(self.family, design)
+        self.spec: FormulaSpec = design.spec
         if autocor is not None and any(lp.name == "sigma" for lp in self.predictors):
             raise FamilyError("AR(1) residuals need a single residual SD; drop the 'sigma ~ ...' "
                               "formula or the autocor argument")
-        y, trials = self.family.check(self.design.y, self.design.trials,
-                                      self.spec.response.name)
+        y, trials = self.family.check(response, design.trials, self.spec.response.name)
+        if self.family.ordinal:  # the cutpoints replace the intercept
+            self.categories = ordinal_levels(response, self.spec.response.name)[1]
+            design = _ordinal_design(design, self.spec.formula)
+        self.design: Design = design
         self.y: np.ndarray = y
         self.trials: np.ndarray | None = trials
         self.autocor: AR1 | None = autocor
@@ -135,6 +155,8 @@ class Model:
             used |= set(self.setup.covariates)
         if self.autocor is not None:
             used |= {self.autocor.time} | ({self.autocor.group} if self.autocor.group else set())
+        if self._weights_column is not None:
+            used.add(self._weights_column)
         return used
 
     def constructor_args(self) -> dict[str, Any]:
@@ -146,7 +168,7 @@ class Model:
         >>> import bayesmix as bm
         >>> m = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff"))
         >>> sorted(m.constructor_args())
-        ['autocor', 'centered', 'data', 'data2', 'family', 'formula', 'link', 'na_action', 'priors']
+        ['autocor', 'centered', 'data', 'data2', 'family', 'formula', 'link', 'na_action', 'priors', 'weights']
         """
         formula = self._formula if self.setup is not None else self.spec.formula
         return {"formula": formula, "data": self.data, "family": self.family.name,
@@ -155,7 +177,7 @@ class Model:
                 "centered": {**{b.name: c for b, c in zip(self.design.blocks, self.centered)},
                              **{b.name: c for lp in self.predictors
                                 for b, c in zip(lp.design.blocks, lp.centered)}},
-                "data2": self.data2, "autocor": self.autocor}
+                "data2": self.data2, "autocor": self.autocor, "weights": self._weights_column}
 
     def __getstate__(self) -> dict[str, Any]:
         # The formulae design objects hold interpreter frames and the PyMC/nutpie models
@@ -199,8 +221,8 @@ class Model:
     @property
     def response_name(self) -> str:
         name = self.spec.response.name
-        taken = {"fixef", "sigma", "ar"} | {f"{p}_{b.name}" for b in self.all_blocks
-                                      for p in ("sd", "cor", "r")}
+        taken = {"fixef", "ar", *PARAM_LINKS} | {f"{p}_{b.name}" for b in self.all_blocks
+                                                 for p in ("sd", "cor", "r")}
         taken |= {lp.fixef_var for lp in self.predictors}
         return f"{name}_obs" if name in taken else name
 
@@ -210,8 +232,8 @@ class Model:
         plan = BuildPlan(self.family.name, self.link, self.prior_specs, self.centered,
                          self.response_name, self.predictors, self.nonlinear,
                          self.setup.covariates if self.setup is not None else {},
-                         self.autocor_structure)
-        return build_model(self.design, plan, self.y, self.trials)
+                         self.autocor_structure, self.categories)
+        return build_model(self.design, plan, self.y, self.trials, self.weights)
 
     def __repr__(self) -> str:
         groups = ", ".join(dict.fromkeys(f"{b.group} ({b.n_levels})"
@@ -233,6 +255,9 @@ class Model:
         with self.pymc_model, warnings.catch_warnings():
             # AR(1) responses draw with numpy inside numba's object mode: expected, harmless
             warnings.filterwarnings("ignore", message=".*object mode.*")
+            # Observation weights enter as a potential; they do not change the prior or the
+            # family's predictive draws, so PyMC's note that potentials are ignored is moot.
+            warnings.filterwarnings("ignore", message=".*Potentials.*ignored.*")
             idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
         return clean(idata, self._derive)
 
@@ -268,8 +293,8 @@ class Model:
         build_time = time.perf_counter() - t0
         idata, timing, compiled = run_sampler(
             model, settings, self._compiled if sampler == "nutpie" else None,
-            var_names=stored_names(self.design) + [
-                v for lp in self.predictors for v in stored_names(lp.design, lp.name)],
+            var_names=stored_names(self.design, self.family.name) + [
+                v for lp in self.predictors for v in stored_names(lp.design, lp=lp.name)],
             postprocess=self._derive)
         if sampler == "nutpie":
             self._compiled = compiled
@@ -298,7 +323,55 @@ def _add_data_groups(idata: xr.DataTree, model: Model) -> xr.DataTree:
     groups["observed_data"] = xr.Dataset(
         {model.response_name: ((obs_dim,), model.y)},
         coords={obs_dim: labels})
-    if model.trials is not None:
-        groups["constant_data"] = xr.Dataset({"trials": ((obs_dim,), model.trials)},
-                                             coords={obs_dim: labels})
+    constant = {name: ((obs_dim,), values) for name, values in
+                (("trials", model.trials), ("weights", model.weights)) if values is not None}
+    if constant:
+        groups["constant_data"] = xr.Dataset(constant, coords={obs_dim: labels})
     return xr.DataTree.from_dict(groups)
+
+
+def _family_response(family: Family, design: Design) -> Any:
+    """The response as the family check takes it: ordinal families get the user's pandas
+    Categorical (its category order matters), the others ``design.y``."""
+    if family.ordinal and design.y_categorical is not None:
+        return design.y_categorical
+    return design.y
+
+
+def _check_weights_argument(weights: Any, data: pd.DataFrame) -> None:
+    if weights is None:
+        return
+    if not isinstance(weights, str):
+        raise DataError(f"weights must be the name of a column of the data, not "
+                        f"{type(weights).__name__}; e.g. weights='w'")
+    if isinstance(data, pd.DataFrame) and weights not in data.columns:
+        raise DataError(f"the weights column {weights!r} is not in the data; available "
+                        f"columns: {', '.join(map(str, data.columns))}")
+
+
+def _checked_weights(values: np.ndarray, column: str) -> np.ndarray:
+    """Positive finite floats; anything else is a DataError naming the column."""
+    try:
+        w = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise DataError(f"the weights column {column!r} must be numeric; it has values like "
+                        f"{values[0]!r}") from None
+    bad = ~np.isfinite(w) | (w <= 0)
+    if bad.any():
+        raise DataError(f"the weights column {column!r} must hold positive finite numbers; "
+                        f"found {w[bad][0]:g} in {int(bad.sum())} rows. Drop rows that should "
+                        "not count instead of giving them weight 0")
+    return w
+
+
+def _ordinal_design(design: Design, formula: str) -> Design:
+    """The design without its intercept; refuse fixed effects the cutpoints duplicate."""
+    stripped = design.without_intercept()
+    X = stripped.X
+    if X.shape[1] and np.linalg.matrix_rank(np.column_stack([np.ones(len(X)), X])) <= X.shape[1]:
+        raise FormulaError(
+            f"in {formula!r} the fixed effects include a constant combination of columns "
+            f"({', '.join(stripped.coef_names)}), which the cutpoints of an ordinal model "
+            "already provide; with '0 +' or '- 1' a factor gets a column for every level. "
+            "Keep the intercept in the formula (bayesmix drops it for you)")
+    return stripped

@@ -27,6 +27,16 @@ in a 4 x 1000 run, against R-hat 1.004, ESS 793 non-centred). Ratios between 1 a
 ambiguous in our runs (crossed Poisson grouseticks: one seed favoured centring, another
 did not), so the rule stays with the safe non-centred default there.
 
+Other families enter through a proxy with the same moments: student_t as gaussian,
+lognormal as gaussian on log y, ordinal responses as gaussian on the category index; gamma
+(variance mu^2) and beta (mu(1 - mu)) with a free dispersion; negative binomial, zero-inflated
+and hurdle counts with the Poisson variance function and a dispersion of at least 1;
+beta-binomial as binomial. Zeros carry no information about a hurdle model's counts, so they
+get working weight 0: with them, the hurdle Poisson simulation of
+``tests/test_families_recovery.py`` (25 groups of 12 rows, hu = 0.4) scored 3.1 and stayed
+non-centred, with a minimum bulk ESS of 131 in 2 x 500 draws; without them it scores 18.6
+and is centred, ESS 912 (hurdle negative binomial: 146 against 752).
+
 A block nested in another one (casks within batches) stays non-centred whatever its ratio:
 the data then inform ``r_batch + r_cask`` and a centred inner block turns that sum into a
 ridge. Pastes' ``(1 | batch/cask)``, 2 chains x 1000 draws, seeds 1 and 2: all non-centred
@@ -35,6 +45,8 @@ and 135; both centred 49 and 36 divergences.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -46,16 +58,42 @@ __all__ = ["information_ratios", "choose_centering", "CENTRE_RATIO"]
 CENTRE_RATIO = 4.0
 
 
-def _working_fit(design: Design, family: Family, link: str, y: np.ndarray,
+# Families whose moment estimates use another family's: student_t as gaussian, lognormal as
+# gaussian on log y, ordinal as gaussian on the category index (a latent-scale proxy).
+_PROXY = {"student_t": "gaussian", "lognormal": "gaussian", "cumulative": "gaussian"}
+_COUNTS = ("poisson", "negativebinomial", "zero_inflated_poisson",
+           "zero_inflated_negativebinomial", "hurdle_poisson", "hurdle_negativebinomial")
+_PROPORTIONS = ("binomial", "bernoulli", "beta_binomial", "beta")
+# Families with a free dispersion (estimated from the residuals); the others' is at least the
+# nominal 1 (count and binomial types, quasi-likelihood style).
+_FREE_DISPERSION = ("gaussian", "gamma", "beta")
+
+
+def _working_problem(family: Family, link: str, y: np.ndarray,
+                     design: Design) -> tuple[str, str, np.ndarray, Design]:
+    """The (family, link, response, design) whose GLM moments stand in for the model's."""
+    name = _PROXY.get(family.name, family.name)
+    if family.name == "lognormal":
+        return name, "identity", np.log(y), design
+    if family.ordinal:  # no intercept in the design: the working fit needs one
+        X = np.column_stack([np.ones(design.n), design.X])
+        return name, "identity", y, replace(design, X=X)
+    return name, link, y, design
+
+
+def _working_fit(design: Design, family: str, link: str, y: np.ndarray,
                  trials: np.ndarray | None, steps: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """Working residuals and weights of a fixed-effects GLM (a few IRLS steps)."""
     X, offset = design.X, design.offset
     n = trials if trials is not None else np.ones_like(y)
-    target = y / n if family.name in ("binomial", "bernoulli") else y
-    if family.name == "gaussian" and link == "identity":
+    target = y / n if family in _PROPORTIONS else y
+    if family == "gaussian" and link == "identity":
         coef = np.linalg.lstsq(X, y - offset, rcond=None)[0] if X.shape[1] else np.zeros(0)
         return y - offset - X @ coef, np.ones_like(y)
-    lo, hi = (0.02, 0.98) if family.name in ("binomial", "bernoulli") else (0.1, np.inf)
+    if family in _PROPORTIONS:
+        lo, hi = 0.02, 0.98
+    else:
+        lo, hi = (0.01 * float(np.mean(y)), np.inf) if family == "gamma" else (0.1, np.inf)
     mu = np.clip(0.5 * target + 0.5 * np.mean(target), lo, hi)
     eta = LINKS[link](mu)
     inv = INVERSE_LINKS[link]
@@ -79,16 +117,19 @@ def _dmu_deta(inv, eta: np.ndarray, h: float = 1e-5) -> np.ndarray:
     return (inv(eta + h) - inv(eta - h)) / (2 * h)
 
 
-def _variance(family: Family, mu: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Variance function of the (observed proportion or count) response."""
-    if family.name == "poisson":
+def _variance(family: str, mu: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Variance function of the (observed proportion or count) response, up to dispersion."""
+    if family in _COUNTS:
         return mu
-    if family.name in ("binomial", "bernoulli"):
+    if family in _PROPORTIONS:
         return mu * (1 - mu) / n
+    if family == "gamma":
+        return mu ** 2
     return np.ones_like(mu)
 
 
-def _block_ratio(block: RandomBlock, e: np.ndarray, w: np.ndarray, gaussian: bool) -> float:
+def _block_ratio(block: RandomBlock, e: np.ndarray, w: np.ndarray,
+                 free_dispersion: bool) -> float:
     """Smallest (over the block's terms) median information ratio of its levels."""
     k = block.n_terms
     order = np.argsort(block.index, kind="stable")
@@ -107,7 +148,7 @@ def _block_ratio(block: RandomBlock, e: np.ndarray, w: np.ndarray, gaussian: boo
         coefs.append(b)
         variances.append(np.diag(inv))
     if len(coefs) < 2:
-        if gaussian:
+        if free_dispersion:
             return 0.0  # about one row per level: level effects and residuals are not separable
         phi = 1.0  # the family's nominal dispersion
         coefs, variances = _single_row_estimates(block, e, w)
@@ -116,7 +157,7 @@ def _block_ratio(block: RandomBlock, e: np.ndarray, w: np.ndarray, gaussian: boo
     else:
         dof = used_rows - k * len(coefs)
         phi = resid_ss / dof if dof >= 5 else 1.0
-        phi = max(phi, 1e-12) if gaussian else max(phi, 1.0)
+        phi = max(phi, 1e-12) if free_dispersion else max(phi, 1.0)
     b, v = np.array(coefs), phi * np.array(variances)
     tau2 = np.maximum(np.var(b, axis=0, ddof=1) - np.mean(v, axis=0), 0.0)
     return float(np.min(np.median(tau2 / v, axis=0)))
@@ -142,9 +183,12 @@ def information_ratios(design: Design, family: Family, link: str, y: np.ndarray,
     >>> [round(r) for r in information_ratios(m.design, m.family, m.link, m.y, m.trials)]
     [3, 29]
     """
-    e, w = _working_fit(design, family, link, np.asarray(y, float), trials)
-    gaussian = family.name == "gaussian"
-    return tuple(_block_ratio(block, e, w, gaussian) for block in design.blocks)
+    name, link, y, design = _working_problem(family, link, np.asarray(y, float), design)
+    e, w = _working_fit(design, name, link, y, trials)
+    if family.name.startswith("hurdle"):  # zeros say nothing about a hurdle model's counts
+        w = w * (y > 0)
+    free = name in _FREE_DISPERSION
+    return tuple(_block_ratio(block, e, w, free) for block in design.blocks)
 
 
 def choose_centering(design: Design, family: Family, link: str, y: np.ndarray,

@@ -179,6 +179,7 @@ def _model_args(model: "Model") -> dict[str, Any]:
     autocor = args["autocor"]
     return {"formula": _formula_json(args["formula"]), "family": args["family"],
             "link": args["link"], "data2": _data2_json(args["data2"]),
+            "weights": args["weights"],
             "autocor": None if autocor is None else {"time": autocor.time,
                                                      "group": autocor.group},
             "na_action": args["na_action"], "centered": args["centered"],
@@ -263,7 +264,7 @@ def load(path: str | Path) -> "FitResult":
         model = Model(_formula_from_json(args["formula"]), _decode_frame(meta["data"]),
                       family=args["family"], link=args["link"], priors=priors or None,
                       centered=args["centered"], na_action=args["na_action"],
-                      data2=_data2_from_json(args.get("data2")),
+                      data2=_data2_from_json(args.get("data2")), weights=args.get("weights"),
                       autocor=None if autocor is None else AR1(**autocor))
     if design_fingerprint(model) != meta["design_sha256"]:
         raise PersistError(f"the design rebuilt from {str(path)!r} differs from the saved one "

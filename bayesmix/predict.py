@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Arrays", "model_arrays", "linear_predictor", "family_param_draws",
            "pointwise_loglik", "simulate_response", "expected_response", "newdata_trials",
-           "RE_OPTIONS"]
+           "category_probabilities", "RE_OPTIONS"]
 
 RE_OPTIONS = ("include", "exclude", "sample_new")
 
@@ -217,6 +217,9 @@ def family_param_draws(fit: "FitResult", draws: int | None = None,
     (``bm.Formula("y ~ x", "sigma ~ x")``) is computed per row of the training data or of
     ``newdata``, shape ``(chain, draw, n)``, with ``re`` as in :func:`linear_predictor`.
 
+    A vector parameter keeps its own dimension last, e.g. the ordinal cutpoints as
+    ``(chain, draw, 1, K - 1)``.
+
     >>> family_param_draws(fit, newdata=new)["sigma"].shape  # doctest: +SKIP
     (4, 1000, 12)
     """
@@ -231,8 +234,9 @@ def family_param_draws(fit: "FitResult", draws: int | None = None,
             eta = linear_predictor(fit, newdata, re, draws, rng, dpar=name)
             out[name] = INVERSE_LINKS[modelled[name].link](eta)
         elif name in fit.posterior:
-            values = _posterior_values(fit, name, (), keep)
-            out[name] = values[..., None]
+            da = fit.posterior[name]
+            own = tuple(d for d in da.dims if d not in ("chain", "draw"))
+            out[name] = _posterior_values(fit, name, own, keep)[:, :, None, ...]
     return out
 
 
@@ -268,16 +272,31 @@ def _trials_for(fit: "FitResult", newdata: pd.DataFrame | None, n: int) -> np.nd
     return np.ones(n) if trials is None else trials
 
 
-def pointwise_loglik(fit: "FitResult", draws: int | None = None) -> np.ndarray:
-    """log p(y_i | theta) for every draw and training row, shape ``(chain, draw, n)``."""
+def pointwise_loglik(fit: "FitResult", draws: int | None = None,
+                     weighted: bool = False) -> np.ndarray:
+    """log p(y_i | theta) for every draw and training row, shape ``(chain, draw, n)``.
+
+    With observation weights the sampler used ``w_i * log p(y_i | theta)``; these values are
+    the unweighted family densities by default, because LOO/WAIC and predictive checks ask
+    how well the model predicts one observation, and a weight is not part of the
+    observation. ``weighted=True`` returns ``w_i * log p(y_i | theta)`` (brms's ``log_lik``
+    of a weighted model), e.g. when the weights are frequencies of identical rows.
+
+    >>> pointwise_loglik(fit).shape  # doctest: +SKIP
+    (4, 1000, 180)
+    """
     family = fit.model.family
     eta = linear_predictor(fit, draws=draws)
     params = family_param_draws(fit, draws)
     structure = _ar_structure(fit, None)
     if structure is not None:  # one-step-ahead densities (module docstring)
-        return ar1_loglik(fit.model.y, INVERSE_LINKS[fit.model.link](eta), params["sigma"],
-                          _ar_draws(fit, draws), structure)
-    return family.loglik(fit.model.y, eta, fit.model.link, params, fit.model.trials)
+        values = ar1_loglik(fit.model.y, INVERSE_LINKS[fit.model.link](eta), params["sigma"],
+                            _ar_draws(fit, draws), structure)
+    else:
+        values = family.loglik(fit.model.y, eta, fit.model.link, params, fit.model.trials)
+    if weighted and fit.model.weights is not None:
+        values = values * fit.model.weights
+    return values
 
 
 def _ar_structure(fit: "FitResult", newdata: pd.DataFrame | None) -> AR1Structure | None:
@@ -317,3 +336,23 @@ def expected_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
     trials = _trials_for(fit, newdata, eta.shape[-1])
     params = family_param_draws(fit, draws, newdata, re, rng)
     return family.mean(eta, fit.model.link, params, trials)
+
+
+def category_probabilities(fit: "FitResult", newdata: pd.DataFrame | None = None,
+                           re: str = "include", draws: int | None = None,
+                           random_seed: int | None = None) -> np.ndarray:
+    """Posterior draws of P(y = k) for an ordinal model, shape ``(chain, draw, n, K)``;
+    the categories are ``fit.model.categories``.
+
+    >>> probs = category_probabilities(fit)  # doctest: +SKIP
+    >>> probs.sum(axis=-1).round(6).min()  # doctest: +SKIP
+    1.0
+    """
+    from bayesmix.densities import cumulative_probs
+
+    if not fit.model.family.ordinal:
+        raise BayesmixError(f"category probabilities are for ordinal models; this one is "
+                            f"{fit.model.family.name!r} (use expected_response)")
+    eta = linear_predictor(fit, newdata, re, draws, np.random.default_rng(random_seed))
+    cutpoints = family_param_draws(fit, draws)["cutpoints"]
+    return cumulative_probs(eta, fit.model.link, cutpoints)

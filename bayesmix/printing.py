@@ -12,8 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = ["render_summary", "format_table"]
 
-_KIND = {"gaussian": "Linear mixed model", "bernoulli": "Generalized linear mixed model",
-         "binomial": "Generalized linear mixed model", "poisson": "Generalized linear mixed model"}
+_KIND = {"gaussian": "Linear mixed model", "cumulative": "Cumulative link mixed model"}
 
 
 def _num(x: float, digits: int = 4) -> str:
@@ -56,7 +55,7 @@ def format_table(table: pd.DataFrame, index: bool = True) -> str:
 def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
     model, design, s = fit.model, fit.model.design, fit.settings
     lb, ub = f"{interval}{100 * prob:g}_lb", f"{interval}{100 * prob:g}_ub"
-    kind = _KIND.get(model.family.name, "Mixed model")
+    kind = _KIND.get(model.family.name, "Generalized linear mixed model")
     if model.nonlinear is not None:
         kind = "Nonlinear mixed model"
     blocks = model.all_blocks
@@ -115,8 +114,11 @@ def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
         lines.append("")
     fp = fit.family_params(prob, interval)
     if len(fp) and model.family.name != "gaussian":
-        lines.append("Family parameters:")
-        lines.append(format_table(fp[["mean", "sd", lb, ub, "ess_bulk", "r_hat"]]))
+        lines.append("Thresholds (cutpoints):" if model.family.ordinal else "Family parameters:")
+        fp = fp[["mean", "sd", lb, ub, "ess_bulk", "r_hat"]].rename(
+            columns={"mean": "Estimate", "sd": "Est.Error", lb: "lower", ub: "upper"})
+        fp.index.name = None
+        lines.append(format_table(fp))
         lines.append("")
     report = fit.sampling_report()
     lines.append("Sampling: " + report.text())

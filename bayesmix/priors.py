@@ -1,23 +1,39 @@
 """Default priors scaled to the data, and user overrides (pure numpy, no PyMC model code).
 
-Defaults (``s_y`` = sd(y) for the gaussian family with identity link, 1 on a logit, probit or
-log scale):
+Defaults. ``g`` is the link and ``s`` the natural unit of the linear predictor: ``s = sd(y)``
+on the identity scale of gaussian, student_t and gamma, ``sd(log y)`` for lognormal,
+``sd(y) / mean(y)^2`` for gamma's inverse link, and 1 on a logit, probit, cloglog or log
+scale (which are unit-free):
 
 =====================  ========================================================================
 parameter              default
 =====================  ========================================================================
-``(Intercept)``        Normal(g(mean y) - mean offset, 2.5 s_y), for the intercept at the
-                       means of the predictors (predictors are centred internally, as in brms)
-coefficient ``x``      Normal(0, 2.5 s_y / sd(x))
-group SD of term ``z``  HalfNormal(s_y / sd(z)); sd(z) := 1 for intercepts and constant columns
+``(Intercept)``        Normal(g(mean y) - mean offset, 2.5 s), for the intercept at the means of
+                       the predictors (predictors are centred internally, as in brms);
+                       lognormal: mean(log y); student_t: the median instead of the mean;
+                       binomial types: g(mean of y / n). Ordinal families have no intercept.
+coefficient ``x``      Normal(0, 2.5 s / sd(x))
+group SD of term ``z``  HalfNormal(s / sd(z)); sd(z) := 1 for intercepts and constant columns
 correlations           LKJ(eta=1) on each block's correlation matrix
-``sigma``              Exponential(lam = 1 / sd(y))
+``sigma``              Exponential(lam = 1 / sd(y)); lognormal: 1 / sd(log y)
+``nu`` (student_t)     Gamma(alpha=2, beta=0.1), as brms (mean 20; heavy tails stay possible)
+``shape`` (gamma),     Exponential(lam=0.01). These are precisions (large = less noise): the
+``phi`` (beta, beta_   prior is flat near 0 (brms's Gamma(0.01, 0.01) piles its mass at 0, so
+binomial), ``theta``   its prior predictive draws are degenerate) and decays beyond a few
+(negative binomials)   hundred, so that data close to the limiting model (Poisson, binomial)
+                       keep NUTS in a bounded region instead of a flat ridge to infinity.
+``zi``, ``hu``         Beta(1, 1): uniform on the probability of a structural/hurdle zero
+``cutpoints``          Normal(0, 5) on each cutpoint, restricted to increasing order (the
+                       cutpoints of the centred predictors, as for the intercept)
 =====================  ========================================================================
 
 Override with ``priors={key: Prior(...)}``; keys are a coefficient name (``"Days"``,
 ``"(Intercept)"``), ``"term|group"`` for one SD (``"1|Subject"``, ``"Days|Subject"``),
-``"cor|group"``, a family parameter (``"sigma"``), or a class: ``"b"`` (all coefficients
-but the intercept), ``"sd"`` (all SDs), ``"cor"`` (all correlations).
+``"cor|group"``, a family parameter (``"sigma"``, ``"nu"``, ``"shape"``, ``"phi"``,
+``"theta"``, ``"zi"``, ``"hu"``, ``"cutpoints"``), or a class: ``"b"`` (all coefficients
+but the intercept), ``"sd"`` (all SDs), ``"cor"`` (all correlations). A family parameter's
+prior must live on its support: positive for ``sigma``..``theta``, (0, 1) for ``zi``/``hu``
+(Beta or Uniform), the real line for ``cutpoints``.
 
 Distributional and nonlinear parameters (:mod:`bayesmix.linpred`) prefix the same keys with
 their name: ``"sigma:x"``, ``"sigma:(Intercept)"``, ``"sigma:1|g"``, ``"sigma:cor|g"`` and
@@ -36,9 +52,10 @@ import pandas as pd
 
 from bayesmix.design import Design
 from bayesmix.errors import PriorError
-from bayesmix.families import LINKS, Family
+from bayesmix.families import LINKS, PARAM_LINKS, Family
 
-__all__ = ["Prior", "PriorSpec", "default_priors", "resolve_priors", "KNOWN_DISTRIBUTIONS"]
+__all__ = ["Prior", "PriorSpec", "default_priors", "resolve_priors", "KNOWN_DISTRIBUTIONS",
+           "cutpoint_labels"]
 
 # Distribution name -> (its parameters, positive support?)
 KNOWN_DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -57,6 +74,7 @@ KNOWN_DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], bool]] = {
     "InverseGamma": (("alpha", "beta"), True),
     "LogNormal": (("mu", "sigma"), True),
     "Weibull": (("alpha", "beta"), True),
+    "Beta": (("alpha", "beta"), True),
     "HalfFlat": ((), True),
     "LKJ": (("eta",), False),
 }
@@ -125,15 +143,47 @@ def _sd(values: np.ndarray) -> float:
     return sd if sd > 1e-12 else 1.0
 
 
-def _scale_y(family: Family, link: str, y: np.ndarray) -> float:
-    """The natural unit of the linear predictor: sd(y) on the identity scale, else 1."""
-    return _sd(y) if family.name == "gaussian" and link == "identity" else 1.0
+def _link_unit(family: Family, link: str, y: np.ndarray) -> float:
+    """The natural unit of the linear predictor (see the module docstring)."""
+    if family.name == "lognormal":
+        return _sd(np.log(y))
+    if link == "identity" and family.name in ("gaussian", "student_t", "gamma"):
+        return _sd(y)
+    if link == "inverse":
+        return _sd(y) / max(float(np.mean(y)), 1e-12) ** 2  # delta method: |d(1/mu)/dmu|
+    return 1.0
+
+
+_FIXED_FAMILY_PRIORS = {
+    "nu": Prior("Gamma", alpha=2.0, beta=0.1),
+    "shape": Prior("Exponential", lam=0.01),
+    "phi": Prior("Exponential", lam=0.01),
+    "theta": Prior("Exponential", lam=0.01),
+    "zi": Prior("Beta", alpha=1.0, beta=1.0),
+    "hu": Prior("Beta", alpha=1.0, beta=1.0),
+    "cutpoints": Prior("Normal", mu=0.0, sigma=5.0),
+}
+
+
+def _family_prior(name: str, family: Family, y: np.ndarray) -> Prior:
+    if name == "sigma":
+        return Prior("Exponential", lam=1.0 / _sd(np.log(y) if family.name == "lognormal" else y))
+    return _FIXED_FAMILY_PRIORS[name]
+
+
+def cutpoint_labels(categories: tuple) -> list[str]:
+    """Names of the cutpoints between adjacent categories, as R's ``ordinal::clm``.
+
+    >>> cutpoint_labels(("low", "mid", "high"))
+    ['low|mid', 'mid|high']
+    """
+    return [f"{a}|{b}" for a, b in zip(categories[:-1], categories[1:])]
 
 
 def default_priors(design: Design, family: Family, link: str, y: np.ndarray,
                    trials: np.ndarray | None) -> list[PriorSpec]:
     """The default prior of every parameter (see the module docstring for the formulas)."""
-    s_y = _scale_y(family, link, y)
+    s_y = _link_unit(family, link, y)
     specs: list[PriorSpec] = []
     for j, name in enumerate(design.coef_names):
         if name == "(Intercept)":
@@ -151,9 +201,8 @@ def default_priors(design: Design, family: Family, link: str, y: np.ndarray,
         if block.correlated:
             specs.append(PriorSpec(f"cor|{block.name}", "cor", Prior("LKJ", eta=1.0), "default",
                                    block.name))
-    if "sigma" in family.params:
-        specs.append(PriorSpec("sigma", "family", Prior("Exponential", lam=1.0 / _sd(y)),
-                               "default"))
+    for name in family.params:
+        specs.append(PriorSpec(name, "family", _family_prior(name, family, y), "default"))
     return specs
 
 
@@ -163,7 +212,12 @@ def _short(term: str) -> str:
 
 def _intercept_location(design: Design, family: Family, link: str, y: np.ndarray,
                         trials: np.ndarray | None) -> float:
-    mean = float(np.mean(y / trials)) if trials is not None else float(np.mean(y))
+    if family.name == "lognormal":
+        return float(np.mean(np.log(y))) - float(np.mean(design.offset))
+    if trials is not None:
+        mean = float(np.mean(y / trials))
+    else:
+        mean = float(np.median(y) if family.name == "student_t" else np.mean(y))
     if link in ("logit", "probit", "cloglog"):
         mean = min(max(mean, 0.01), 0.99)
     elif link in ("log", "inverse"):
@@ -205,15 +259,29 @@ def resolve_priors(defaults: list[PriorSpec], overrides: dict[str, Prior] | None
     return out
 
 
+_REAL_LINE = ("Normal", "StudentT", "Cauchy", "Laplace", "Logistic")
+
+
 def _check_support(spec: PriorSpec, prior: Prior) -> None:
     if spec.kind == "cor" and prior.dist != "LKJ":
         raise PriorError(f"the correlations {spec.key!r} take an LKJ prior, e.g. "
                          "Prior('LKJ', eta=2)")
     if spec.kind != "cor" and prior.dist == "LKJ":
         raise PriorError(f"LKJ is a prior for correlations, not for {spec.key!r}")
-    if spec.kind in ("sd", "family") and not prior.positive:
-        raise PriorError(f"{spec.key!r} is a standard deviation: give it a positive "
-                         f"distribution (HalfNormal, HalfStudentT, Exponential...), not {prior.dist}")
+    support = PARAM_LINKS.get(spec.key, "log") if spec.kind == "family" else "log"
+    if spec.kind in ("sd", "family") and support == "log" and not prior.positive:
+        what = "a standard deviation" if spec.kind == "sd" else "a positive parameter"
+        raise PriorError(f"{spec.key!r} is {what}: give it a positive distribution "
+                         f"(HalfNormal, HalfStudentT, Exponential, Gamma...), not {prior.dist}")
+    if spec.kind == "family" and support == "logit":
+        bounds = prior.kwargs
+        if not (prior.dist == "Beta" or (prior.dist == "Uniform" and bounds.get("lower", 0) >= 0
+                                         and bounds.get("upper", 1) <= 1)):
+            raise PriorError(f"{spec.key!r} is a probability: give it a prior on (0, 1) such as "
+                             f"Prior('Beta', alpha=1, beta=1), not {prior!r}")
+    if spec.kind == "family" and support == "identity" and prior.dist not in _REAL_LINE:
+        raise PriorError(f"{spec.key!r} are ordered real numbers: give them a prior on the "
+                         f"real line ({', '.join(_REAL_LINE)}), not {prior.dist}")
 
 
 def prior_table(specs: list[PriorSpec]) -> pd.DataFrame:

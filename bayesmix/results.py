@@ -137,10 +137,11 @@ class FitResult:
 
         Columns: group, term, term2, kind ("sd" | "cor" | "ar"), mean, sd, interval bounds,
         ess_bulk, ess_tail, r_hat. The residual SD of a gaussian model is the row with
-        group "Residual"; with ``autocor=bm.AR1(...)`` the row of kind "ar" (term
-        "AR(1) rho") is the residual correlation at a time gap of 1. Blocks of a
-        distributional or nonlinear parameter's formula are listed with their model name as
-        group, e.g. ``"sigma_Subject"``, ``"Asym_Tree"``.
+        group "Residual"; other families' parameters (student_t's scale ``sigma``, which is
+        not the SD of the residuals, included) are in :meth:`family_params`. With
+        ``autocor=bm.AR1(...)`` the row of kind "ar" (term "AR(1) rho") is the residual
+        correlation at a time gap of 1. Blocks of a distributional or nonlinear parameter's
+        formula are listed with their model name as group, e.g. ``"sigma_Subject"``.
 
         >>> vc = fit.varcorr()  # doctest: +SKIP
         >>> vc[vc.kind == "cor"]  # correlations, one row per pair  # doctest: +SKIP
@@ -229,14 +230,29 @@ class FitResult:
         return out
 
     def family_params(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
-        """The family's scalar parameters (e.g. sigma), and ``ar`` with AR(1) residuals; a
-        parameter with its own formula is not scalar and is left out (see
-        ``fixef(dpar=...)``)."""
-        names = [p for p in (*self.model.family.params, "ar") if p in self.posterior]
-        if not names:
+        """The family's parameters, one row each, with the columns of :meth:`fixef`.
+
+        Rows are named as the posterior variables (``sigma``, ``nu``, ``shape``, ``phi``,
+        ``theta``, ``zi``, ``hu``, and ``ar`` with AR(1) residuals); an ordinal model has one
+        row per cutpoint, named by the categories it separates (``"1|2"``, ``"2|3"``..., as R's
+        ``ordinal::clm``). A parameter with its own formula is not scalar and is left out (see
+        ``fixef(dpar=...)``).
+
+        >>> fit.family_params().loc["theta", ["mean", "eti95_lb", "eti95_ub"]]  # doctest: +SKIP
+        """
+        tables = []
+        for name in (*self.model.family.params, "ar"):
+            if name not in self.posterior:
+                continue
+            table = posterior_stats(self.posterior[name], prob, interval)
+            table.index = [name] if self.posterior[name].ndim == 2 else \
+                [str(label) for label in table.index]
+            tables.append(table)
+        if not tables:
             return pd.DataFrame(columns=["mean", "sd"])
-        return pd.concat([posterior_stats(self.posterior[n], prob, interval) for n in names],
-                         keys=names).droplevel(1)
+        out = pd.concat(tables)
+        out.index.name = "parameter"
+        return out
 
     # -- diagnostics ----------------------------------------------------------------------------
     def sampling_report(self) -> SamplingReport:
