@@ -84,7 +84,7 @@ gallery: venv
 	$(PY) -m bayesmix gallery --out gallery
 
 test: venv-dev
-	$(PY) -m pytest -m "not slow" -q $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-slow: venv-dev
 	$(PY) -m pytest -m slow -q $(PYTEST_ARGS)

@@ -182,7 +182,8 @@ class Model:
     def __getstate__(self) -> dict[str, Any]:
         # The formulae design objects hold interpreter frames and the PyMC/nutpie models
         # compiled code: none pickles, so a pickle carries the constructor arguments only.
-        return {**self.constructor_args(), "family": self.family}
+        # (constructor_args names the family: Family objects hold local check functions)
+        return self.constructor_args()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         import warnings
