@@ -130,7 +130,7 @@ def influence(fit: "FitResult", draws: int | None = None) -> Influence:
 
     Examples
     --------
-    >>> inf = bm.influence.influence(fit)  # doctest: +SKIP
+    >>> inf = fit.influence()  # doctest: +SKIP
     >>> inf.groups["Subject"].sort_values("cooks_distance").tail(3)  # doctest: +SKIP
     """
     model = fit.model
