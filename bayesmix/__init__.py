@@ -1,5 +1,7 @@
 """bayesmix: Bayesian mixed-effects models with lme4 syntax, on PyMC and ArviZ.
 
+Examples
+--------
 >>> import bayesmix as bm
 >>> model = bm.Model("Reaction ~ Days + (Days | Subject)", bm.datasets.load("sleepstudy"))
 >>> fit = model.fit(draws=1000, tune=1000, chains=4, random_seed=1)  # doctest: +SKIP

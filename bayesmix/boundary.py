@@ -63,6 +63,8 @@ class BoundaryFlag:
 def prior_cdf(prior: Any, x: float) -> float:
     """Prior probability that a positive parameter is below ``x`` (0 for HalfFlat).
 
+    Examples
+    --------
     >>> from bayesmix import Prior
     >>> round(prior_cdf(Prior("HalfNormal", sigma=1.0), 1.0), 3)
     0.683
@@ -168,6 +170,8 @@ def _cor_flags(fit: "FitResult", block: Any) -> list[BoundaryFlag]:
 def boundary_flags(fit: "FitResult") -> list[BoundaryFlag]:
     """Every SD and correlation whose posterior piles up at its boundary (module docstring).
 
+    Examples
+    --------
     >>> [f.short for f in boundary_flags(fit)]  # doctest: +SKIP
     ['SD of (Intercept) in (1 | Batch)']
     """

@@ -49,8 +49,8 @@ class Problem:
 class CheckReport:
     """Result of :meth:`FitResult.check`: ``str(report)`` names every problem and its remedies.
 
-    Example
-    -------
+    Examples
+    --------
     >>> report = fit.check()  # doctest: +SKIP
     >>> report.ok, [p.kind for p in report.problems]  # doctest: +SKIP
     (False, ['divergences'])
@@ -101,6 +101,8 @@ def ebfmi(idata: xr.DataTree) -> np.ndarray:
     E-BFMI = sum((E_t - E_{t-1})^2) / sum((E_t - mean E)^2); below 0.3 the momentum resampling
     explores the energy distribution poorly (Betancourt 2016).
 
+    Examples
+    --------
     >>> ebfmi(fit.idata)  # doctest: +SKIP
     array([1.02, 0.97])
     """
@@ -117,6 +119,8 @@ def predictor_scales(design: Any) -> dict[str, float]:
     """Fixed-effect columns whose scale hampers NUTS: SD > 10 or < 0.1, or the extremes when
     SDs differ more than 100-fold. 0/1 columns (dummies) are never named.
 
+    Examples
+    --------
     >>> predictor_scales(bm.Model("y ~ income + age + (1 | g)", df).design)  # doctest: +SKIP
     {'income': 10234.5}
     """
@@ -348,6 +352,8 @@ def _prior_scale(prior: Any) -> float | None:
 def check_fit(fit: "FitResult", boundary: bool = True) -> CheckReport:
     """Sampling problems with remedies, and boundary estimates (see the module docstring).
 
+    Examples
+    --------
     >>> print(check_fit(fit))  # doctest: +SKIP
     """
     blocks = fit.model.design.blocks
@@ -369,6 +375,8 @@ def warn_on_fit(fit: "FitResult") -> CheckReport:
     """Warn at the end of ``Model.fit``: one ConvergenceWarning with every sampling problem
     and its remedies, and one SingularFitWarning for boundary estimates.
 
+    Examples
+    --------
     >>> warnings.simplefilter("ignore", bm.SingularFitWarning)  # silence one kind  # doctest: +SKIP
     """
     report = check_fit(fit)

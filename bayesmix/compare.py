@@ -58,6 +58,8 @@ def waic_from_loglik(loglik: np.ndarray, obs_dim: str = "obs",
                      coords: np.ndarray | None = None) -> ELPDDataWAIC:
     """WAIC from a pointwise log-likelihood array of shape (chain, draw, n).
 
+    Examples
+    --------
     >>> ll = np.log(np.full((2, 50, 3), 0.5))
     >>> round(waic_from_loglik(ll).elpd, 4)
     -2.0794
@@ -89,6 +91,8 @@ def _row_labels(fit: "FitResult", positions: np.ndarray) -> list[str]:
 def waic(fit: "FitResult") -> ELPDDataWAIC:
     """WAIC of a fit, pointwise (see the module docstring); warns when p_waic_i > 0.4.
 
+    Examples
+    --------
     >>> w = fit.waic()  # doctest: +SKIP
     >>> w.elpd, w.se, w.p  # doctest: +SKIP
     """
@@ -106,6 +110,8 @@ def loo(fit: "FitResult", pointwise: bool = True) -> Any:
     """PSIS-LOO-CV (``arviz_stats.loo``) with Pareto k diagnostics; warns with the rows and
     group levels whose k is too high and what to do instead.
 
+    Examples
+    --------
     >>> result = fit.loo()  # doctest: +SKIP
     >>> result.elpd, result.se, result.pareto_k.max()  # doctest: +SKIP
     """
@@ -144,6 +150,8 @@ def compare(models: dict[str, Any], ic: str = "loo", method: str = "stacking",
     ``fit.kfold()``; all of one kind). Fits are scored with ``ic`` ("loo" or "waic").
     Numbers are unrounded unless ``round_to`` says otherwise (ArviZ's "auto", or digits).
 
+    Examples
+    --------
     >>> bm.compare({"slopes": fit1, "intercepts": fit2})  # doctest: +SKIP
     """
     import arviz_stats

@@ -180,6 +180,8 @@ def kfold(fit: "FitResult", k: int = 10, group: str | None = None,
     your own fold number per row (overrides k and group). ``draws``/``tune``/``chains``
     default to the fit's.
 
+    Examples
+    --------
     >>> cv = fit.kfold(k=5, group="Subject", random_seed=1)  # doctest: +SKIP
     >>> cv.elpd, cv.se  # doctest: +SKIP
     >>> bm.compare({"slopes": cv, "intercepts": fit2.kfold(k=5, group="Subject", random_seed=1)})  # doctest: +SKIP
@@ -270,6 +272,8 @@ def logo(fit: "FitResult", group: str | None = None, **kwargs: Any) -> KFoldResu
     """Leave-one-group-out cross-validation: :func:`kfold` with one fold per level of
     ``group`` (default: the first grouping factor), levels in their fitted order.
 
+    Examples
+    --------
     >>> cv = fit.logo("Subject", draws=300, tune=300)  # doctest: +SKIP
     """
     blocks = fit.model.design.blocks

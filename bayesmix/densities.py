@@ -267,6 +267,8 @@ def cumulative_probs(eta, link: str, cutpoints) -> np.ndarray:
     """P(y = k), k = 1..K, shape ``eta.shape + (K,)``; ``cutpoints`` has the K - 1 thresholds
     on its last axis (broadcastable against ``eta[..., None]``).
 
+    Examples
+    --------
     >>> cumulative_probs(np.zeros(1), "logit", np.array([-1.0, 1.0])).round(3)
     array([[0.269, 0.462, 0.269]])
     """

@@ -100,8 +100,8 @@ class Design:
     families read the category order from it); ``fixed_columns`` the columns of the
     formula's fixed design that ``X`` keeps (None: all; see :meth:`without_intercept`).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import bayesmix as bm
     >>> d = make_design("Reaction ~ Days + (Days | Subject)", bm.datasets.load("sleepstudy"))
     >>> d.X.shape, d.coef_names, d.blocks[0].Z.shape
@@ -138,6 +138,8 @@ class Design:
         """The same design without the ``(Intercept)`` column (for ordinal families, whose
         cutpoints take its place); :meth:`replay` drops it too.
 
+        Examples
+        --------
         >>> import bayesmix as bm
         >>> d = make_design("Reaction ~ Days", bm.datasets.load("sleepstudy"))
         >>> d.without_intercept().coef_names
@@ -155,8 +157,8 @@ class Design:
     def replay(self, newdata: pd.DataFrame) -> ReplayedDesign:
         """Apply the fitted transform to ``newdata`` (response columns are not needed).
 
-        Example
-        -------
+        Examples
+        --------
         >>> import bayesmix as bm
         >>> df = bm.datasets.load("sleepstudy")
         >>> d = make_design("Reaction ~ Days + (Days | Subject)", df)
@@ -188,6 +190,8 @@ class Design:
 def lme4_name(label: str) -> str:
     """Convert a formulae column label to lme4's spelling.
 
+    Examples
+    --------
     >>> lme4_name("Intercept"), lme4_name("Sex[Female]"), lme4_name("zBase:Trt[1]")
     ('(Intercept)', 'SexFemale', 'zBase:Trt1')
     """

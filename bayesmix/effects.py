@@ -86,6 +86,8 @@ def reference_grid(fit: "FitResult", x: str, values: Any = None, at: dict[str, A
                    n_points: int = 50) -> pd.DataFrame:
     """New data varying ``x`` over a grid, other predictors typical (see the module docstring).
 
+    Examples
+    --------
     >>> grid = reference_grid(fit, "Days", n_points=3)  # doctest: +SKIP
     >>> grid["Days"].tolist()  # doctest: +SKIP
     [0.0, 4.5, 9.0]
@@ -223,6 +225,8 @@ def conditional_effects(fit: "FitResult", x: str, values: Any = None,
     for the first grouping factor) gives one curve per level, with that level's effects.
     Columns: x, (the group), mean, sd, eti95_lb, eti95_ub.
 
+    Examples
+    --------
     >>> fit.conditional_effects("Days", n_points=5)  # doctest: +SKIP
     >>> fit.conditional_effects("period", by_group="herd")  # doctest: +SKIP
     """
@@ -255,6 +259,8 @@ def marginal_effects(fit: "FitResult", x: str, values: Any = None,
     """Population-averaged predicted response over a grid of ``x``: the response averaged
     over the random-effect distribution, per posterior draw (see the module docstring).
 
+    Examples
+    --------
     >>> fit.marginal_effects("period")  # doctest: +SKIP
     """
     grid = reference_grid(fit, x, values, at, n_points)
@@ -282,6 +288,8 @@ def effect_ratios(fit: "FitResult", x: str, at: dict[str, Any] | None = None,
     group) and marginal (population-averaged): odds ratios for binary/binomial links, ratios
     of means for the log link (rate ratios), differences for the identity link.
 
+    Examples
+    --------
     >>> fit.effect_ratios("period")  # doctest: +SKIP
     """
     frame = _training_frame(fit)
@@ -320,6 +328,8 @@ def plot_effects(fit: "FitResult", x: str, kind: str = "conditional", by_group: 
     group), "marginal" (population-averaged) or "both"; ``by_group`` adds each level's
     conditional curve; ``data`` overlays the observations (binomial: proportions).
 
+    Examples
+    --------
     >>> fig = fit.plot_effects("Days", kind="both", by_group=True)  # doctest: +SKIP
     >>> fig.savefig("effects.png")  # doctest: +SKIP
     """

@@ -26,8 +26,8 @@ class BayesmixError(Exception):
 class FormulaError(BayesmixError, ValueError):
     """The formula text cannot be parsed; carries the offending token and its position.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import bayesmix as bm
     >>> try:
     ...     bm.parse_formula("y ~ x + (1 | g")

@@ -82,8 +82,8 @@ class Family:
     expected response (signatures in the module docstring). ``ordinal`` families have
     cutpoints in place of an intercept.
 
-    Example
-    -------
+    Examples
+    --------
     >>> fam = get_family("negativebinomial")
     >>> fam.params, fam.param_links
     (('theta',), {'theta': 'log'})
@@ -252,6 +252,8 @@ def ordinal_levels(y: Any, name: str) -> tuple[np.ndarray, tuple[Any, ...]]:
     dropped) or integers (the sorted observed values). Unordered labels are refused, since
     their order would be a guess.
 
+    Examples
+    --------
     >>> codes, labels = ordinal_levels(pd.Categorical(["lo", "hi", "mid"],
     ...                                ["lo", "mid", "hi"], ordered=True), "rating")
     >>> codes.tolist(), labels
@@ -361,6 +363,8 @@ _ALIASES = {"normal": "gaussian", "logistic": "bernoulli", "binary": "bernoulli"
 def get_family(name: str | Family) -> Family:
     """Look up a family by name (case-insensitive; brms/glmmTMB spellings are aliases).
 
+    Examples
+    --------
     >>> get_family("poisson").default_link
     'log'
     >>> get_family("nbinom2").name

@@ -72,8 +72,8 @@ class GroupTerm:
 class FormulaSpec:
     """A parsed mixed-model formula.
 
-    Example
-    -------
+    Examples
+    --------
     >>> spec = parse_formula("Reaction ~ Days + (Days | Subject)")
     >>> spec.fixed, [str(t) for t in spec.random]
     ('Days', ['(Days | Subject)'])
@@ -110,6 +110,8 @@ class FormulaSpec:
 def expression_variables(text: str) -> list[str]:
     """Names in a formula expression that refer to data columns (not functions or keywords).
 
+    Examples
+    --------
     >>> expression_variables("scale(x) + I(z ** 2) + C(f, Treatment('b'))")
     ['x', 'z', 'f']
     """
@@ -301,8 +303,8 @@ def parse_formula(formula: str) -> FormulaSpec:
     FormulaError
         With the offending token and its position, e.g. for an unclosed parenthesis.
 
-    Example
-    -------
+    Examples
+    --------
     >>> spec = parse_formula("strength ~ 1 + (1 | batch/cask)")
     >>> [t.group for t in spec.random]
     ['batch', 'batch:cask']

@@ -73,8 +73,8 @@ class Formula:
         ``param ~ terms`` for a family parameter, e.g. ``"sigma ~ x + (1 | g)"``; the
         parameter is modelled on its link scale (log for ``sigma``). No response.
 
-    Example
-    -------
+    Examples
+    --------
     >>> f = Formula("Reaction ~ Days + (Days | Subject)", "sigma ~ Days")
     >>> f.dpar_names
     ('sigma',)
@@ -129,8 +129,8 @@ class NonLinear:
         Every parameter's fixed effects need an explicit prior (keys ``"Asym:(Intercept)"``,
         or ``"Asym"`` when its formula is ``"1"``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> nl = NonLinear("circumference ~ Asym / (1 + exp(-(age - xmid) / scal))",
     ...                Asym="1 + (1 | Tree)", xmid="1", scal="1")
     >>> nl.param_names, nl.expr.covariates

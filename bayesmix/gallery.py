@@ -49,6 +49,8 @@ def write_gallery(out: str | Path, names: list[str] | None = None, draws: int = 
                   tune: int = 500, chains: int = 4, random_seed: int = 1) -> list[Path]:
     """Fit each gallery model and write its pictures and check reports under ``out``.
 
+    Examples
+    --------
     >>> paths = write_gallery("gallery", names=["sleepstudy"])  # doctest: +SKIP
     """
     import matplotlib.pyplot as plt

@@ -158,6 +158,8 @@ def hypothesis(fit: "FitResult", hypotheses: str | list[str], prob: float = 0.95
     Returns one row per hypothesis (index: its text) with columns estimate, est_error,
     interval bounds, evid_ratio, post_prob, star.
 
+    Examples
+    --------
     >>> fit.hypothesis("Days > 8")  # doctest: +SKIP
     >>> fit.hypothesis(["2*Days - (Intercept) > 0", "sd_Subject[Days] = 5"])  # doctest: +SKIP
     """

@@ -94,6 +94,8 @@ def group_psis(loglik: np.ndarray, index: np.ndarray,
 
     ``loglik`` is pointwise (chain, draw, n); ``index`` maps rows to levels.
 
+    Examples
+    --------
     >>> block = fit.model.design.blocks[0]  # doctest: +SKIP
     >>> log_w, k = group_psis(pointwise_loglik(fit), block.index, block.n_levels)  # doctest: +SKIP
     """
@@ -126,7 +128,9 @@ def _cooks(beta: np.ndarray, log_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def influence(fit: "FitResult", draws: int | None = None) -> Influence:
     """Pareto k per row and per group, and each group's pull on the fixed effects.
 
-    >>> inf = bm.influence.influence(fit)  # doctest: +SKIP
+    Examples
+    --------
+    >>> inf = fit.influence()  # doctest: +SKIP
     >>> inf.groups["Subject"].sort_values("cooks_distance").tail(3)  # doctest: +SKIP
     """
     model = fit.model

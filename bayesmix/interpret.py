@@ -53,6 +53,8 @@ def _stats(values: np.ndarray, prob: float, interval: str = "eti") -> pd.Series:
 def variance_components(fit: "FitResult") -> dict[str, np.ndarray]:
     """Per-draw variances (chain, draw): ``fixed``, one per block name, and ``residual``.
 
+    Examples
+    --------
     >>> sorted(variance_components(fit))  # doctest: +SKIP
     ['Subject', 'fixed', 'residual']
     """
@@ -101,6 +103,8 @@ def icc(fit: "FitResult", prob: float = 0.95) -> pd.DataFrame:
     """Intraclass correlation of each grouping factor: its share of the (latent-scale)
     variance, V_b / (sum of random-effect variances + residual variance), with intervals.
 
+    Examples
+    --------
     >>> fit.icc()  # doctest: +SKIP
     """
     blocks = fit.model.design.blocks
@@ -131,6 +135,8 @@ def r2(fit: "FitResult", prob: float = 0.95) -> pd.DataFrame:
     """R^2 with intervals: ``bayes_R2`` (Gelman et al. 2019) and Nakagawa-Schielzeth
     ``marginal`` (fixed effects only) and ``conditional`` (fixed + random) on the latent scale.
 
+    Examples
+    --------
     >>> fit.r2().loc["conditional", "mean"]  # doctest: +SKIP
     """
     model = fit.model
@@ -163,6 +169,8 @@ def contrasts(fit: "FitResult", factor: str, scale: str = "linear", effect: str 
     typical group (``effect="conditional"``) or averaged over the groups (``"marginal"``).
     Columns: contrast, mean, sd, interval, p_gt0 = P(difference > 0).
 
+    Examples
+    --------
     >>> fit.contrasts("period", scale="response")  # doctest: +SKIP
     """
     from bayesmix.effects import (

@@ -156,6 +156,8 @@ def random_structure(blocks: Sequence[RandomBlock], n: int) -> RandomStructure:
 class SPDSolver:
     """Solve with, and take the log-determinant of, a symmetric positive definite matrix.
 
+    Examples
+    --------
     >>> s = SPDSolver(sp.csc_matrix(np.array([[4.0, 1.0], [1.0, 3.0]])))
     >>> round(s.logdet, 6) == round(float(np.log(11.0)), 6)
     True

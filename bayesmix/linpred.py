@@ -150,6 +150,8 @@ def make_setup(formula: Formula | NonLinear, data: pd.DataFrame, family: Family,
                na_action: str = "drop") -> Setup:
     """Designs for every linear predictor of ``formula`` on the same rows of ``data``.
 
+    Examples
+    --------
     >>> import bayesmix as bm
     >>> f = bm.Formula("Reaction ~ Days + (1 | Subject)", "sigma ~ Days")
     >>> s = make_setup(f, bm.datasets.load("sleepstudy"), bm.get_family("gaussian"))

@@ -50,8 +50,8 @@ class MLResult:
     effects (block by block, level by level), ``sigma`` the residual SD (``None`` for GLMMs).
     ``loglik`` is the REML criterion's log-likelihood for REML fits, as lme4 reports it.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import bayesmix as bm
     >>> ml = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff")).fit_ml()
     >>> round(ml.loglik, 2), round(float(ml.fixef().loc["(Intercept)", "estimate"]), 1)
@@ -111,6 +111,8 @@ class MLResult:
     def fixef(self) -> pd.DataFrame:
         """Estimates, standard errors and t (gaussian) or z values with p values (GLMMs).
 
+        Examples
+        --------
         >>> ml.fixef().loc["(Intercept)", ["estimate", "std_error"]]  # doctest: +SKIP
         """
         se = np.sqrt(np.diag(self.beta_cov))
@@ -166,6 +168,8 @@ class MLResult:
     def ranef(self) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects: grouping factor -> levels x terms.
 
+        Examples
+        --------
         >>> ml.ranef()["Batch"].head()  # doctest: +SKIP
         """
         out: dict[str, list[pd.DataFrame]] = {}
@@ -183,6 +187,8 @@ class MLResult:
         ``fixef`` (vector), ``sd_<block>`` (vector), ``cor_<block>`` (matrix, correlated blocks)
         and ``sigma`` (gaussian): e.g. to start or check a sampler.
 
+        Examples
+        --------
         >>> ml.start_values()["sd_Batch"]  # doctest: +SKIP
         """
         values: dict[str, Any] = {"fixef": self.beta.copy()}
@@ -271,8 +277,8 @@ def fit_ml(model: "Model", reml: bool = True) -> MLResult:
     reml : bool
         REML (lme4's default) or ML for gaussian models. GLMMs need ``reml=False``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import bayesmix as bm
     >>> m = bm.Model("Reaction ~ Days + (Days | Subject)", bm.datasets.load("sleepstudy"))
     >>> ml = fit_ml(m)
@@ -452,8 +458,8 @@ def lrt(m0: MLResult, m1: MLResult, refit: bool = True) -> LRTResult:
     ``0.5 chi2(df - 1) + 0.5 chi2(df)`` (Stram & Lee 1994), for one added variance the
     halved p value.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import bayesmix as bm
     >>> df = bm.datasets.load("sleepstudy")
     >>> a = bm.Model("Reaction ~ Days + (1 | Subject)", df).fit_ml(reml=False)

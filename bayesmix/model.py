@@ -75,8 +75,8 @@ class Model:
         ``bm.AR1(time="Days", group="Subject")``: AR(1) residuals within each group (gaussian
         family; marginal SD ``sigma``, correlation ``ar ** |t_i - t_j|`` as in nlme).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import bayesmix as bm
     >>> model = bm.Model("Reaction ~ Days + (Days | Subject)", bm.datasets.load("sleepstudy"))
     >>> model.priors.loc["Days", "prior"]
@@ -165,6 +165,8 @@ class Model:
         User priors are listed per parameter (class keys such as ``"b"`` expanded) and the
         centring per block as chosen, so the rebuilt model needs no data-driven choice.
 
+        Examples
+        --------
         >>> import bayesmix as bm
         >>> m = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff"))
         >>> sorted(m.constructor_args())
@@ -247,6 +249,8 @@ class Model:
     def prior_predictive(self, draws: int = 500, random_seed: int | None = None) -> xr.DataTree:
         """Draws from the prior and the prior predictive distribution.
 
+        Examples
+        --------
         >>> import bayesmix as bm
         >>> m = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff"))
         >>> pp = m.prior_predictive(draws=50, random_seed=1)
@@ -277,6 +281,8 @@ class Model:
 
         A fixed ``random_seed`` gives identical draws on the same machine and versions.
 
+        Examples
+        --------
         >>> import bayesmix as bm
         >>> m = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff"))
         >>> fit = m.fit(draws=500, tune=500, chains=2, random_seed=1, progressbar=False)

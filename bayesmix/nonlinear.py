@@ -6,6 +6,8 @@ calls of :data:`FUNCTIONS`. Names are the nonlinear parameters (each with its ow
 formula) or numeric data columns. The same tree is evaluated with numpy (predictions) and
 with pytensor (the PyMC model), so the two cannot disagree.
 
+Examples
+--------
 >>> expr = NonlinearExpr.parse("Asym / (1 + exp(-(age - xmid) / scal))",
 ...                            ("Asym", "xmid", "scal"))
 >>> expr.covariates

@@ -178,6 +178,8 @@ def information_ratios(design: Design, family: Family, link: str, y: np.ndarray,
                        trials: np.ndarray | None) -> tuple[float, ...]:
     """Median information ratio ``tau^2 * I_j`` of each block (see the module docstring).
 
+    Examples
+    --------
     >>> import bayesmix as bm
     >>> m = bm.Model("strength ~ 1 + (1 | batch/cask)", bm.datasets.load("pastes"))
     >>> [round(r) for r in information_ratios(m.design, m.family, m.link, m.y, m.trials)]

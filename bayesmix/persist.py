@@ -189,6 +189,8 @@ def _model_args(model: "Model") -> dict[str, Any]:
 def save(fit: "FitResult", path: str | Path, overwrite: bool = False) -> Path:
     """Write ``fit`` to the directory ``path`` (format in the module docstring).
 
+    Examples
+    --------
     >>> fit.save("sleep.bayesmix")  # doctest: +SKIP
     >>> same = bm.load("sleep.bayesmix")  # doctest: +SKIP
     """
@@ -238,6 +240,8 @@ def _object_coords(dt: xr.DataTree) -> xr.DataTree:
 def load(path: str | Path) -> "FitResult":
     """Read a fit written by :meth:`FitResult.save`.
 
+    Examples
+    --------
     >>> fit = bm.load("sleep.bayesmix")  # doctest: +SKIP
     """
     from bayesmix import __version__

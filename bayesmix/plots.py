@@ -41,6 +41,8 @@ def plot_caterpillar(fit: "FitResult", group: str | None = None, prob: float = 0
                      sort: bool = True) -> Figure:
     """Level effects with intervals, one panel per term, levels sorted by the first term.
 
+    Examples
+    --------
     >>> fig = bm.plots.plot_caterpillar(fit, "Subject")  # doctest: +SKIP
     >>> fig.savefig("ranef.png")  # doctest: +SKIP
     """
@@ -112,6 +114,8 @@ def shrinkage_table(fit: "FitResult", group: str | None = None) -> pd.DataFrame:
     """Per level: its number of rows, no-pooling and partial-pooling estimates of each term,
     and the distance between them (Euclidean over the terms, in the terms' units).
 
+    Examples
+    --------
     >>> table = bm.plots.shrinkage_table(fit, "county")  # doctest: +SKIP
     >>> table[["n_rows", "distance"]].corr()  # small counties move most  # doctest: +SKIP
     """
@@ -160,6 +164,8 @@ def plot_shrinkage(fit: "FitResult", group: str | None = None,
     against the level's number of rows (the default for one term and more levels): small
     levels move most. Gaussian models with the identity link.
 
+    Examples
+    --------
     >>> fig = fit.plot_shrinkage("Subject")  # doctest: +SKIP
     >>> fig = fit.plot_shrinkage("county", kind="1d")  # doctest: +SKIP
     """
@@ -246,6 +252,8 @@ def plot_fixef(fit: "FitResult", intercept: bool | None = None, prob: float = 0.
     intervals per coefficient, and a line at zero. The intercept is left out by default when
     there are other coefficients (its scale would dwarf theirs).
 
+    Examples
+    --------
     >>> fig = fit.plot_fixef()  # doctest: +SKIP
     """
     import arviz_plots as azp

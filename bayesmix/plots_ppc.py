@@ -40,6 +40,8 @@ def predictive_datatree(fit: "FitResult", n_sims: int = 500,
     """posterior (thinned to about ``n_sims`` draws), posterior_predictive, log_likelihood and
     observed_data groups, as arviz-plots' PPC and LOO-PIT functions want them.
 
+    Examples
+    --------
     >>> tree = predictive_datatree(fit, n_sims=200)  # doctest: +SKIP
     >>> azp.plot_ppc_dist(tree)  # doctest: +SKIP
     """
@@ -112,6 +114,8 @@ def plot_ppc(fit: "FitResult", kind: str = "auto", num_samples: int = 50, n_sims
     of each value; default for 0/1 and binomial responses), ``"rootogram"`` (the same on a
     square-root scale; default for counts) or ``"loo_pit"`` (LOO-PIT calibration).
 
+    Examples
+    --------
     >>> fig = fit.plot_ppc()  # doctest: +SKIP
     >>> fig = fit.plot_ppc("loo_pit")  # doctest: +SKIP
     """
@@ -156,6 +160,8 @@ def plot_influence(fit: "FitResult", group: str | None = None, n_label: int = 3,
     leave-one-group-out Pareto k and Cook's distance analogue; the ``n_label`` most
     influential are labelled. See :func:`bayesmix.influence.influence`.
 
+    Examples
+    --------
     >>> fig = fit.plot_influence("Subject")  # doctest: +SKIP
     """
     result = influence(fit, draws=draws)
@@ -208,6 +214,8 @@ _POINT = {"s": 12, "alpha": 0.7, "color": "C0", "edgecolor": "none"}
 def worst_parameter(fit: "FitResult") -> tuple[str, xr.DataArray]:
     """The population-level parameter with the highest R-hat: its label and (chain, draw).
 
+    Examples
+    --------
     >>> label, draws = worst_parameter(fit)  # doctest: +SKIP
     >>> label  # doctest: +SKIP
     'the correlation of (Intercept) and Days in (Days | Subject)'
@@ -235,6 +243,8 @@ def plot_diagnostics(fit: "FitResult", n_sims: int = 500, random_seed: int | Non
     Q-Q (first factor and term), posterior predictive check, and rank and trace plots of the
     parameter with the highest R-hat.
 
+    Examples
+    --------
     >>> fig = fit.plot_diagnostics()  # doctest: +SKIP
     """
     from bayesmix.plots_residuals import _fitted_axis, _panel_fitted, _panel_qq, \

@@ -188,6 +188,8 @@ def plot_residuals(fit: "FitResult", kind: str = "all", type: str = "auto",
     Residuals: Pearson for gaussian models, simulated quantile residuals on the normal scale
     for the other families (``type`` overrides; see :func:`bayesmix.residuals.residuals`).
 
+    Examples
+    --------
     >>> fig = fit.plot_residuals()  # doctest: +SKIP
     >>> fig = fit.plot_residuals(kind="groups")  # doctest: +SKIP
     """
@@ -251,6 +253,8 @@ def plot_qq(fit: "FitResult", kind: str = "residuals", group: str | None = None,
     (``kind="ranef"``: one panel per grouping factor and term, posterior means with
     ``prob`` intervals against normal quantiles, and the fitted normal as a line).
 
+    Examples
+    --------
     >>> fig = fit.plot_qq("ranef", group="Subject")  # doctest: +SKIP
     """
     if kind not in QQ_KINDS:
@@ -284,6 +288,8 @@ def plot_simulated_residuals(fit: "FitResult", n_sims: int = 1000,
     """DHARMa's two panels: uniform Q-Q of simulated quantile residuals with the test
     results, and residuals against the (rank-transformed) prediction with quantile lines.
 
+    Examples
+    --------
     >>> fig = fit.plot_simulated_residuals()  # doctest: +SKIP
     """
     res = simulated_residuals(fit, n_sims, random_seed)

@@ -69,6 +69,8 @@ def model_arrays(fit: "FitResult", newdata: pd.DataFrame | None = None,
 
     ``design``: another linear predictor's design (default: the mean's).
 
+    Examples
+    --------
     >>> arrays = model_arrays(fit, bm.datasets.load("sleepstudy").iloc[:5])  # doctest: +SKIP
     >>> arrays.X.shape  # doctest: +SKIP
     (5, 2)
@@ -120,6 +122,8 @@ def linear_predictor(fit: "FitResult", newdata: pd.DataFrame | None = None,
     ``dpar``: a distributional or nonlinear parameter's predictor instead of the mean's
     (``"sigma"``: log sigma per row). A nonlinear model's mean predictor is its expression.
 
+    Examples
+    --------
     >>> eta = linear_predictor(fit)  # doctest: +SKIP
     >>> eta.shape  # doctest: +SKIP
     (4, 1000, 180)
@@ -220,6 +224,8 @@ def family_param_draws(fit: "FitResult", draws: int | None = None,
     A vector parameter keeps its own dimension last, e.g. the ordinal cutpoints as
     ``(chain, draw, 1, K - 1)``.
 
+    Examples
+    --------
     >>> family_param_draws(fit, newdata=new)["sigma"].shape  # doctest: +SKIP
     (4, 1000, 12)
     """
@@ -282,6 +288,8 @@ def pointwise_loglik(fit: "FitResult", draws: int | None = None,
     observation. ``weighted=True`` returns ``w_i * log p(y_i | theta)`` (brms's ``log_lik``
     of a weighted model), e.g. when the weights are frequencies of identical rows.
 
+    Examples
+    --------
     >>> pointwise_loglik(fit).shape  # doctest: +SKIP
     (4, 1000, 180)
     """
@@ -344,6 +352,8 @@ def category_probabilities(fit: "FitResult", newdata: pd.DataFrame | None = None
     """Posterior draws of P(y = k) for an ordinal model, shape ``(chain, draw, n, K)``;
     the categories are ``fit.model.categories``.
 
+    Examples
+    --------
     >>> probs = category_probabilities(fit)  # doctest: +SKIP
     >>> probs.sum(axis=-1).round(6).min()  # doctest: +SKIP
     1.0

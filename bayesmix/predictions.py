@@ -48,6 +48,8 @@ def draw_summary(values: np.ndarray, prob: float = 0.95,
                  index: pd.Index | None = None) -> pd.DataFrame:
     """Mean, sd and equal-tailed interval over the first two axes (chain, draw) of ``values``.
 
+    Examples
+    --------
     >>> draw_summary(np.zeros((2, 10, 3))).columns.tolist()
     ['mean', 'sd', 'eti95_lb', 'eti95_ub']
     """
@@ -92,6 +94,8 @@ def predict(fit: "FitResult", newdata: pd.DataFrame | None = None, kind: str = "
     chain, draw, obs; obs labelled by newdata's index), or with ``summary=True`` a DataFrame
     with one row per row of newdata (same index) and columns mean, sd, eti95_lb, eti95_ub.
 
+    Examples
+    --------
     >>> new = pd.DataFrame({"Days": [0, 5], "Subject": ["308", "308"]})  # doctest: +SKIP
     >>> fit.predict(new, summary=True)  # doctest: +SKIP
     >>> fit.predict(new, kind="response", random_seed=1)["predictions"]  # doctest: +SKIP
@@ -131,6 +135,8 @@ def _with_groups(fit: "FitResult", extra: dict[str, xr.Dataset]) -> xr.DataTree:
 def log_likelihood(fit: "FitResult") -> xr.DataTree:
     """A copy of ``fit.idata`` with the pointwise ``log_likelihood`` group (for ArviZ's LOO).
 
+    Examples
+    --------
     >>> import arviz_stats  # doctest: +SKIP
     >>> arviz_stats.loo(fit.log_likelihood())  # doctest: +SKIP
     """
@@ -143,6 +149,8 @@ def posterior_predictive(fit: "FitResult", random_seed: int | None = None,
     training rows, named and dimensioned as ``observed_data``) and ``log_likelihood`` groups,
     ready for ArviZ's predictive checks and LOO.
 
+    Examples
+    --------
     >>> dt = fit.posterior_predictive(random_seed=1)  # doctest: +SKIP
     >>> import arviz_plots  # doctest: +SKIP
     >>> arviz_plots.plot_ppc_dist(dt)  # doctest: +SKIP

@@ -84,8 +84,8 @@ KNOWN_DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], bool]] = {
 class Prior:
     """A prior distribution, named as in PyMC, with its parameters.
 
-    Example
-    -------
+    Examples
+    --------
     >>> Prior("Normal", mu=0, sigma=5)
     Normal(mu=0, sigma=5)
     """
@@ -174,6 +174,8 @@ def _family_prior(name: str, family: Family, y: np.ndarray) -> Prior:
 def cutpoint_labels(categories: tuple) -> list[str]:
     """Names of the cutpoints between adjacent categories, as R's ``ordinal::clm``.
 
+    Examples
+    --------
     >>> cutpoint_labels(("low", "mid", "high"))
     ['low|mid', 'mid|high']
     """

@@ -79,6 +79,8 @@ class SimulatedResiduals:
     def tests(self) -> pd.DataFrame:
         """Uniformity, dispersion, zero-inflation (counts) and outlier tests, one row each.
 
+        Examples
+        --------
         >>> fit.simulated_residuals().tests()  # doctest: +SKIP
         """
         results = [uniformity_test(self), dispersion_test(self)]
@@ -108,6 +110,8 @@ def simulated_residuals(fit: "FitResult", n_sims: int = 1000,
     About ``n_sims`` posterior draws (every k-th draw of each chain; all of them if there are
     fewer) each give one simulated data set.
 
+    Examples
+    --------
     >>> res = bm.residuals.simulated_residuals(fit, n_sims=500)  # doctest: +SKIP
     >>> res.tests().loc["dispersion", ["statistic", "p_value"]]  # doctest: +SKIP
     """
@@ -135,6 +139,8 @@ def _two_sided(simulated: np.ndarray, observed: float) -> float:
 def uniformity_test(res: SimulatedResiduals) -> ResidualTest:
     """Kolmogorov-Smirnov test of the residuals against Uniform(0, 1).
 
+    Examples
+    --------
     >>> uniformity_test(fit.simulated_residuals()).p_value  # doctest: +SKIP
     """
     ks = stats.kstest(res.residuals, "uniform")
@@ -147,6 +153,8 @@ def uniformity_test(res: SimulatedResiduals) -> ResidualTest:
 def dispersion_test(res: SimulatedResiduals) -> ResidualTest:
     """DHARMa's simulation test: var(y - mean sims) against var(sim - mean sims).
 
+    Examples
+    --------
     >>> dispersion_test(fit.simulated_residuals()).statistic  # the ratio  # doctest: +SKIP
     """
     centre = res.simulated.mean(axis=0)
@@ -167,6 +175,8 @@ def dispersion_test(res: SimulatedResiduals) -> ResidualTest:
 def zero_inflation_test(res: SimulatedResiduals) -> ResidualTest:
     """Observed number of zeros against the simulated numbers of zeros.
 
+    Examples
+    --------
     >>> zero_inflation_test(fit.simulated_residuals()).verdict  # doctest: +SKIP
     """
     observed = float(np.sum(res.observed == 0))
@@ -188,6 +198,8 @@ def zero_inflation_test(res: SimulatedResiduals) -> ResidualTest:
 def outlier_test(res: SimulatedResiduals) -> ResidualTest:
     """Rows outside the simulation envelope against the binomial expectation 2/(n_sims+1).
 
+    Examples
+    --------
     >>> outlier_test(fit.simulated_residuals()).p_value  # doctest: +SKIP
     """
     outside = (res.observed < res.simulated.min(axis=0)) | \
@@ -206,6 +218,8 @@ def outlier_test(res: SimulatedResiduals) -> ResidualTest:
 def fitted(fit: "FitResult", draws: int | None = None) -> pd.Series:
     """Posterior mean of E[y] per training row (binomial: expected successes).
 
+    Examples
+    --------
     >>> bm.residuals.fitted(fit).head()  # doctest: +SKIP
     """
     mean = expected_response(fit, draws=draws)
@@ -222,6 +236,8 @@ def residuals(fit: "FitResult", type: str = "auto", n_sims: int = 1000,
     (N(0, 1) under the model, any family); ``"auto"``: pearson for gaussian models, quantile
     otherwise.
 
+    Examples
+    --------
     >>> fit.residuals("pearson").abs().max()  # doctest: +SKIP
     """
     if type not in RESIDUAL_TYPES:
@@ -271,6 +287,8 @@ def overdispersion(fit: "FitResult", n_sims: int = 1000,
                    random_seed: int | None = 0) -> OverdispersionResult:
     """Is there more variation than a count or binomial model allows? (DHARMa's test)
 
+    Examples
+    --------
     >>> od = fit.overdispersion()  # doctest: +SKIP
     >>> od.ratio, od.p_value  # doctest: +SKIP
     """

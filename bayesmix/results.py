@@ -76,8 +76,8 @@ class Summary:
 class FitResult:
     """A fitted model: the ArviZ DataTree plus lme4-style accessors.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import bayesmix as bm
     >>> fit = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff")).fit(
     ...     draws=200, tune=200, chains=2, random_seed=1, progressbar=False)
@@ -113,6 +113,8 @@ class FitResult:
         model ``dpar=None`` lists every nonlinear parameter's coefficients as
         ``"Asym:(Intercept)"``.
 
+        Examples
+        --------
         >>> fit.fixef().loc["Days", ["mean", "eti95_lb", "eti95_ub"]]  # doctest: +SKIP
         >>> fit.fixef(prob=0.9, interval="hdi")  # doctest: +SKIP
         >>> fit.fixef(dpar="sigma")  # with bm.Formula("y ~ x", "sigma ~ x")  # doctest: +SKIP
@@ -143,6 +145,8 @@ class FitResult:
         correlation at a time gap of 1. Blocks of a distributional or nonlinear parameter's
         formula are listed with their model name as group, e.g. ``"sigma_Subject"``.
 
+        Examples
+        --------
         >>> vc = fit.varcorr()  # doctest: +SKIP
         >>> vc[vc.kind == "cor"]  # correlations, one row per pair  # doctest: +SKIP
         """
@@ -182,6 +186,8 @@ class FitResult:
         ``gr(g, cov=A)`` block whose levels differ from another block's of ``g`` (relatives
         without records) has its own table, keyed ``"g__A"``.
 
+        Examples
+        --------
         >>> fit.ranef()["Subject"].loc[308]  # doctest: +SKIP
         >>> fit.ranef(summary=True)["Subject"].head()  # doctest: +SKIP
         """
@@ -215,6 +221,8 @@ class FitResult:
         A distributional or nonlinear parameter's groups (``"Asym_Tree"``) combine its own
         fixed effects with its level effects: each tree's Asym.
 
+        Examples
+        --------
         >>> fit.coef()["Subject"][["(Intercept)", "Days"]].head()  # doctest: +SKIP
         """
         owner = {key: lp for key, _, lp in self._keyed_blocks()}
@@ -238,6 +246,8 @@ class FitResult:
         ``ordinal::clm``). A parameter with its own formula is not scalar and is left out (see
         ``fixef(dpar=...)``).
 
+        Examples
+        --------
         >>> fit.family_params().loc["theta", ["mean", "eti95_lb", "eti95_ub"]]  # doctest: +SKIP
         """
         tables = []
@@ -264,6 +274,8 @@ class FitResult:
         terms with remedies in the order to try them, and variance components or correlations
         at their boundary (lme4's singular fit); see :mod:`bayesmix.checks`.
 
+        Examples
+        --------
         >>> print(fit.check())  # doctest: +SKIP
         """
         from bayesmix.checks import check_fit
@@ -377,6 +389,8 @@ class FitResult:
         """Predictions (linear predictor, mean or response draws) for the training rows or
         new data; see :func:`bayesmix.predictions.predict`.
 
+        Examples
+        --------
         >>> fit.predict(df.iloc[:3], summary=True)  # doctest: +SKIP
         """
         from bayesmix.predictions import predict
@@ -387,6 +401,8 @@ class FitResult:
                              draws: int | None = None) -> xr.DataTree:
         """``idata`` plus posterior_predictive and log_likelihood groups (ArviZ PPC/LOO).
 
+        Examples
+        --------
         >>> dt = fit.posterior_predictive(random_seed=1)  # doctest: +SKIP
         """
         from bayesmix.predictions import posterior_predictive
@@ -396,6 +412,8 @@ class FitResult:
     def log_likelihood(self) -> xr.DataTree:
         """``idata`` plus the pointwise log_likelihood group.
 
+        Examples
+        --------
         >>> arviz_stats.loo(fit.log_likelihood())  # doctest: +SKIP
         """
         from bayesmix.predictions import log_likelihood
@@ -406,6 +424,8 @@ class FitResult:
         """Predicted response of a typical group over a grid of ``x``; see
         :func:`bayesmix.effects.conditional_effects`.
 
+        Examples
+        --------
         >>> fit.conditional_effects("Days", by_group="Subject")  # doctest: +SKIP
         """
         from bayesmix.effects import conditional_effects
@@ -416,6 +436,8 @@ class FitResult:
         """Population-averaged predicted response over a grid of ``x``; see
         :func:`bayesmix.effects.marginal_effects`.
 
+        Examples
+        --------
         >>> fit.marginal_effects("period")  # doctest: +SKIP
         """
         from bayesmix.effects import marginal_effects
@@ -426,6 +448,8 @@ class FitResult:
         """Odds ratios / rate ratios / differences of each level of ``x`` against its
         reference, conditional and marginal; see :func:`bayesmix.effects.effect_ratios`.
 
+        Examples
+        --------
         >>> fit.effect_ratios("period")  # doctest: +SKIP
         """
         from bayesmix.effects import effect_ratios
@@ -436,6 +460,8 @@ class FitResult:
                      **kwargs: Any) -> Any:
         """Predicted response against ``x`` with bands; see :func:`bayesmix.effects.plot_effects`.
 
+        Examples
+        --------
         >>> fit.plot_effects("period", kind="both").savefig("period.png")  # doctest: +SKIP
         """
         from bayesmix.effects import plot_effects
@@ -446,6 +472,8 @@ class FitResult:
     def icc(self, prob: float = 0.95) -> pd.DataFrame:
         """Intraclass correlation per grouping factor; see :func:`bayesmix.interpret.icc`.
 
+        Examples
+        --------
         >>> fit.icc().loc["Subject", "mean"]  # doctest: +SKIP
         """
         from bayesmix.interpret import icc
@@ -455,6 +483,8 @@ class FitResult:
     def r2(self, prob: float = 0.95) -> pd.DataFrame:
         """Bayesian, marginal and conditional R^2; see :func:`bayesmix.interpret.r2`.
 
+        Examples
+        --------
         >>> fit.r2()  # doctest: +SKIP
         """
         from bayesmix.interpret import r2
@@ -465,6 +495,8 @@ class FitResult:
                    prior_draws: int = 4000, random_seed: int | None = 0) -> pd.DataFrame:
         """brms-style hypothesis tests; see :func:`bayesmix.hypothesis.hypothesis`.
 
+        Examples
+        --------
         >>> fit.hypothesis(["Days > 8", "2*Days - (Intercept) > 0"])  # doctest: +SKIP
         """
         from bayesmix.hypothesis import hypothesis
@@ -475,6 +507,8 @@ class FitResult:
         """Pairwise differences between a factor's levels; see
         :func:`bayesmix.interpret.contrasts`.
 
+        Examples
+        --------
         >>> fit.contrasts("period", scale="response")  # doctest: +SKIP
         """
         from bayesmix.interpret import contrasts
@@ -485,6 +519,8 @@ class FitResult:
     def loo(self, pointwise: bool = True) -> Any:
         """PSIS-LOO-CV with Pareto k advice; see :func:`bayesmix.compare.loo`.
 
+        Examples
+        --------
         >>> fit.loo().elpd  # doctest: +SKIP
         """
         from bayesmix.compare import loo
@@ -494,6 +530,8 @@ class FitResult:
     def waic(self) -> Any:
         """WAIC from the pointwise log-likelihood; see :func:`bayesmix.compare.waic`.
 
+        Examples
+        --------
         >>> fit.waic().elpd  # doctest: +SKIP
         """
         from bayesmix.compare import waic
@@ -504,6 +542,8 @@ class FitResult:
         """Exact (grouped) k-fold cross-validation by refitting; see
         :func:`bayesmix.crossval.kfold`.
 
+        Examples
+        --------
         >>> fit.kfold(k=5, group="Subject", random_seed=1).elpd  # doctest: +SKIP
         """
         from bayesmix.crossval import kfold
@@ -513,6 +553,8 @@ class FitResult:
     def logo(self, group: str | None = None, **kwargs: Any) -> Any:
         """Leave-one-group-out cross-validation; see :func:`bayesmix.crossval.logo`.
 
+        Examples
+        --------
         >>> fit.logo("Subject").elpd  # doctest: +SKIP
         """
         from bayesmix.crossval import logo
@@ -523,6 +565,8 @@ class FitResult:
     def save(self, path: Any, overwrite: bool = False) -> Any:
         """Write the fit to a directory that :func:`bayesmix.load` reads back exactly.
 
+        Examples
+        --------
         >>> fit.save("sleep.bayesmix")  # doctest: +SKIP
         """
         from bayesmix.persist import save

@@ -58,8 +58,8 @@ class AR1:
     ``group=None`` treats all rows as one series. See the module docstring for the
     parametrisation (nlme's: marginal SD ``sigma``, correlation ``ar ** |t_i - t_j|``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import bayesmix as bm
     >>> df = bm.datasets.load("sleepstudy")
     >>> m = bm.Model("Reaction ~ Days + (1 | Subject)", df,
@@ -119,6 +119,8 @@ def _column(frame: pd.DataFrame, name: str, role: str) -> pd.Series:
 def ar1_structure(spec: AR1, frame: pd.DataFrame) -> AR1Structure:
     """Order the rows of ``frame`` into series and link each row to its predecessor.
 
+    Examples
+    --------
     >>> s = ar1_structure(AR1("t", "g"), pd.DataFrame({"t": [2, 0, 1, 0], "g": list("aaab")}))
     >>> s.prev.tolist(), s.gap.tolist()
     ([2, -1, 1, -1], [1.0, 1.0, 1.0, 1.0])
@@ -245,6 +247,8 @@ def ar1_simulate(rng: np.random.Generator, mu: np.ndarray, sigma: np.ndarray,
 def ar1_covariance(sigma: float, rho: float, time: np.ndarray) -> np.ndarray:
     """The AR(1) residual covariance ``sigma^2 rho^|t_i - t_j|`` of one series (for checks).
 
+    Examples
+    --------
     >>> ar1_covariance(2.0, 0.5, np.array([0, 1, 3]))[0].tolist()
     [4.0, 2.0, 0.5]
     """
@@ -348,8 +352,8 @@ def relationship_matrix(pedigree: pd.DataFrame, id: str = "id", sire: str = "sir
     sibs, 0.25 for half sibs. The result, labelled by individual, is what
     ``(1 | gr(animal, cov=A))`` takes in ``data2``. Cost O(n^2) memory and time.
 
-    Example
-    -------
+    Examples
+    --------
     >>> ped = pd.DataFrame({"id": ["c", "d"], "sire": ["a", "a"], "dam": ["b", None]})
     >>> relationship_matrix(ped).loc["c", ["a", "b", "d"]].tolist()
     [0.5, 0.5, 0.25]
