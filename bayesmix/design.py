@@ -176,7 +176,10 @@ class Design:
         for block in self.blocks:
             labels = _group_labels(frame, block.term.factors)
             lookup = {level: i for i, level in enumerate(block.levels)}
-            idx = np.array([lookup.get(v, -1) for v in labels], dtype=np.int64)
+            # 308 and "308" name the same level (CSV columns come back as text or numbers)
+            by_text = {str(level): i for i, level in enumerate(block.levels)}
+            idx = np.array([lookup.get(v, by_text.get(str(v), -1)) for v in labels],
+                           dtype=np.int64)
             unseen = list(dict.fromkeys(v for v, i in zip(labels, idx) if i < 0))
             if unseen:
                 new_levels[block.name] = unseen

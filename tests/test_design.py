@@ -621,3 +621,13 @@ def test_contrast_names_are_not_columns():
     assert np.array_equal(design.replay(rows).X, design.X[[0, 100, 7000]])
     # sum coding: the two sectors get +1 / -1
     assert set(np.unique(design.X[:, 1])) == {-1.0, 1.0}
+
+
+def test_replay_matches_levels_by_their_text():
+    """Subject 308 given as a number finds the fitted level "308" (read from CSV as text)."""
+    df = datasets.load("sleepstudy")
+    design = make_design("Reaction ~ Days + (1 | Subject)", df)
+    level = design.blocks[0].levels[0]
+    new = pd.DataFrame({"Days": [1.0], "Subject": [int(level)]})
+    replayed = design.replay(new)
+    assert replayed.indices[0].tolist() == [0] and not replayed.new_levels
