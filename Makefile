@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: venv venv-dev demo test test-slow test-all clean distclean find-python FORCE
+.PHONY: venv venv-dev demo test test-slow test-all bench bench-quick clean distclean find-python FORCE
 
 # Candidates, first that runs and is >= 3.12 (with venv/ensurepip) wins:
 #   $(PYTHON), python3.13 / python3.12 / python3 on PATH (pyenv shims that are not
@@ -79,6 +79,16 @@ test-slow: venv-dev
 
 test-all: venv-dev
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Benchmarks against bambi (docs/benchmarks.md). bambi gets its own virtual environment,
+# benchmarks/.bambi-venv, created on first use. `make bench BENCH_ARGS="--no-bambi"` etc.
+BENCH_ARGS ?=
+
+bench: venv
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+bench-quick: venv
+	$(PY) -m benchmarks --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf demo_output build dist .pytest_cache *.egg-info
