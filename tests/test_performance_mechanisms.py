@@ -107,6 +107,28 @@ def test_centring_rule_few_rows_per_level_is_non_centred():
     assert model.centered == (False,)
 
 
+def test_centring_rule_outer_block_is_measured_through_its_nested_levels():
+    # 14 departments x 20 lecturers x 30 ratings: 600 ratings per department, but the
+    # department means are blurred by lecturer effects (SD 0.5 over 20 lecturers) that do not
+    # average out over the ratings; counted as row noise they made the department look well
+    # measured (ratio ~10, centred), and the centred 14-level block mixed badly.
+    rng = np.random.default_rng(7)
+    depts, per_dept, per_lect = 14, 20, 30
+    lect = np.repeat(np.arange(depts * per_dept), per_lect)
+    dept = lect // per_dept
+    y = (rng.normal(0, 0.1, depts)[dept] + rng.normal(0, 0.5, depts * per_dept)[lect]
+         + rng.normal(0, 1.0, lect.size))
+    df = pd.DataFrame({"y": y, "dept": pd.Categorical([f"d{i:02d}" for i in dept]),
+                       "lecturer": pd.Categorical([f"l{i:03d}" for i in lect])})
+    model = bm.Model("y ~ 1 + (1 | dept) + (1 | lecturer)", df)
+    from bayesmix.parametrization import information_ratios
+
+    dept_ratio, lect_ratio = information_ratios(model.design, model.family, model.link,
+                                                model.y, model.trials)
+    assert lect_ratio > 4 > dept_ratio
+    assert model.centered == (False, False)  # lecturers: nested; departments: poorly measured
+
+
 # -- compile cache -----------------------------------------------------------------------------
 def _dyestuff(shift: float = 0.0) -> pd.DataFrame:
     df = bm.datasets.load("dyestuff").copy()
