@@ -119,22 +119,10 @@ def _block_ratio(block: RandomBlock, e: np.ndarray, w: np.ndarray, gaussian: boo
     ``j``) and the residual dispersion is the innermost block's within-level one.
     """
     k = block.n_terms
-    order = np.argsort(block.index, kind="stable")
-    starts = np.searchsorted(block.index[order], np.arange(block.n_levels + 1))
-    coefs, variances, resid_ss, used_rows, used = [], [], 0.0, 0, []
-    for j in range(block.n_levels):
-        rows = order[starts[j]:starts[j + 1]]
-        Zj, wj = block.Z[rows], w[rows]
-        gram = Zj.T @ (Zj * wj[:, None])
-        if len(rows) <= k or np.linalg.matrix_rank(gram) < k:
-            continue  # too few rows to estimate this level on its own
-        inv = np.linalg.inv(gram)
-        b = inv @ (Zj.T @ (wj * e[rows]))
-        resid_ss += float(np.sum(wj * (e[rows] - Zj @ b) ** 2))
-        used_rows += len(rows)
-        coefs.append(b)
-        variances.append(np.diag(inv))
-        used.append(j)
+    if k == 1:
+        coefs, variances, resid_ss, used_rows, used = _one_term_fits(block, e, w)
+    else:
+        coefs, variances, resid_ss, used_rows, used = _level_fits(block, e, w)
     if len(coefs) < 2:
         if gaussian:
             return _Moments(0.0)  # about one row per level: not separable from the residuals
@@ -154,13 +142,54 @@ def _block_ratio(block: RandomBlock, e: np.ndarray, w: np.ndarray, gaussian: boo
     if inner and block.coef_names[0] == "(Intercept)":
         phi = min(m_.phi for _, m_ in inner) if gaussian else phi
         for inner_block, moments in inner:
-            pairs = np.unique(np.stack([block.index, inner_block.index]), axis=1)
-            m = np.bincount(pairs[0], minlength=block.n_levels)[used]
+            pairs = np.unique(block.index * inner_block.n_levels + inner_block.index)
+            m = np.bincount(pairs // inner_block.n_levels, minlength=block.n_levels)[used]
             extra += moments.tau2 / np.maximum(m, 1)
     b, v = np.array(coefs), phi * np.array(variances)
     v[:, 0] += extra
     tau2 = np.maximum(np.var(b, axis=0, ddof=1) - np.mean(v, axis=0), 0.0)
     return _Moments(float(np.min(np.median(tau2 / v, axis=0))), float(tau2[0]), own_phi)
+
+
+def _level_fits(block: RandomBlock, e: np.ndarray, w: np.ndarray) -> tuple[
+        list[np.ndarray], list[np.ndarray], float, int, list[int]]:
+    """Per-level weighted least squares of the working residuals on the block's terms:
+    coefficients, their unscaled variances, the residual sum of squares and rows used, and
+    the levels used (those with more rows than terms and a full-rank design)."""
+    k = block.n_terms
+    order = np.argsort(block.index, kind="stable")
+    starts = np.searchsorted(block.index[order], np.arange(block.n_levels + 1))
+    coefs, variances, resid_ss, used_rows, used = [], [], 0.0, 0, []
+    for j in range(block.n_levels):
+        rows = order[starts[j]:starts[j + 1]]
+        Zj, wj = block.Z[rows], w[rows]
+        gram = Zj.T @ (Zj * wj[:, None])
+        if len(rows) <= k or np.linalg.matrix_rank(gram) < k:
+            continue  # too few rows to estimate this level on its own
+        inv = np.linalg.inv(gram)
+        b = inv @ (Zj.T @ (wj * e[rows]))
+        resid_ss += float(np.sum(wj * (e[rows] - Zj @ b) ** 2))
+        used_rows += len(rows)
+        coefs.append(b)
+        variances.append(np.diag(inv))
+        used.append(j)
+    return coefs, variances, resid_ss, used_rows, used
+
+
+def _one_term_fits(block: RandomBlock, e: np.ndarray, w: np.ndarray) -> tuple[
+        np.ndarray, np.ndarray, float, int, np.ndarray]:
+    """:func:`_level_fits` for a one-term block, vectorised (a factor with 10^4 levels takes
+    milliseconds instead of seconds)."""
+    z, idx, L = block.Z[:, 0], block.index, block.n_levels
+    count = np.bincount(idx, minlength=L)
+    gram = np.bincount(idx, weights=w * z * z, minlength=L)
+    cross = np.bincount(idx, weights=w * z * e, minlength=L)
+    ee = np.bincount(idx, weights=w * e * e, minlength=L)
+    used = np.flatnonzero((count > 1) & (gram > 0))
+    b = cross[used] / gram[used]
+    resid = ee[used] - 2 * b * cross[used] + b * b * gram[used]
+    return (b[:, None], (1.0 / gram[used])[:, None], float(np.maximum(resid, 0.0).sum()),
+            int(count[used].sum()), used)
 
 
 def _single_row_estimates(block: RandomBlock, e: np.ndarray,
