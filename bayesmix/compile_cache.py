@@ -66,21 +66,20 @@ def clear_memory_cache() -> None:
 def structure_key(model: pm.Model, var_names: list[str] | None) -> str:
     """Hash of everything the compiled sampler depends on except the data values.
 
-    It covers the log-density graph and the graphs of the stored variables (ops, constants
-    with their values, e.g. prior scales, static types and shapes of the free variables) and
-    the names and types (dtype, rank) of the shared data inputs, but not their values or
-    lengths, so that two models that differ only in their ``pm.Data`` contents share a key.
-    The lengths of the model's dimensions (numbers of levels, coefficients) are included.
+    It covers the model's graph (random variables, deterministics, potentials: ops,
+    constants with their values, e.g. prior scales, static types), the value variables and
+    their transforms (so, with the PyMC version in the disk key, the log density) and the names
+    and types (dtype, rank) of the shared data inputs, but not their values or lengths, so
+    that two models that differ only in their ``pm.Data`` contents share a key. The lengths
+    of the model's dimensions (numbers of levels, coefficients) are included. Hashing the
+    model graph rather than ``model.logp()`` saves building the log-density graph (0.1-0.5 s).
     """
+    from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.basic import Constant, Variable
     from pytensor.graph.traversal import toposort
-    from pytensor.compile.sharedvalue import SharedVariable
 
-    outputs: list[Variable] = [model.logp()]
-    names = set(var_names) if var_names is not None else None
-    for var in model.unobserved_value_vars:
-        if names is None or var.name in names or var in model.value_vars:
-            outputs.append(var)
+    outputs: list[Variable] = [*model.basic_RVs, *model.deterministics, *model.potentials]
+    outputs += [model.rvs_to_values[rv] for rv in model.observed_RVs]
     h = hashlib.sha256()
     ids: dict[Variable, int] = {}
 
@@ -91,20 +90,41 @@ def structure_key(model: pm.Model, var_names: list[str] | None) -> str:
             return f"shared({v.name}:{v.type})"
         if isinstance(v, Constant):
             data = np.asarray(v.data)
+            raw = repr(data.tolist()).encode() if data.dtype == object else \
+                np.ascontiguousarray(data).tobytes()  # (object arrays: not their addresses)
             return f"const({v.type}:{data.dtype}:{data.shape}:" \
-                   f"{hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()[:16]})"
+                   f"{hashlib.sha256(raw).hexdigest()[:16]})"
         return f"input({v.name}:{v.type})"
 
-    for node in toposort(outputs):
-        h.update(f"{node.op}|{type(node.op).__qualname__}|"
-                 f"{getattr(node.op, '_props_dict', lambda: {})()!r}|"
-                 f"{','.join(ref(i) for i in node.inputs)}>".encode())
-        for out in node.outputs:
-            ids[out] = len(ids)
-            h.update(f"{out.type};".encode())
-    h.update(",".join(ref(o) for o in outputs).encode())
-    h.update(repr([(rv.name, model.rvs_to_values[rv].name, str(model.rvs_to_values[rv].type))
-                   for rv in model.free_RVs]).encode())
+    def graph(outs: list[Variable]) -> None:
+        for node in toposort(outs):
+            if all(o in ids for o in node.outputs):
+                continue
+            h.update(f"{node.op}|{type(node.op).__qualname__}|"
+                     f"{getattr(node.op, '_props_dict', lambda: {})()!r}|"
+                     f"{','.join(ref(i) for i in node.inputs)}>".encode())
+            for out in node.outputs:
+                ids[out] = len(ids)
+                h.update(f"{out.name}:{out.type};".encode())
+        h.update(",".join(ref(o) for o in outs).encode())
+
+    def describe(obj: Any) -> str:  # a transform's settings, without object addresses
+        if isinstance(obj, Variable):
+            graph([obj])
+            return ref(obj)
+        if isinstance(obj, np.ndarray):
+            return hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest()[:16]
+        text = repr(obj)
+        return type(obj).__qualname__ if " at 0x" in text else text
+
+    graph(outputs)
+    for rv in model.basic_RVs:
+        value, transform = model.rvs_to_values[rv], model.rvs_to_transforms.get(rv)
+        settings = {k: describe(v) for k, v in sorted(vars(transform).items())
+                    if not k.startswith("__")} if transform is not None else {}
+        h.update(f"{rv.name}|{value.name}|{value.type}|{type(transform).__qualname__}"
+                 f"{settings!r};".encode())
+    h.update(f"check_bounds={model.check_bounds}".encode())
     # Dimension lengths are shared variables too, but they are structure (parameter counts).
     h.update(repr(sorted((name, int(length.get_value() if hasattr(length, "get_value")
                                     else length.eval()))
@@ -226,13 +246,14 @@ def _store_entry(key: str, meta: dict[str, Any]) -> None:
 def _compile_entry(model: pm.Model, var_names: list[str] | None, key: str) -> _Entry:
     """nutpie's ``_compile_pymc_model_numba`` with cacheable entry points."""
     import numba
-    from nutpie.compile_pymc import _make_functions, make_user_data
+    import pytensor
+    from nutpie.compile_pymc import _make_functions
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
     STATS["compiles"] += 1
     base = _base_point(model)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*BLAS.*")
+    with warnings.catch_warnings(), pytensor.config.change_flags(traceback__limit=0):
+        warnings.filterwarnings("ignore", message=".*BLAS.*")  # (no node tracebacks: faster)
         (n_dim, n_expanded, logp_fn_pt, expand_fn_pt, _, shape_info,
          reparameterized_names) = _make_functions(
             model, mode="NUMBA", compute_grad=True, join_expanded=True,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor
 import xarray as xr
 
 from bayesmix.build import BuildPlan, build_model, derive_level_effects, stored_names
@@ -95,7 +96,10 @@ class Model:
         """The PyMC model (built once, on first use)."""
         plan = BuildPlan(self.family.name, self.link, self.prior_specs, self.centered,
                          self.response_name)
-        return build_model(self.design, plan, self.y, self.trials)
+        # No creation tracebacks on the graph's nodes: collecting them is about 40% of the
+        # build time, and they point into bayesmix, not into the user's code.
+        with pytensor.config.change_flags(traceback__limit=0):
+            return build_model(self.design, plan, self.y, self.trials)
 
     def __repr__(self) -> str:
         groups = ", ".join(f"{b.group} ({b.n_levels})" for b in self.design.blocks) or "none"

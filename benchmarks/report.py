@@ -9,7 +9,7 @@ from typing import Any
 __all__ = ["header_line", "line", "write_markdown", "ratios"]
 
 _COLS = ("model", "lib", "rows", "wall s", "compile s", "sample s", "min ESS", "ESS/s",
-         "level ESS", "RSS MB", "x bambi")
+         "level ESS", "RSS MB", "bm/bambi")
 
 
 def _f(x: Any, digits: int = 1) -> str:
@@ -30,8 +30,8 @@ def line(row: dict[str, Any], ratio: float | None = None) -> str:
         why = row.get("skipped") or row.get("error", "").splitlines()[-1][:80]
         return f"{row['model']:<18} {row['lib']:<8} {row['rows']:>9,}  " + \
             ("skipped: " if "skipped" in row else "ERROR: ") + why
-    return ("{:<18} {:<8} {:>9,} {:>8.1f} {:>9.1f} {:>8.1f} {:>8.0f} {:>8.1f} {:>9.0f} {:>8.0f} {:>8}"
-            .format(row["model"], row["lib"], row["rows"], row["wall_s"], row["compile_s"],
+    fmt = "{:<18} {:<8} {:>9,} {:>8.1f} {:>9.1f} {:>8.1f} {:>8.0f} {:>8.1f} {:>9.0f} {:>8.0f} {:>8}"
+    return (fmt.format(row["model"], row["lib"], row["rows"], row["wall_s"], row["compile_s"],
                     row["sampling_s"], row["min_ess_bulk"], row["ess_per_s"],
                     row["min_ess_levels"] if row.get("min_ess_levels") is not None
                     else float("nan"), row["peak_rss_mb"],

@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-warmup", action="store_true", help="skip the warm-up (cold start) jobs")
     p.add_argument("--warmup-max-rows", type=float, default=1e5,
                    help="warm up only jobs with at most this many rows (default 1e5)")
-    p.add_argument("--timeout", type=float, default=3600, help="seconds per job")
+    p.add_argument("--timeout", type=float, default=7200, help="seconds per job (default 7200)")
     p.add_argument("--out-json", default=None)
     p.add_argument("--out-md", default=None)
     p.add_argument("--out-png", default=None)
@@ -244,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
                             row["cold_start_s"] = res["wall_s"]
                     else:
                         row.update(res)
-                        print(report.line(row), flush=True)
+                        other = results.get("bayesmix", {})
+                        ratio = other["ess_per_s"] / row["ess_per_s"] if lib == "bambi" and \
+                            "ess_per_s" in other and row.get("ess_per_s") else None
+                        print(report.line(row, ratio), flush=True)
             rows.extend(results.values())
             _write(args, meta, rows, report)
     finally:

@@ -200,15 +200,15 @@ def _nutpie_logp(compiled, x: np.ndarray) -> float:
 def test_fresh_process_loads_the_compiled_model_from_disk():
     compile_cache.clear_memory_cache()
     fit = bm.Model("Yield ~ 1 + (1 | Batch)", _dyestuff(), priors=PRIORS).fit(**FIT)
-    code = f"""
+    code = """
 import json, warnings
 warnings.simplefilter("ignore")
 import bayesmix as bm
 from bayesmix import compile_cache
 from tests.test_performance_mechanisms import _dyestuff, PRIORS, FIT
 fit = bm.Model("Yield ~ 1 + (1 | Batch)", _dyestuff(), priors=PRIORS).fit(**FIT)
-print(json.dumps({{"stats": dict(compile_cache.STATS),
-                  "fixef": fit.idata["posterior"]["fixef"].values.ravel().tolist()}}))
+print(json.dumps({"stats": dict(compile_cache.STATS),
+                  "fixef": fit.idata["posterior"]["fixef"].values.ravel().tolist()}))
 """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
