@@ -15,15 +15,15 @@ source that depends only on the structure of the compiled PyTensor graph:
   of a model with the same structure) loads the compiled machine code from
   ``pytensor.config.base_compiledir/numba`` instead of compiling it.
 
-Two levels of caching, both keyed by structure and never by data values:
+Two levels of caching, both keyed by structure (:func:`structure_key`), never by data values:
 
-1. **in-process** (:data:`_MEMORY`): a model whose log-density graph is identical up to the
-   values of its ``pm.Data`` inputs reuses the compiled model; only the data pointers are
-   swapped (``with_data``) and the initial point function and coordinates are rebuilt.
-   The key is a hash of the model's log-density and stored-variable graphs in which shared
-   variables are represented by their name and type only.
-2. **on disk** (numba's cache files): a fresh process still rebuilds the PyTensor functions
-   (graph rewrites, ~1-3 s) but loads the numba entry points instead of compiling them.
+1. **in-process** (:data:`_MEMORY`): the compiled entry points and their bookkeeping; a model
+   with the same key is bound to them with its own data, initial points and coordinates, and
+   nothing is compiled.
+2. **on disk**: numba's cache files for the entry points plus a small sidecar
+   (``base_compiledir/bayesmix/<key>.pkl``) with what nutpie's ``_make_functions`` would
+   recompute (shapes, names, the order of the shared inputs, the un-jittered initial point),
+   so that a fresh process skips PyTensor's rewrites as well as numba's compilation.
 
 Set ``BAYESMIX_COMPILE_CACHE=0`` to fall back to ``nutpie.compile_pymc_model`` (no cache).
 :data:`STATS` counts compilations and cache hits (used by the tests).
@@ -45,10 +45,11 @@ import pymc as pm
 __all__ = ["compile_model", "structure_key", "clear_memory_cache", "STATS"]
 
 STATS: Counter[str] = Counter()
-"""Counters: ``memory_hits``, ``compiles`` (PyTensor functions built), ``fallbacks``."""
+"""Counters: ``compiles`` (PyTensor + numba compilations), ``memory_hits``, ``disk_hits``,
+``fallbacks`` (models compiled by nutpie's own, uncached path), ``disk_cache_errors``."""
 
 _MEMORY: OrderedDict[str, Any] = OrderedDict()
-_MEMORY_SIZE = 8  # compiled models kept per process (each holds its numba code and data)
+_MEMORY_SIZE = 16  # structures kept per process (numba code and bookkeeping, no data)
 _LOCK = threading.Lock()
 
 
@@ -148,27 +149,30 @@ def compile_model(model: pm.Model, var_names: list[str] | None = None) -> Any:
     if key is None:
         STATS["fallbacks"] += 1
         return _nutpie_compile(model, var_names)
-    with _LOCK:
-        entry = _MEMORY.get(key)
+    try:
+        with _LOCK:
+            entry = _MEMORY.get(key)
+            if entry is not None:
+                _MEMORY.move_to_end(key)
         if entry is not None:
-            _MEMORY.move_to_end(key)
-    if entry is not None:
-        STATS["memory_hits"] += 1
-        return _bind(entry, model)
-    entry = _load_entry(key)
-    if entry is not None:
-        STATS["disk_hits"] += 1
-    else:
-        try:
+            compiled = _bind(entry, model)
+            STATS["memory_hits"] += 1
+            return compiled
+        entry = _load_entry(key)
+        if entry is not None:
+            compiled = _bind(entry, model)
+            STATS["disk_hits"] += 1
+        else:
             entry = _compile_entry(model, var_names, key)
-        except _Uncacheable:
-            STATS["fallbacks"] += 1
-            return _nutpie_compile(model, var_names)
+            compiled = _bind(entry, model)
+    except Exception:  # noqa: BLE001  (anything unusual: nutpie's own, uncached compiler)
+        STATS["fallbacks"] += 1
+        return _nutpie_compile(model, var_names)
     with _LOCK:
         _MEMORY[key] = entry
         while len(_MEMORY) > _MEMORY_SIZE:
             _MEMORY.popitem(last=False)
-    return _bind(entry, model)
+    return compiled
 
 
 def _nutpie_compile(model: pm.Model, var_names: list[str] | None) -> Any:
