@@ -9,9 +9,8 @@ and bambi (which run in different virtual environments) fit exactly the same dat
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -29,12 +28,6 @@ class Entry:
     note: str = ""
     second_fit: bool = False  # also time a second fit of the same structure in the process
     bambi_formula: str | None = None  # when bambi needs other spelling (None: same)
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def rows_hint(self) -> int | None:
-        parts = self.source.split(":")
-        return int(parts[2]) if len(parts) > 2 else None
 
 
 SUITE: tuple[Entry, ...] = (
