@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: venv venv-dev venv-docs demo gallery test test-slow test-all notebooks docs clean distclean find-python FORCE
+.PHONY: venv venv-dev venv-docs demo gallery test test-slow test-all notebooks docs bench bench-quick clean distclean find-python FORCE
 
 # Candidates, first that runs and is >= 3.12 (with venv/ensurepip) wins:
 #   $(PYTHON), python3.13 / python3.12 / python3 on PATH (pyenv shims that are not
@@ -99,6 +99,16 @@ notebooks: venv-dev
 # The documentation site (mkdocs-material + mkdocstrings), warnings as errors.
 docs: venv-docs
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
+# Benchmarks against bambi (docs/benchmarks.md). bambi gets its own virtual environment,
+# benchmarks/.bambi-venv, created on first use. `make bench BENCH_ARGS="--no-bambi"` etc.
+BENCH_ARGS ?=
+
+bench: venv
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+bench-quick: venv
+	$(PY) -m benchmarks --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf demo_output gallery build dist site .pytest_cache *.egg-info

@@ -85,8 +85,8 @@ def level_dim(block: RandomBlock) -> str:
 
 def _data(name: str, values: np.ndarray) -> pt.TensorVariable:
     """Data enter as shared inputs, not constants, so that the compiled sampler depends on the
-    model's structure only and could be reused on new data of the same shape. (It does not
-    yet shorten compilation: nutpie's numba entry points are compiled anew in each process.)"""
+    model's structure only: :mod:`bayesmix.compile_cache` reuses it for any data of the same
+    structure, in the process and (from disk) in later processes."""
     return pm.Data(f"_data_{name}", np.ascontiguousarray(values))
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor
 import xarray as xr
 
 from bayesmix.build import BuildPlan, build_model, derive_level_effects, stored_names
@@ -236,7 +237,10 @@ class Model:
                          self.response_name, self.predictors, self.nonlinear,
                          self.setup.covariates if self.setup is not None else {},
                          self.autocor_structure, self.categories)
-        return build_model(self.design, plan, self.y, self.trials, self.weights)
+        # No creation tracebacks on the graph's nodes: collecting them is about 40% of the
+        # build time, and they point into bayesmix, not into the user's code.
+        with pytensor.config.change_flags(traceback__limit=0):
+            return build_model(self.design, plan, self.y, self.trials, self.weights)
 
     def __repr__(self) -> str:
         groups = ", ".join(dict.fromkeys(f"{b.group} ({b.n_levels})"

@@ -37,6 +37,15 @@ get working weight 0: with them, the hurdle Poisson simulation of
 non-centred, with a minimum bulk ESS of 131 in 2 x 500 draws; without them it scores 18.6
 and is centred, ESS 912 (hurdle negative binomial: 146 against 752).
 
+A block that has another one nested in it (batches holding casks, departments holding
+lecturers) learns about its levels through the inner levels, whose effects do not average out
+over its rows: the variance of a level's estimate is ``phi_inner / W_j + tau_inner^2 / m_j``
+with ``m_j`` inner levels in level ``j``. Counting the inner effects as row noise instead
+made a department of 5 000 ratings look perfectly measured (ratio 15) when its 78 lecturers
+pin it down only about as well as its prior (ratio ~1): the centred 14-department block of
+the benchmark's 73 000-row crossed model then mixed catastrophically (2 x 500 draws: R-hat
+2.06, ESS 3 for the department SD; non-centred: R-hat 1.02, ESS 108).
+
 A block nested in another one (casks within batches) stays non-centred whatever its ratio:
 the data then inform ``r_batch + r_cask`` and a centred inner block turns that sum into a
 ridge. Pastes' ``(1 | batch/cask)``, 2 chains x 1000 draws, seeds 1 and 2: all non-centred
@@ -46,7 +55,7 @@ and 135; both centred 49 and 36 divergences.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -128,13 +137,67 @@ def _variance(family: str, mu: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.ones_like(mu)
 
 
-def _block_ratio(block: RandomBlock, e: np.ndarray, w: np.ndarray,
-                 free_dispersion: bool) -> float:
-    """Smallest (over the block's terms) median information ratio of its levels."""
+@dataclass(frozen=True)
+class _Moments:
+    """A block's moment estimates: median information ratio (smallest over its terms), the
+    variance of its first term (``tau2``) and the residual dispersion within its levels."""
+
+    ratio: float
+    tau2: float = 0.0
+    phi: float | None = None
+
+
+def _block_ratio(block: RandomBlock, e: np.ndarray, w: np.ndarray, gaussian: bool,
+                 inner: list[tuple[RandomBlock, _Moments]] = ()) -> _Moments:
+    """Information ratio of a block's levels (see the module docstring).
+
+    ``inner``: blocks nested in this one, with their moments. Their level effects do not
+    average out over this block's rows but over its inner levels, so the variance of a
+    level's first-term estimate gains ``tau2_inner / m_j`` (``m_j`` inner levels in level
+    ``j``) and the residual dispersion is the innermost block's within-level one.
+    """
+    k = block.n_terms
+    if k == 1:
+        coefs, variances, resid_ss, used_rows, used = _one_term_fits(block, e, w)
+    else:
+        coefs, variances, resid_ss, used_rows, used = _level_fits(block, e, w)
+    if len(coefs) < 2:
+        if gaussian:
+            return _Moments(0.0)  # about one row per level: not separable from the residuals
+        phi = 1.0  # the family's nominal dispersion
+        coefs, variances = _single_row_estimates(block, e, w)
+        if len(coefs) < 2:
+            return _Moments(0.0)
+        used = list(np.flatnonzero(np.bincount(block.index, weights=w * block.Z[:, 0] ** 2,
+                                               minlength=block.n_levels) > 1e-12))
+    else:
+        dof = used_rows - k * len(coefs)
+        phi = resid_ss / dof if dof >= 5 else 1.0
+        phi = max(phi, 1e-12) if gaussian else max(phi, 1.0)
+    own_phi = phi
+    inner = [(b_, m_) for b_, m_ in inner if m_.phi is not None and m_.tau2 > 0]
+    extra = np.zeros(len(coefs))
+    if inner and block.coef_names[0] == "(Intercept)":
+        phi = min(m_.phi for _, m_ in inner) if gaussian else phi
+        for inner_block, moments in inner:
+            pairs = np.unique(block.index * inner_block.n_levels + inner_block.index)
+            m = np.bincount(pairs // inner_block.n_levels, minlength=block.n_levels)[used]
+            extra += moments.tau2 / np.maximum(m, 1)
+    b, v = np.array(coefs), phi * np.array(variances)
+    v[:, 0] += extra
+    tau2 = np.maximum(np.var(b, axis=0, ddof=1) - np.mean(v, axis=0), 0.0)
+    return _Moments(float(np.min(np.median(tau2 / v, axis=0))), float(tau2[0]), own_phi)
+
+
+def _level_fits(block: RandomBlock, e: np.ndarray, w: np.ndarray) -> tuple[
+        list[np.ndarray], list[np.ndarray], float, int, list[int]]:
+    """Per-level weighted least squares of the working residuals on the block's terms:
+    coefficients, their unscaled variances, the residual sum of squares and rows used, and
+    the levels used (those with more rows than terms and a full-rank design)."""
     k = block.n_terms
     order = np.argsort(block.index, kind="stable")
     starts = np.searchsorted(block.index[order], np.arange(block.n_levels + 1))
-    coefs, variances, resid_ss, used_rows = [], [], 0.0, 0
+    coefs, variances, resid_ss, used_rows, used = [], [], 0.0, 0, []
     for j in range(block.n_levels):
         rows = order[starts[j]:starts[j + 1]]
         Zj, wj = block.Z[rows], w[rows]
@@ -147,20 +210,24 @@ def _block_ratio(block: RandomBlock, e: np.ndarray, w: np.ndarray,
         used_rows += len(rows)
         coefs.append(b)
         variances.append(np.diag(inv))
-    if len(coefs) < 2:
-        if free_dispersion:
-            return 0.0  # about one row per level: level effects and residuals are not separable
-        phi = 1.0  # the family's nominal dispersion
-        coefs, variances = _single_row_estimates(block, e, w)
-        if len(coefs) < 2:
-            return 0.0
-    else:
-        dof = used_rows - k * len(coefs)
-        phi = resid_ss / dof if dof >= 5 else 1.0
-        phi = max(phi, 1e-12) if free_dispersion else max(phi, 1.0)
-    b, v = np.array(coefs), phi * np.array(variances)
-    tau2 = np.maximum(np.var(b, axis=0, ddof=1) - np.mean(v, axis=0), 0.0)
-    return float(np.min(np.median(tau2 / v, axis=0)))
+        used.append(j)
+    return coefs, variances, resid_ss, used_rows, used
+
+
+def _one_term_fits(block: RandomBlock, e: np.ndarray, w: np.ndarray) -> tuple[
+        np.ndarray, np.ndarray, float, int, np.ndarray]:
+    """:func:`_level_fits` for a one-term block, vectorised (a factor with 10^4 levels takes
+    milliseconds instead of seconds)."""
+    z, idx, L = block.Z[:, 0], block.index, block.n_levels
+    count = np.bincount(idx, minlength=L)
+    gram = np.bincount(idx, weights=w * z * z, minlength=L)
+    cross = np.bincount(idx, weights=w * z * e, minlength=L)
+    ee = np.bincount(idx, weights=w * e * e, minlength=L)
+    used = np.flatnonzero((count > 1) & (gram > 0))
+    b = cross[used] / gram[used]
+    resid = ee[used] - 2 * b * cross[used] + b * b * gram[used]
+    return (b[:, None], (1.0 / gram[used])[:, None], float(np.maximum(resid, 0.0).sum()),
+            int(count[used].sum()), used)
 
 
 def _single_row_estimates(block: RandomBlock, e: np.ndarray,
@@ -178,19 +245,24 @@ def information_ratios(design: Design, family: Family, link: str, y: np.ndarray,
                        trials: np.ndarray | None) -> tuple[float, ...]:
     """Median information ratio ``tau^2 * I_j`` of each block (see the module docstring).
 
-    Examples
-    --------
     >>> import bayesmix as bm
     >>> m = bm.Model("strength ~ 1 + (1 | batch/cask)", bm.datasets.load("pastes"))
     >>> [round(r) for r in information_ratios(m.design, m.family, m.link, m.y, m.trials)]
-    [3, 29]
+    [0, 29]
     """
     name, link, y, design = _working_problem(family, link, np.asarray(y, float), design)
     e, w = _working_fit(design, name, link, y, trials)
     if family.name.startswith("hurdle"):  # zeros say nothing about a hurdle model's counts
         w = w * (y > 0)
-    free = name in _FREE_DISPERSION
-    return tuple(_block_ratio(block, e, w, free) for block in design.blocks)
+    gaussian = name in _FREE_DISPERSION  # (free dispersion, estimated from the residuals)
+    moments: dict[int, _Moments] = {}
+    # innermost first: a nested block has more levels than the block it is nested in
+    for i in sorted(range(len(design.blocks)), key=lambda i: -design.blocks[i].n_levels):
+        block = design.blocks[i]
+        inner = [(other, moments[j]) for j, other in enumerate(design.blocks)
+                 if j in moments and nested_in(other, block)]
+        moments[i] = _block_ratio(block, e, w, gaussian, inner)
+    return tuple(moments[i].ratio for i in range(len(design.blocks)))
 
 
 def choose_centering(design: Design, family: Family, link: str, y: np.ndarray,

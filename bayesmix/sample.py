@@ -64,14 +64,14 @@ def compile_nutpie(model: pm.Model, var_names: list[str] | None = None) -> Any:
     """Compile a model for nutpie (numba backend); the result can be sampled many times.
 
     ``var_names``: the deterministics to store besides the free variables (None: all).
+    Compiled models are cached by structure, in this process and on disk (see
+    :mod:`bayesmix.compile_cache`).
     """
-    import nutpie
+    from bayesmix.compile_cache import compile_model
 
     if var_names is not None:
         var_names = [rv.name for rv in model.free_RVs] + list(var_names)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*BLAS.*")
-        return nutpie.compile_pymc_model(model, backend="numba", var_names=var_names)
+    return compile_model(model, var_names)
 
 
 def run_sampler(model: pm.Model, settings: SamplerSettings, compiled: Any = None,

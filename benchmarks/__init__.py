@@ -1,0 +1,1 @@
+"""Benchmarks of bayesmix against bambi (``python -m benchmarks``; see ``runner.py``)."""

@@ -1,0 +1,197 @@
+"""Tables, Markdown and the scaling plot of a benchmark run (pure formatting)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["header_line", "line", "write_markdown", "ratios"]
+
+_COLS = ("model", "lib", "rows", "wall s", "compile s", "sample s", "min ESS", "ESS/s",
+         "level ESS", "RSS MB", "bm/bambi")
+
+
+def _f(x: Any, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    if isinstance(x, float):
+        return f"{x:,.{digits}f}"
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def header_line() -> str:
+    return ("{:<18} {:<8} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8}"
+            .format(*_COLS))
+
+
+def line(row: dict[str, Any], ratio: float | None = None) -> str:
+    if "skipped" in row or "error" in row:
+        why = row.get("skipped") or row.get("error", "").splitlines()[-1][:80]
+        return f"{row['model']:<18} {row['lib']:<8} {row['rows']:>9,}  " + \
+            ("skipped: " if "skipped" in row else "ERROR: ") + why
+    fmt = "{:<18} {:<8} {:>9,} {:>8.1f} {:>9.1f} {:>8.1f} {:>8.0f} {:>8.1f} {:>9.0f} {:>8.0f} {:>8}"
+    return (fmt.format(row["model"], row["lib"], row["rows"], row["wall_s"], row["compile_s"],
+                    row["sampling_s"], row["min_ess_bulk"], row["ess_per_s"],
+                    row["min_ess_levels"] if row.get("min_ess_levels") is not None
+                    else float("nan"), row["peak_rss_mb"],
+                    "" if ratio is None else f"{ratio:.2f}"))
+
+
+def ratios(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
+    """(kind, model) -> ESS/s and memory ratios of bayesmix to bambi."""
+    by = {(r["kind"], r["model"], r["lib"]): r for r in rows}
+    out = {}
+    for (kind, model, lib), r in by.items():
+        if lib != "bayesmix" or "ess_per_s" not in r:
+            continue
+        b = by.get((kind, model, "bambi"))
+        if b is None or "ess_per_s" not in b:
+            continue
+        out[(kind, model)] = {"ess_per_s": r["ess_per_s"] / b["ess_per_s"],
+                              "rss": r["peak_rss_mb"] / b["peak_rss_mb"],
+                              "wall": b["wall_s"] / r["wall_s"]}
+    return out
+
+
+def _md_table(rows: list[dict[str, Any]], rat: dict) -> list[str]:
+    head = ["model", "library", "rows", "draws (tune+draws)", "wall s", "construct s",
+            "compile s", "sampling s", "cold start s", "2nd fit s", "min bulk ESS (parameter)",
+            "ESS/s", "ESS/s x bambi", "min level ESS", "peak RSS MB", "RSS / bambi",
+            "divergences"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        k = (r["kind"], r["model"])
+        draws = f"{r['tune']}+{r['draws']} x{r['chains']}"
+        if "skipped" in r or "error" in r:
+            why = r.get("skipped") or "error: " + r.get("error", "").strip().splitlines()[-1][:120]
+            out.append(f"| {r['model']} | {r['lib']} | {r['rows']:,} | {draws} | "
+                       f"{why.replace('|', '/')} |" + " |" * (len(head) - 5))
+            continue
+        ratio = rat.get(k) if r["lib"] == "bayesmix" else None
+        cells = [r["model"], r["lib"], f"{r['rows']:,}", draws, _f(r["wall_s"]),
+                 _f(r["construct_s"], 2), _f(r["compile_s"]), _f(r["sampling_s"]),
+                 _f(r.get("cold_start_s")), _f(r.get("second_fit_s"), 2),
+                 f"{r['min_ess_bulk']:.0f} ({r['worst']})", _f(r["ess_per_s"]),
+                 _f(ratio["ess_per_s"], 2) if ratio else "",
+                 _f(r.get("min_ess_levels"), 0), _f(r["peak_rss_mb"], 0),
+                 _f(ratio["rss"], 2) if ratio else "", _f(r.get("divergences"))]
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return out
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> bool:
+    series = [r for r in rows if r["kind"] == "scaling" and "wall_s" in r]
+    if not series:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    panels = (("wall_s", "wall time (s)"), ("ess_per_s", "min bulk ESS / s"),
+              ("peak_rss_mb", "peak RSS (MB)"))
+    for lib, style in (("bayesmix", "o-"), ("bambi", "s--")):
+        pts = sorted((r for r in series if r["lib"] == lib), key=lambda r: r["rows"])
+        if not pts:
+            continue
+        for ax, (key, label) in zip(axes, panels):
+            ax.plot([r["rows"] for r in pts], [r[key] for r in pts], style, label=lib)
+            if key == "wall_s" and lib == "bayesmix":
+                ax.plot([r["rows"] for r in pts], [r["sampling_s"] for r in pts], "o:",
+                        alpha=0.6, label="bayesmix sampling only")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("rows")
+            ax.set_title(label)
+    axes[0].legend()
+    fig.suptitle("Crossed gaussian model y ~ service + (1|student) + (1|lecturer) + (1|dept): "
+                 "cost by data size", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_markdown(meta: dict[str, Any], rows: list[dict[str, Any]], md: Path,
+                   png: Path) -> None:
+    rat = ratios(rows)
+    s = meta["settings"]
+    lines = [
+        "# Benchmarks: bayesmix vs bambi",
+        "",
+        "Generated by `python -m benchmarks` (`make bench`); do not edit by hand. "
+        f"Run started {meta['started']}, finished {meta.get('finished', '?')}.",
+        "",
+        f"Machine: {meta['machine']['platform']}, {meta['machine']['cpus']} CPUs, Python "
+        f"{meta['machine']['python']}.  ",
+        "bayesmix side: " + ", ".join(f"{k} {v}" for k, v in meta["versions"]["bayesmix"].items())
+        + ".  ",
+        "bambi side: " + (", ".join(f"{k} {v}" for k, v in (meta["versions"]["bambi"] or {})
+                                    .items()) or "not run") + ".",
+        "",
+        "Each number is one job in a fresh process, timed from after its imports: model "
+        "construction, compilation and sampling, "
+        f"{s['chains']} chains x ({s['tune']} tuning + {s['draws']} draws) unless the table "
+        f"says otherwise (large data: `{s['large_draws']}` = rows:draws). *min bulk ESS* is "
+        "over the non-level parameters (fixed effects, group SDs, correlations, family "
+        "parameters); *ESS/s* divides it by the wall time; *level ESS* is the minimum over the "
+        "level effects. *peak RSS* is the process's maximum resident memory (imports "
+        "included). *compile s* is model building plus compilation (bambi: `Model.build` plus "
+        "PyMC's `init_nuts`). *cold start* is the wall time of a 10+10-draw warm-up job run "
+        "first" + (" with an empty compile cache (`--cache fresh`)" if s["cache"] == "fresh"
+                   else " (with the machine's compile cache, so not necessarily cold)")
+        + "; the timed job then finds the caches warm. *2nd fit* is a second construction "
+        "and fit of the same model in the same process.",
+        "",
+        "## Suite",
+        "",
+        *_md_table([r for r in rows if r["kind"] == "suite"], rat),
+        "",
+    ]
+    notes = sorted({f"{r['model']}: {r['note']}" for r in rows
+                    if r["kind"] == "suite" and r.get("note")})
+    if notes:
+        lines += ["Notes:", "", *[f"* {n}" for n in notes], ""]
+    scaling = [r for r in rows if r["kind"] == "scaling"]
+    if scaling:
+        lines += ["## Scaling: the crossed gaussian model by data size", "",
+                  "Students and lecturers grow with the rows (24 ratings per student, 66 per "
+                  "lecturer), departments stay at 14 (see `benchmarks/simulate.py`).", "",
+                  *_md_table(scaling, rat), ""]
+        if plot(rows, png):
+            rel = Path(png).name if Path(png).parent == Path(md).parent else str(png)
+            lines += [f"![cost by data size]({rel})", ""]
+    lines += ["## Targets", "", *_targets(rows, rat), ""]
+    md.parent.mkdir(parents=True, exist_ok=True)
+    md.write_text("\n".join(lines))
+
+
+def _targets(rows: list[dict[str, Any]], rat: dict) -> list[str]:
+    out = []
+    suite = [(k, v) for k, v in rat.items() if k[0] == "suite"]
+    if suite:
+        worst = min(suite, key=lambda kv: kv[1]["ess_per_s"])
+        ok = all(v["ess_per_s"] >= 5 for _, v in suite)
+        out.append(f"* ESS/s >= 5x bambi on every suite model: {'met' if ok else 'NOT met'} "
+                   f"(lowest: {worst[0][1]} {worst[1]['ess_per_s']:.2f}x; "
+                   + ", ".join(f"{k[1]} {v['ess_per_s']:.2f}x" for k, v in suite) + ").")
+    sleep = next((r for r in rows if r["kind"] == "suite" and r["model"] == "sleepstudy"
+                  and r["lib"] == "bayesmix" and "wall_s" in r), None)
+    if sleep:
+        second = sleep.get("second_fit_s")
+        out.append(f"* sleepstudy end to end under 2 s after the first import: fresh process "
+                   f"with warm caches {sleep['wall_s']:.2f} s, second fit in the same process "
+                   + (f"{second:.2f} s" if second is not None else "not measured") + ".")
+    big = rat.get(("suite", "courses"))
+    big_row = next((r for r in rows if r["kind"] == "suite" and r["model"] == "courses"
+                    and r["lib"] == "bayesmix" and "wall_s" in r), None)
+    if big:
+        out.append(f"* 73k crossed model peak RSS <= 1/3 of bambi's: ratio {big['rss']:.2f} "
+                   f"({'met' if big['rss'] <= 1 / 3 else 'NOT met'}).")
+    if big_row:
+        out.append(f"* 73k crossed model slowest parameter: {big_row['worst']} "
+                   f"(min bulk ESS {big_row['min_ess_bulk']:.0f}).")
+    return out
