@@ -11,8 +11,8 @@
 # the overdispersion test; two remedies (an observation-level random effect, a negative
 # binomial); rootograms and comparison.
 #
-# Sampling settings: 2 chains x 1000 draws after 1000 tuning steps, brood and location effects
-# sampled centred (see below); about 5 minutes on two unloaded cores.
+# Sampling settings: 2 chains x 1500 draws after 2000 tuning steps (see below why longer than
+# usual); about 5 minutes on two unloaded cores.
 
 # %%
 import matplotlib.pyplot as plt
@@ -45,16 +45,15 @@ plt.show()
 # %% [markdown]
 # ## A Poisson GLMM with crossed brood and location effects
 #
-# bayesmix picks centred or non-centred sampling per factor from how much the data say about
-# each level. Here both factors sit just below its threshold, and a first fit with the
-# default (non-centred) left R-hat above 1.01 for the location SD; `fit.check()` on that fit
-# advised sampling `BROOD` and `LOCATION` centred, which we do from the start.
+# The location SD is weakly identified (63 locations, most with one or two broods, and brood
+# effects that can absorb location effects), so its chains mix slowly: with 1000 tuning steps
+# and 1000 draws R-hat stayed just above 1.01 for it, centred or non-centred. We follow
+# `check()`'s "tune and draw longer" remedy.
 
 # %%
-settings = dict(draws=1000, tune=1000, chains=2, random_seed=2001, progressbar=False)
+settings = dict(draws=1500, tune=2000, chains=2, random_seed=2001, progressbar=False)
 formula = "TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | LOCATION)"
-centered = {"BROOD": True, "LOCATION": True}
-poisson = bm.Model(formula, ticks, family="poisson", centered=centered).fit(
+poisson = bm.Model(formula, ticks, family="poisson").fit(
     **settings, target_accept=0.9)
 poisson.summary()
 
@@ -81,7 +80,7 @@ od
 # model): the standard remedy in ecology.
 
 # %%
-olre = bm.Model(formula + " + (1 | INDEX)", ticks, family="poisson", centered=centered).fit(
+olre = bm.Model(formula + " + (1 | INDEX)", ticks, family="poisson").fit(
     **settings, target_accept=0.95)
 print(olre.overdispersion())
 olre.varcorr()[["group", "mean", "eti95_lb", "eti95_ub"]]
@@ -90,7 +89,7 @@ olre.varcorr()[["group", "mean", "eti95_lb", "eti95_ub"]]
 # ## Remedy 2: a negative binomial
 
 # %%
-negbin = bm.Model(formula, ticks, family="negativebinomial", centered=centered).fit(
+negbin = bm.Model(formula, ticks, family="negativebinomial").fit(
     **settings, target_accept=0.9)
 negbin.summary()
 
@@ -106,7 +105,7 @@ pd.DataFrame({name: fit.fixef()["mean"] for name, fit in
 # %%
 for name, fit in [("Poisson", poisson), ("negative binomial", negbin)]:
     fig = fit.plot_ppc(kind="rootogram")
-    fig.suptitle(f"Rootogram, {name} GLMM (points: observed; bars: 95% predictive)")
+    fig.suptitle(f"Rootogram, {name} GLMM (points: observed; diamonds and bars: predicted)")
     fig.axes[0].set_xlim(-1, 90)  # the observed maximum is 85
     plt.show()
 
@@ -131,10 +130,15 @@ print(f"observation-level model: {k_high} of {len(ticks)} rows with Pareto k > 0
 #   construction — each chick has its own parameter — which `loo()` reports.)
 
 # %%
-assert od.p_value < 0.05
-assert negbin.overdispersion().p_value > 0.05
-fe = negbin.fixef()["mean"]
-assert fe["scale(HEIGHT)"] < 0
-vc = poisson.varcorr().set_index("group")["mean"]
-assert vc["BROOD"] > vc["LOCATION"]
+assert od.overdispersed and od.ratio > 2, od
+assert not negbin.overdispersion().overdispersed
+# Altitude: strongly negative in every model, and the models agree to within a posterior SD
+# (0.13) -- they differ in the variance, not in the mean structure.
+slopes = [fit.fixef().loc["scale(HEIGHT)"] for fit in (poisson, olre, negbin)]
+assert all(row["eti95_ub"] < -0.4 for row in slopes), slopes
+assert max(row["mean"] for row in slopes) - min(row["mean"] for row in slopes) < 0.13
+vc = negbin.varcorr().set_index("group")["mean"]
+assert vc["BROOD"] > vc["LOCATION"], vc
+assert comparison.index[0] == "negative binomial"
+assert comparison.loc["poisson", "elpd_diff"] < -4 * comparison.loc["poisson", "dse"]
 print("checks passed")
