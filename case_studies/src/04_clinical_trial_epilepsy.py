@@ -61,6 +61,11 @@ poisson = bm.Model(formula, epi, family="poisson", centered={"patient": True}).f
 poisson.summary()
 
 # %% [markdown]
+# Centring helps (the bulk ESS of the patient SD rises from about 250 to over 800), but
+# `zBase` still mixes slowly under the Poisson (R-hat about 1.05). A model that samples
+# badly is often a model that fits badly (Gelman's "folk theorem"); the next check shows how.
+
+# %% [markdown]
 # ## Is a Poisson enough?
 #
 # Simulation-based residuals compare each observed count with the model's posterior predictive
@@ -90,7 +95,11 @@ print(negbin.overdispersion())
 bm.compare({"poisson": poisson, "negative binomial": negbin})
 
 # %% [markdown]
-# COMPARE_NARRATIVE
+# The negative binomial leaves no overdispersion (ratio 0.56, p = 0.23), samples cleanly
+# (R-hat at most 1.002 with the same settings), and predicts a new visit of a known patient
+# far better: LOO prefers it by 54 elpd points (SE 21). Both models have a few rows with
+# Pareto k > 0.7 (patients 25 and 39, among others, have unusual visits), so those rows'
+# contributions are approximate; the difference is large next to them.
 
 # %% [markdown]
 # ## The treatment effect as a rate ratio
@@ -114,7 +123,16 @@ for name, fit in [("poisson", poisson), ("negative binomial", negbin)]:
 negbin.hypothesis("Trt1 < 0")
 
 # %% [markdown]
-# RATE_NARRATIVE
+# The drug lowers the seizure rate by about a quarter for a patient with average baseline:
+# rate ratio 0.77, 95% interval 0.56 to 1.06, posterior probability of a reduction 0.95. The
+# posterior mean agrees with glmmTMB's maximum-likelihood estimate on the same model.
+#
+# Notice what the overdispersion did *not* change: the Poisson and negative binomial
+# estimates of `Trt1` and their posterior SDs are almost the same (0.18 vs 0.16). Treatment
+# is a between-patient comparison, and its precision is governed by the variation between
+# patients, which both models capture with the random intercept. The overdispersion is
+# within patients, from visit to visit: it matters for predicting counts (the LOO
+# difference above) and for any within-patient effect, not much for this one.
 
 # %% [markdown]
 # ## Conditional versus population-averaged effects
@@ -167,7 +185,18 @@ ordinal.hypothesis("treat < 0")
 # %% [markdown]
 # ## What we learned
 #
-LEARNED_NARRATIVE
+# * Seizure counts vary more from visit to visit than a Poisson allows, even with a patient
+#   effect (residual variance 2.5 times the Poisson's). The negative binomial (theta about 8)
+#   removes that, samples cleanly and predicts much better (LOO +54 elpd).
+# * Progabide's rate ratio is about 0.77 (95% interval 0.56 to 1.06; P(reduction) = 0.95):
+#   suggestive, not conclusive, and the same under both count models, because the effect
+#   is estimated between patients.
+# * Conditional and population-averaged rate ratios coincide under the log link (0.76 for
+#   the expected counts); the population-averaged counts are 16.5% higher, as exp(sd^2/2)
+#   predicts.
+# * In the inhaler trial the inhaler changes the ratings clearly: the odds of a worse
+#   rating are about a third (0.35, 95% interval 0.19 to 0.67) with one inhaler than with
+#   the other, over and above period and carry-over effects, whose intervals include zero.
 
 # %%
 assert od.p_value < 0.05
