@@ -61,8 +61,8 @@ poisson = bm.Model(formula, epi, family="poisson", centered={"patient": True}).f
 poisson.summary()
 
 # %% [markdown]
-# Centring helps (the bulk ESS of the patient SD rises from about 250 to over 800), but
-# `zBase` still mixes slowly under the Poisson (R-hat about 1.05). A model that samples
+# Centring helps only partly (for `zBase:Trt1` the bulk ESS rises from 36 to 90 and R-hat
+# falls from 1.08 to 1.01), and `zBase` still mixes slowly under the Poisson (R-hat about 1.05). A model that samples
 # badly is often a model that fits badly (Gelman's "folk theorem"); the next check shows how.
 
 # %% [markdown]
