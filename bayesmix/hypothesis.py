@@ -53,7 +53,7 @@ def parameter_draws(draws: xr.Dataset, fit: "FitResult") -> dict[str, np.ndarray
         for j, name in enumerate(fixef.coords["coef"].values):
             out[str(name)] = fixef.values[..., j]
     for name in fit.model.family.params:
-        if name in draws:
+        if name in draws and draws[name].ndim == 2:  # vector params (cutpoints) have no one name
             out[name] = draws[name].transpose("chain", "draw").values
     for block in fit.model.design.blocks:
         sd = draws[f"sd_{block.name}"].transpose("chain", "draw", ...).values

@@ -10,7 +10,8 @@
 # patient) versus population-averaged effects. Second part: an ordinal outcome from a
 # crossover trial of inhalers, with a cumulative-logit model.
 #
-# Sampling settings: 2 chains x 1000 draws after 1000 tuning steps.
+# Sampling settings: 2 chains x 1000 draws after 1000 tuning steps; about 4 minutes on two
+# unloaded cores, most of it compiling the five models.
 
 # %%
 import matplotlib.pyplot as plt
@@ -44,8 +45,25 @@ plt.show()
 # %%
 settings = dict(draws=1000, tune=1000, chains=2, random_seed=1990, progressbar=False)
 formula = "count ~ zAge + zBase * Trt + (1 | patient)"
-poisson = bm.Model(formula, epi, family="poisson").fit(**settings)
+first = bm.Model(formula, epi, family="poisson").fit(**settings)
+print(first.check())
+
+# %% [markdown]
+# The sampler struggles: the chains disagree on `zBase` and `zBase:Trt1`, whose effective
+# sample sizes are a few dozen. `check()` points to the cause and the first remedy. The
+# patient effects are sampled non-centred by default, but every patient has four counts,
+# enough to pin their own effect down, and the patient-level covariate `zBase` is then
+# strongly correlated with the non-centred effects. The centred parametrisation suits such
+# data; we follow the advice.
+
+# %%
+poisson = bm.Model(formula, epi, family="poisson", centered={"patient": True}).fit(**settings)
 poisson.summary()
+
+# %% [markdown]
+# Centring helps only partly (for `zBase:Trt1` the bulk ESS rises from 36 to 90 and R-hat
+# falls from 1.08 to 1.01), and `zBase` still mixes slowly under the Poisson (R-hat about 1.05). A model that samples
+# badly is often a model that fits badly (Gelman's "folk theorem"); the next check shows how.
 
 # %% [markdown]
 # ## Is a Poisson enough?
@@ -68,12 +86,20 @@ plt.show()
 # binomial (NB2: Var = mu + mu^2/theta) or an observation-level random effect.
 
 # %%
-negbin = bm.Model(formula, epi, family="negativebinomial").fit(**settings)
+negbin = bm.Model(formula, epi, family="negativebinomial",
+                  centered={"patient": True}).fit(**settings)
 negbin.summary()
 
 # %%
 print(negbin.overdispersion())
 bm.compare({"poisson": poisson, "negative binomial": negbin})
+
+# %% [markdown]
+# The negative binomial leaves no overdispersion (ratio 0.56, p = 0.23), samples cleanly
+# (R-hat at most 1.002 with the same settings), and predicts a new visit of a known patient
+# far better: LOO prefers it by 54 elpd points (SE 21). Both models have a few rows with
+# Pareto k > 0.7 (patients 25 and 39, among others, have unusual visits), so those rows'
+# contributions are approximate; the difference is large next to them.
 
 # %% [markdown]
 # ## The treatment effect as a rate ratio
@@ -88,7 +114,25 @@ print(f"rate ratio, drug vs placebo: {float(rate_ratio.mean()):.2f} "
       f"(95% interval {float(rate_ratio.quantile(0.025)):.2f} to "
       f"{float(rate_ratio.quantile(0.975)):.2f}); "
       f"P(drug reduces seizures) = {float((draws < 0).mean()):.2f}")
+reference = bm.datasets.reference_estimates()["epilepsy_negbinomial"]
+print(f"glmmTMB (Laplace ML) on the same model: Trt1 = {reference['fixef']['Trt1']:.3f}, "
+      f"theta = {reference['dispersion']:.2f}")
+for name, fit in [("poisson", poisson), ("negative binomial", negbin)]:
+    row = fit.fixef().loc["Trt1"]
+    print(f"{name:>17}: Trt1 = {row['mean']:.3f} (sd {row['sd']:.3f})")
 negbin.hypothesis("Trt1 < 0")
+
+# %% [markdown]
+# The drug lowers the seizure rate by about a quarter for a patient with average baseline:
+# rate ratio 0.77, 95% interval 0.56 to 1.06, posterior probability of a reduction 0.95. The
+# posterior mean agrees with glmmTMB's maximum-likelihood estimate on the same model.
+#
+# Notice what the overdispersion did *not* change: the Poisson and negative binomial
+# estimates of `Trt1` and their posterior SDs are almost the same (0.18 vs 0.16). Treatment
+# is a between-patient comparison, and its precision is governed by the variation between
+# patients, which both models capture with the random intercept. The overdispersion is
+# within patients, from visit to visit: it matters for predicting counts (the LOO
+# difference above) and for any within-patient effect, not much for this one.
 
 # %% [markdown]
 # ## Conditional versus population-averaged effects
@@ -103,9 +147,17 @@ conditional = negbin.conditional_effects("Trt")
 marginal = negbin.marginal_effects("Trt")
 print(conditional)
 print(marginal)
+print("rate ratio drug/placebo, conditional: "
+      f"{conditional['mean'].iloc[1] / conditional['mean'].iloc[0]:.3f}, population-averaged: "
+      f"{marginal['mean'].iloc[1] / marginal['mean'].iloc[0]:.3f}; inflation of the mean: "
+      f"{marginal['mean'].iloc[0] / conditional['mean'].iloc[0]:.3f} "
+      f"(exp(sd^2/2) = {np.exp(float(negbin.varcorr()['mean'].iloc[0]) ** 2 / 2):.3f})")
 
 # %%
 fig = negbin.plot_effects("zBase", kind="both")
+fig.axes[0].set_yscale("log")  # counts span two orders of magnitude
+fig.axes[0].set_ylabel("expected seizures per 2-week visit (log scale)")
+fig.axes[0].set_title("Seizure rate by standardised baseline count (placebo, 95% intervals)")
 plt.show()
 
 # %% [markdown]
@@ -114,7 +166,8 @@ plt.show()
 # 286 patients rated the ease of use of two inhalers (`rating`, 1 = easy ... 4 = hard), one in
 # each period of a crossover design (Ezzet and Whitehead 1991). A cumulative-logit model with a
 # random intercept per subject estimates the treatment and period effects on the odds of a
-# worse rating.
+# worse rating. `treat`, `period` and `carry` are coded +-0.5 (carry 0 in the first period), so
+# each coefficient is a difference between the two conditions on the logit scale.
 
 # %%
 inhaler = bm.datasets.load("inhaler")
@@ -124,23 +177,38 @@ ordinal = bm.Model("rating ~ treat + period + carry + (1 | subject)", inhaler,
 ordinal.summary()
 
 # %%
-ordinal.family_params()
+treat = ordinal.fixef().loc["treat"]
+print(f"odds ratio of a worse rating, inhaler +0.5 vs -0.5: {np.exp(treat['mean']):.2f} "
+      f"(95% interval {np.exp(treat['eti95_lb']):.2f} to {np.exp(treat['eti95_ub']):.2f})")
+ordinal.hypothesis("treat < 0")
 
 # %% [markdown]
 # ## What we learned
 #
-# * Seizure counts are overdispersed beyond the patient effect: the Poisson model is
-#   overconfident; the negative binomial fits and predicts better.
-# * Progabide's estimated rate ratio is below 1, but its interval includes 1 under the
-#   negative binomial: the evidence is weaker than the Poisson model claims.
-# * In the inhaler trial the inhaler used changes the ratings clearly (the `treat` coefficient
-#   is several posterior SDs from zero), over and above period and carry-over effects.
+# * Seizure counts vary more from visit to visit than a Poisson allows, even with a patient
+#   effect (residual variance 2.5 times the Poisson's). The negative binomial (theta about 8)
+#   removes that, samples cleanly and predicts much better (LOO +54 elpd).
+# * Progabide's rate ratio is about 0.77 (95% interval 0.56 to 1.06; P(reduction) = 0.95):
+#   suggestive, not conclusive, and the same under both count models, because the effect
+#   is estimated between patients.
+# * Conditional and population-averaged rate ratios coincide under the log link (0.76 for
+#   the expected counts); the population-averaged counts are 16.5% higher, as exp(sd^2/2)
+#   predicts.
+# * In the inhaler trial the inhaler changes the ratings clearly: the odds of a worse
+#   rating are about a third (0.35, 95% interval 0.19 to 0.67) with one inhaler than with
+#   the other, over and above period and carry-over effects, whose intervals include zero.
 
 # %%
 assert od.p_value < 0.05
 assert negbin.overdispersion().p_value > 0.05
+# glmmTMB's ML estimates: Trt1 -0.262, theta 7.2. Posterior SDs are 0.16 and about 2, Monte-Carlo
+# errors below 0.01 and 0.1: a posterior mean 0.1 from the ML estimate would be a real disagreement.
+fe = negbin.fixef()["mean"]
+assert abs(fe["Trt1"] - reference["fixef"]["Trt1"]) < 0.1, fe
+assert abs(fe["zBase"] - reference["fixef"]["zBase"]) < 0.1, fe
 theta = float(negbin.family_params().loc["theta", "mean"])
-assert 3 < theta < 15, theta
+assert 4 < theta < 12, theta
+assert negbin.sampling_report().divergences == 0
 treat = ordinal.fixef().loc["treat"]
-assert abs(treat["mean"]) > 2 * treat["sd"], treat
+assert treat["eti95_ub"] < 0 and abs(treat["mean"]) > 2 * treat["sd"], treat
 print("checks passed")
