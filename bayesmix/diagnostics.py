@@ -44,7 +44,8 @@ class SamplingReport:
                        "chains disagree; run longer (more tune/draws)")
         if self.min_ess_bulk < ESS_MIN_PER_CHAIN * self.chains:
             out.append(f"bulk ESS {self.min_ess_bulk:.0f} for {self.worst_ess_bulk} is below "
-                       f"{ESS_MIN_PER_CHAIN} per chain: draw more")
+                       f"{ESS_MIN_PER_CHAIN * self.chains} ({ESS_MIN_PER_CHAIN} per chain over "
+                       f"{self.chains} chains): draw more")
         if self.treedepth_hits:
             out.append(f"{self.treedepth_hits} draws hit the maximum tree depth: rescale "
                        "predictors or raise max_treedepth")

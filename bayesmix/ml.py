@@ -287,6 +287,9 @@ def fit_ml(model: "Model", reml: bool = True) -> MLResult:
     """
     if not all(hasattr(model, a) for a in ("design", "family", "link", "y")):
         raise BayesmixError(f"fit_ml needs a bayesmix.Model, not {type(model).__name__}")
+    if any(getattr(b, "cov_chol", None) is not None for b in model.design.blocks):
+        raise BayesmixError("fit_ml does not support gr(g, cov=A) terms yet (it would ignore "
+                            "A); use the Bayesian fit, model.fit()")
     if getattr(model, "predictors", ()):
         raise BayesmixError("fit_ml fits one linear formula; models with bm.Formula parameter "
                             "formulas or bm.NonLinear need the Bayesian fit (model.fit())")

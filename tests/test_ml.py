@@ -441,3 +441,14 @@ def test_fit_ml_refuses_several_formulas():
     model = bm.Model(bm.Formula("Reaction ~ Days + (1 | Subject)", "sigma ~ Days"), df)
     with pytest.raises(bm.BayesmixError, match="one linear formula"):
         model.fit_ml()
+
+
+def test_fit_ml_refuses_known_covariance_terms():
+    import bayesmix as bm
+
+    levels = [f"a{i}" for i in range(6)]
+    A = pd.DataFrame(np.eye(6), index=levels, columns=levels)
+    df = pd.DataFrame({"animal": levels * 2, "y": np.arange(12.0)})
+    model = bm.Model("y ~ 1 + (1 | gr(animal, cov=A))", df, data2={"A": A})
+    with pytest.raises(bm.BayesmixError, match="gr\\(g, cov=A\\)"):
+        model.fit_ml()
