@@ -266,7 +266,8 @@ def _linear_part(design: Design, centered: tuple[bool, ...], priors: dict[str, P
                  lp: str = "", center: bool = True) -> pt.TensorVariable:
     """One linear predictor: fixed part, random effects and offset, per row."""
     rest, intercept = _fixed_part(design, priors, lp, center)
-    eta = pt.zeros(design.n) if rest is None else rest
+    # zeros as data, not pt.zeros(n): kfold refits change the number of rows
+    eta = _data(f"zeros{_sfx(lp)}", np.zeros(design.n)) if rest is None else rest
     absorb = _absorbing_block(design, centered) if intercept is not None else None
     if intercept is not None and absorb is None:
         eta = eta + intercept
