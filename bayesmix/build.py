@@ -29,6 +29,7 @@ import xarray as xr
 from bayesmix.design import Design, RandomBlock
 from bayesmix.errors import PriorError
 from bayesmix.priors import Prior, PriorSpec
+from bayesmix.transforms import qr_transform
 
 __all__ = ["BuildPlan", "build_model", "term_dim", "level_dim"]
 
@@ -68,17 +69,20 @@ def _rv(name: str, prior: Prior, **kwargs: Any) -> pt.TensorVariable:
     return dist(name, **prior.kwargs, **kwargs)
 
 
-def _vector_rv(name: str, priors: list[Prior], dims: str) -> pt.TensorVariable:
+def _vector_rv(name: str, priors: list[Prior], dims: str,
+               transform: Any = None) -> pt.TensorVariable:
     """One vector of parameters whose entries may have different priors.
 
     Entries sharing a distribution become one vectorised random variable (fast); several
-    distributions are stitched together in order.
+    distributions are stitched together in order. ``transform`` (the sampler's coordinates,
+    e.g. :class:`~bayesmix.transforms.QRTransform`) applies to the vectorised case only.
     """
     by_dist: dict[str, list[int]] = {}
     for i, prior in enumerate(priors):
         by_dist.setdefault(prior.dist + repr(sorted(prior.kwargs)), []).append(i)
     if len(by_dist) == 1:
-        return _stacked(name, priors, dims=dims)
+        return _stacked(name, priors, dims=dims,
+                        **({} if transform is None else {"transform": transform}))
     out = pt.zeros(len(priors))
     for j, idx in enumerate(by_dist.values()):
         part = _stacked(f"_{name}_{j}", [priors[i] for i in idx], shape=len(idx))
@@ -112,7 +116,9 @@ def _fixed_part(design: Design,
     rest = None
     if others:
         means = design.X[:, others].mean(axis=0)
-        beta = _vector_rv("_beta", [priors[names[j]] for j in others], dims="_slope")
+        slope_priors = [priors[names[j]] for j in others]
+        beta = _vector_rv("_beta", slope_priors, dims="_slope", transform=qr_transform(
+            design.X[:, others] - means, [p.dist for p in slope_priors]))
         fixef = pt.set_subtensor(fixef[others], beta)
         fixef = pt.set_subtensor(fixef[j0], intercept_c - pt.dot(_data("Xmeans", means), beta))
         rest = pt.dot(_data("Xc", design.X[:, others] - means), beta)
