@@ -49,6 +49,7 @@ from bayesmix.linpred import local_priors
 from bayesmix.nonlinear import pytensor_functions
 from bayesmix.priors import Prior, PriorSpec, cutpoint_labels
 from bayesmix.structured import AR_PRIOR_KEY, AR1Structure, ar1_simulate
+from bayesmix.transforms import qr_transform
 
 __all__ = ["BuildPlan", "build_model", "term_dim", "level_dim", "LIKELIHOODS"]
 
@@ -95,17 +96,20 @@ def _rv(name: str, prior: Prior, **kwargs: Any) -> pt.TensorVariable:
     return dist(name, **prior.kwargs, **kwargs)
 
 
-def _vector_rv(name: str, priors: list[Prior], dims: str) -> pt.TensorVariable:
+def _vector_rv(name: str, priors: list[Prior], dims: str,
+               transform: Any = None) -> pt.TensorVariable:
     """One vector of parameters whose entries may have different priors.
 
     Entries sharing a distribution become one vectorised random variable (fast); several
-    distributions are stitched together in order.
+    distributions are stitched together in order. ``transform`` (the sampler's coordinates,
+    e.g. :class:`~bayesmix.transforms.QRTransform`) applies to the vectorised case only.
     """
     by_dist: dict[str, list[int]] = {}
     for i, prior in enumerate(priors):
         by_dist.setdefault(prior.dist + repr(sorted(prior.kwargs)), []).append(i)
     if len(by_dist) == 1:
-        return _stacked(name, priors, dims=dims)
+        return _stacked(name, priors, dims=dims,
+                        **({} if transform is None else {"transform": transform}))
     out = pt.zeros(len(priors))
     for j, idx in enumerate(by_dist.values()):
         part = _stacked(f"_{name}_{j}", [priors[i] for i in idx], shape=len(idx))
@@ -152,8 +156,10 @@ def _fixed_part(design: Design, priors: dict[str, Prior], lp: str = "", center: 
     rest = None
     if others:
         means = design.X[:, others].mean(axis=0)
-        beta = _vector_rv(f"_beta{sfx}", [priors[names[j]] for j in others],
-                          dims=f"_slope{sfx}")
+        slope_priors = [priors[names[j]] for j in others]
+        beta = _vector_rv(f"_beta{sfx}", slope_priors, dims=f"_slope{sfx}",
+                          transform=qr_transform(design.X[:, others] - means,
+                                                 [p.dist for p in slope_priors]))
         fixef = pt.set_subtensor(fixef[others], beta)
         fixef = pt.set_subtensor(fixef[j0], intercept_c - pt.dot(
             _data(f"Xmeans{sfx}", means), beta))

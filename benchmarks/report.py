@@ -92,15 +92,20 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     panels = (("wall_s", "wall time (s)"), ("ess_per_s", "min bulk ESS / s"),
               ("peak_rss_mb", "peak RSS (MB)"))
-    for lib, style in (("bayesmix", "o-"), ("bambi", "s--")):
+    for lib, style, color in (("bayesmix", "o-", "C0"), ("bambi", "s--", "C1")):
         pts = sorted((r for r in series if r["lib"] == lib), key=lambda r: r["rows"])
         if not pts:
             continue
         for ax, (key, label) in zip(axes, panels):
-            ax.plot([r["rows"] for r in pts], [r[key] for r in pts], style, label=lib)
-            if key == "wall_s" and lib == "bayesmix":
-                ax.plot([r["rows"] for r in pts], [r["sampling_s"] for r in pts], "o:",
-                        alpha=0.6, label="bayesmix sampling only")
+            ax.plot([r["rows"] for r in pts], [r[key] for r in pts], style, color=color,
+                    label=lib)
+            if key == "wall_s":
+                ax.plot([r["rows"] for r in pts], [r["sampling_s"] for r in pts], style[0] + ":",
+                        color=color, alpha=0.5, label=f"{lib}: sampling only")
+            for r in pts:
+                if key == "wall_s" and r["draws"] != pts[0]["draws"]:
+                    ax.annotate(f"{r['tune']}+{r['draws']} draws", (r["rows"], r[key]),
+                                fontsize=7, textcoords="offset points", xytext=(-40, 6))
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("rows")
@@ -143,8 +148,9 @@ def write_markdown(meta: dict[str, Any], rows: list[dict[str, Any]], md: Path,
         "PyMC's `init_nuts`). *cold start* is the wall time of a 10+10-draw warm-up job run "
         "first" + (" with an empty compile cache (`--cache fresh`)" if s["cache"] == "fresh"
                    else " (with the machine's compile cache, so not necessarily cold)")
-        + "; the timed job then finds the caches warm. *2nd fit* is a second construction "
-        "and fit of the same model in the same process.",
+        + "; the timed job then finds the caches warm (the first model's cold start also pays "
+        "for compiling PyTensor's per-operation code, which later models reuse). *2nd fit* is "
+        "a second construction and fit of the same model in the same process.",
         "",
         "## Suite",
         "",

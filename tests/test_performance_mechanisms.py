@@ -129,6 +129,31 @@ def test_centring_rule_outer_block_is_measured_through_its_nested_levels():
     assert model.centered == (False, False)  # lecturers: nested; departments: poorly measured
 
 
+# -- QR coordinates for correlated slopes ---------------------------------------------------
+def test_correlated_slopes_are_sampled_in_qr_coordinates_of_the_same_model(monkeypatch):
+    import bayesmix.build as build
+    from bayesmix.transforms import QRTransform
+
+    formula, df = "count ~ zAge + zBase * Trt + (1 | patient)", bm.datasets.load("epilepsy")
+    qr = bm.Model(formula, df, family="poisson").pymc_model
+    transform = qr.rvs_to_transforms[qr["_beta"]]
+    assert isinstance(transform, QRTransform)
+    monkeypatch.setattr(build, "qr_transform", lambda *a: None)
+    plain = bm.Model(formula, df, family="poisson").pymc_model
+    assert plain.rvs_to_transforms[plain["_beta"]] is None
+    # the same log density at the same beta (theta = R beta), Jacobian aside
+    point = qr.initial_point(random_seed=1)
+    theta = np.array([0.3, -0.2, 0.5, 0.1])
+    point["_beta_qr__"] = theta
+    beta = transform.R_inv @ theta
+    plain_point = {k: v for k, v in point.items() if k != "_beta_qr__"} | {"_beta": beta}
+    assert float(qr.compile_logp(jacobian=False)(point)) == pytest.approx(
+        float(plain.compile_logp(jacobian=False)(plain_point)), rel=1e-10)
+    # one slope, or bounded priors: no transform (the graph is unchanged)
+    one = bm.Model("Reaction ~ Days + (1 | Subject)", bm.datasets.load("sleepstudy"))
+    assert one.pymc_model.rvs_to_transforms[one.pymc_model["_beta"]] is None
+
+
 # -- compile cache -----------------------------------------------------------------------------
 def _dyestuff(shift: float = 0.0) -> pd.DataFrame:
     df = bm.datasets.load("dyestuff").copy()
