@@ -167,8 +167,9 @@ class Design:
         True
         """
         frame = _check_new_data(self, newdata)
-        X = _evaluate(lambda: np.asarray(
-            self._fixed_design.evaluate_new_data(frame).design_matrix, float), self.spec.fixed)
+        X = np.zeros((len(frame), 0)) if self._fixed_design is None else _evaluate(
+            lambda: np.asarray(self._fixed_design.evaluate_new_data(frame).design_matrix,
+                               float), self.spec.fixed)
         if self.fixed_columns is not None:
             X = X.reshape(len(frame), -1)[:, list(self.fixed_columns)]
         offset = _offset(self.spec, frame)
@@ -230,8 +231,11 @@ def make_design(formula: str | FormulaSpec, data: pd.DataFrame,
     frame, dropped, keep = _complete_rows(spec, data, na_action, extra_columns)
     fixed = _evaluate(lambda: formulae.design_matrices(
         spec.fixed, frame, na_action="error", extra_namespace=NAMESPACE).common, spec.fixed)
-    X = np.asarray(fixed.design_matrix, dtype=float).reshape(len(frame), -1)
-    coef_names = _column_names(fixed)
+    if fixed is None:  # `y ~ 0 + (1 | g)`: no fixed effects at all
+        X, coef_names = np.zeros((len(frame), 0)), ()
+    else:
+        X = np.asarray(fixed.design_matrix, dtype=float).reshape(len(frame), -1)
+        coef_names = _column_names(fixed)
     y = _response_values(spec.response.expr, frame)
     trials = None
     if spec.response.kind != "single":

@@ -631,3 +631,18 @@ def test_replay_matches_levels_by_their_text():
     new = pd.DataFrame({"Days": [1.0], "Subject": [int(level)]})
     replayed = design.replay(new)
     assert replayed.indices[0].tolist() == [0] and not replayed.new_levels
+
+
+def test_formula_without_fixed_effects(sleep):
+    """`y ~ 0 + (1 | g)` (lme4 accepts it): an empty fixed design that replays as empty."""
+    d = make_design("Reaction ~ 0 + (1 | Subject)", sleep)
+    assert d.X.shape == (180, 0) and d.coef_names == ()
+    r = d.replay(sleep.iloc[:5])
+    assert r.X.shape == (5, 0)
+    assert list(r.indices[0]) == [0, 0, 0, 0, 0]
+    ml = bayesmix.Model("Reaction ~ 0 + (1 | Subject)", sleep).fit_ml()
+    # Without an intercept the subject effects carry the grand mean (298.5; between-subject
+    # SD 37.1 in `Reaction ~ 1 + (1 | Subject)`): their SD is about sqrt(298.5^2 + 37.1^2)
+    # = 300.8, and the within-subject residual SD stays that model's 44.26.
+    sd_subject, sd_resid = ml.varcorr()["estimate"].tolist()
+    assert 295 < sd_subject < 306 and 40 < sd_resid < 48
