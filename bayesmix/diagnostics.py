@@ -57,6 +57,9 @@ class SamplingReport:
                 f"({self.worst_ess_bulk}), min tail ESS {self.min_ess_tail:.0f}")
         return head + "".join(f"\n  ! {p}" for p in self.problems)
 
+    def __str__(self) -> str:  # print(fit.sampling_report()) reads like the summary's line
+        return self.text()
+
 
 def population_vars(posterior: xr.Dataset, blocks: Any) -> dict[str, xr.DataArray]:
     """Non-level parameters, each element as its own labelled DataArray-compatible slice."""

@@ -47,6 +47,7 @@ def test_worst_parameter_is_named_in_formula_terms(blocks):
     assert report.divergences == 7
     text = report.text()
     assert "7 divergences" in text and "raise target_accept" in text
+    assert str(report) == text  # print(fit.sampling_report()) shows the text, not a repr
     with pytest.warns(bm.ConvergenceWarning, match=r"R-hat .* for the SD of Days in \(Days"):
         warn_on_problems(report)
 
