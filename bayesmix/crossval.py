@@ -85,9 +85,24 @@ class KFoldResult(ELPDDataLOOKFold):
         return table
 
 
-def _group_of(fit: "FitResult", group: str) -> tuple[np.ndarray, str]:
-    """Labels of ``group`` (a grouping factor, block name or data column) per training row."""
+def _group_of(fit: "FitResult", group: "str | pd.Series") -> tuple[np.ndarray, str]:
+    """Labels of ``group`` per training row, and its name: a grouping factor, block name or
+    column of the model's data, or a Series indexed like the data the model was given (any
+    grouping, e.g. ``df["state"]`` for a model that does not use ``state``)."""
     model = fit.model
+    if isinstance(group, pd.Series):
+        name = str(group.name) if group.name is not None else "group"
+        rows = model.design.rows
+        missing = rows.difference(group.index)
+        if len(missing):
+            raise DataError(f"group {name!r} has no label for {len(missing)} of the model's "
+                            f"rows (e.g. index {missing[0]!r}): pass a column of the data "
+                            "the model was built from")
+        labels = group.loc[rows]
+        if labels.isna().any():
+            raise DataError(f"group {name!r} is missing for {int(labels.isna().sum())} of the "
+                            "model's rows; fill or drop them before building the model")
+        return labels.to_numpy(dtype=object), name
     for block in model.design.blocks:
         if group in (block.name, block.group):
             return np.asarray(block.levels, dtype=object)[block.index], block.group
@@ -97,7 +112,8 @@ def _group_of(fit: "FitResult", group: str) -> tuple[np.ndarray, str]:
         return np.asarray(_group_labels(complete, (group,)), dtype=object), group
     raise DataError(f"group {group!r} is neither a grouping factor ("
                     f"{', '.join(b.group for b in model.design.blocks) or 'none'}) nor a "
-                    "column of the model's data")
+                    "column the formula uses; for another column pass it as a Series, e.g. "
+                    f"group=df[{group!r}]")
 
 
 def make_folds(fit: "FitResult", k: int = 10, group: str | None = None,
@@ -115,10 +131,10 @@ def make_folds(fit: "FitResult", k: int = 10, group: str | None = None,
         folds = np.empty(n, dtype=np.int64)
         folds[rng.permutation(n)] = np.arange(n) % k
         return folds, None
-    labels, _ = _group_of(fit, group)
+    labels, name = _group_of(fit, group)
     unique = list(dict.fromkeys(labels.tolist()))
     if not 2 <= k <= len(unique):
-        raise BayesmixError(f"k must be between 2 and the number of {group!r} groups "
+        raise BayesmixError(f"k must be between 2 and the number of {name!r} groups "
                             f"({len(unique)}), not {k!r}")
     fold_of = dict(zip([unique[i] for i in rng.permutation(len(unique))],
                        np.arange(len(unique)) % k))
@@ -170,13 +186,14 @@ def heldout_loglik(fit: "FitResult", rows: np.ndarray, seen: list[np.ndarray],
     return logsumexp(ll, axis=2) - np.log(ll.shape[2])
 
 
-def kfold(fit: "FitResult", k: int = 10, group: str | None = None,
+def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
           folds: np.ndarray | None = None, random_seed: int | None = None,
           draws: int | None = None, tune: int | None = None, chains: int | None = None,
           n_re_draws: int = 20, progressbar: bool = False) -> KFoldResult:
     """Exact k-fold cross-validation by refitting (see the module docstring).
 
-    ``group``: hold out whole levels of this grouping factor (or data column); ``folds``:
+    ``group``: hold out whole levels of this grouping factor or column (a column the formula
+    does not use: pass it as a Series, ``group=df["state"]``); ``folds``:
     your own fold number per row (overrides k and group). ``draws``/``tune``/``chains``
     default to the fit's.
 
@@ -265,10 +282,11 @@ def kfold(fit: "FitResult", k: int = 10, group: str | None = None,
         n_data_points=n, scale="log", warning=False, good_k=None,
         elpd_i=xr.DataArray(elpd_i, dims=(dim,), coords=coords), n_folds=n_folds,
         p_kfold_i=xr.DataArray(lpd_i - elpd_i, dims=(dim,), coords=coords),
-        folds=folds, groups=labels, group_name=group, timing=timing)
+        folds=folds, groups=labels, group_name=None if group is None else _group_of(fit, group)[1], timing=timing)
 
 
-def logo(fit: "FitResult", group: str | None = None, **kwargs: Any) -> KFoldResult:
+def logo(fit: "FitResult", group: "str | pd.Series | None" = None,
+         **kwargs: Any) -> KFoldResult:
     """Leave-one-group-out cross-validation: :func:`kfold` with one fold per level of
     ``group`` (default: the first grouping factor), levels in their fitted order.
 

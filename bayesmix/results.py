@@ -538,7 +538,7 @@ class FitResult:
 
         return waic(self)
 
-    def kfold(self, k: int = 10, group: str | None = None, **kwargs: Any) -> Any:
+    def kfold(self, k: int = 10, group: Any = None, **kwargs: Any) -> Any:
         """Exact (grouped) k-fold cross-validation by refitting; see
         :func:`bayesmix.crossval.kfold`.
 
@@ -550,7 +550,7 @@ class FitResult:
 
         return kfold(self, k, group, **kwargs)
 
-    def logo(self, group: str | None = None, **kwargs: Any) -> Any:
+    def logo(self, group: Any = None, **kwargs: Any) -> Any:
         """Leave-one-group-out cross-validation; see :func:`bayesmix.crossval.logo`.
 
         Examples

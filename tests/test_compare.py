@@ -177,3 +177,21 @@ def test_kfold_input_errors(sleep):
         sleep.kfold(k=3, group="Subjct")
     with pytest.raises(bm.BayesmixError, match="one fold per row"):
         sleep.kfold(folds=np.zeros(5))
+
+
+def test_folds_by_a_column_the_formula_does_not_use(sleep):
+    """A grouping outside the formula is given as a Series aligned with the model's data."""
+    from bayesmix.crossval import make_folds
+
+    data = bm.datasets.load("sleepstudy")
+    cohort = (data["Subject"].astype(int) % 3).rename("cohort")  # 3 cohorts of 5-7 subjects
+    folds, labels = make_folds(sleep, k=3, group=cohort, random_seed=0)
+    assert sorted(np.bincount(folds)) == sorted(cohort.value_counts())
+    for c in range(3):  # each cohort in exactly one fold
+        assert len(set(folds[labels == c])) == 1
+    with pytest.raises(bm.DataError, match=r"group=df\['cohort'\]"):
+        sleep.kfold(k=3, group="cohort")
+    with pytest.raises(bm.DataError, match="group 'cohort' has no label for 30"):
+        make_folds(sleep, k=3, group=cohort.iloc[30:])
+    with pytest.raises(bm.BayesmixError, match="number of 'cohort' groups"):
+        make_folds(sleep, k=5, group=cohort)
