@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 from arviz_stats.utils import ELPDData
 from scipy.special import logsumexp
@@ -148,6 +149,8 @@ def compare(models: dict[str, Any], ic: str = "loo", method: str = "stacking",
 
     ``models`` maps names to fits or to ELPD results (``fit.loo()``, ``fit.waic()``,
     ``fit.kfold()``; all of one kind). Fits are scored with ``ic`` ("loo" or "waic").
+    Grouped k-fold results over the same groups get ``se`` and ``dse`` from the per-group
+    sums (a group's rows are not independent).
     Numbers are unrounded unless ``round_to`` says otherwise (ArviZ's "auto", or digits).
 
     Examples
@@ -180,4 +183,38 @@ def compare(models: dict[str, Any], ic: str = "loo", method: str = "stacking",
         raise BayesmixError(f"the models were scored on different numbers of rows "
                             f"({sorted(n_rows)}): compare fits of the same data (check rows "
                             "dropped for missing values)")
-    return arviz_stats.compare(scored, method=method, round_to=round_to)
+    groups = _grouping(scored)
+    table = arviz_stats.compare(scored, method=method,
+                                round_to=round_to if groups is None else "none")
+    if groups is None:
+        return table
+    # Held-out groups: the rows of a group share its unseen effect, so the SEs come from the
+    # per-group sums (as KFoldResult.per_group), not from the rows as if independent.
+    sums = {name: pd.Series(np.asarray(v.elpd_i).ravel()).groupby(groups, sort=False).sum()
+            for name, v in scored.items()}
+    best = sums[table.index[0]]
+    n_groups = len(best)
+    for name in table.index:
+        table.loc[name, "se"] = float(np.sqrt(n_groups * sums[name].var(ddof=1)))
+        diff = best - sums[name]
+        table.loc[name, "dse"] = float(np.sqrt(n_groups * diff.var(ddof=1))) \
+            if name != table.index[0] else 0.0
+    table.attrs["se_from"] = f"{n_groups} held-out groups"
+    if round_to != "none":
+        digits = 2 if round_to == "auto" else int(round_to)
+        table = table.round({c: digits for c in ("elpd", "p", "elpd_diff", "se", "dse")
+                             if c in table})
+    return table
+
+
+def _grouping(scored: dict[str, Any]) -> np.ndarray | None:
+    """The shared held-out group labels when every result is a grouped k-fold over the same
+    groups, else None."""
+    labels = [getattr(v, "groups", None) for v in scored.values()]
+    if any(g is None for g in labels):
+        return None
+    first = np.asarray(labels[0], dtype=object)
+    if any(len(g) != len(first) or not np.array_equal(np.asarray(g, dtype=object), first)
+           for g in labels[1:]):
+        return None
+    return first

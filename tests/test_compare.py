@@ -133,6 +133,22 @@ def test_row_kfold_deals_rows_evenly(sleep):
     assert abs(cv.elpd - sleep.loo().elpd) < 15
     table = bm.compare({"rows": cv, "grouped": grouped})
     assert list(table.index) == ["rows", "grouped"]
+    assert "se_from" not in table.attrs  # row-level folds: row-level SEs (ArviZ's)
+
+
+def test_compare_grouped_kfold_takes_se_from_group_sums(sleep, grouped_cv):
+    # a second grouped result over the same subjects: the same folds, shifted elpd per row
+    other = copy.copy(grouped_cv)
+    loss = np.where(np.arange(180) % 10 == 0, 3.0, 0.0)  # one worse row per subject
+    other.elpd_i = grouped_cv.elpd_i - loss
+    other.elpd = float(other.elpd_i.values.sum())
+    table = bm.compare({"a": grouped_cv, "b": other})
+    sums = grouped_cv.per_group()
+    assert table.attrs["se_from"] == "18 held-out groups"
+    assert table.loc["a", "se"] == pytest.approx(sums.attrs["se"])
+    # every subject loses exactly 3: the difference has zero spread over groups
+    assert abs(table.loc["b", "elpd_diff"]) == pytest.approx(54.0)
+    assert table.loc["b", "dse"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_logo_has_one_fold_per_subject(sleep):
