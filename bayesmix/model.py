@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
+import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -267,7 +268,13 @@ class Model:
             # Observation weights enter as a potential; they do not change the prior or the
             # family's predictive draws, so PyMC's note that potentials are ignored is moot.
             warnings.filterwarnings("ignore", message=".*Potentials.*ignored.*")
-            idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+            logger = logging.getLogger("pymc")  # its "Sampling: [...]" line names internals
+            level = logger.level
+            logger.setLevel(logging.WARNING)
+            try:
+                idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+            finally:
+                logger.setLevel(level)
         return clean(idata, self._derive)
 
     def _derive(self, draws: xr.Dataset) -> xr.Dataset:
