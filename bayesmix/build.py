@@ -35,7 +35,7 @@ of its level draws in memory instead of two.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 import pymc as pm
@@ -129,73 +129,104 @@ def _sfx(lp: str) -> str:
 
 
 def _fixed_part(design: Design, priors: dict[str, Prior], lp: str = "", center: bool = True,
-                ordinal: bool = False) -> tuple[pt.TensorVariable | None, Any]:
-    """Fixed-effects part of the linear predictor, without the intercept, and the intercept.
+                ordinal: bool = False, absorbed: Collection[int] = ()
+                ) -> tuple[pt.TensorVariable | None, Any, dict[int, Any]]:
+    """Fixed-effects part of the linear predictor without the intercept and the ``absorbed``
+    columns; the intercept term; and each absorbed slope's coefficient.
 
     The non-intercept columns are centred: the intercept is then the mean response at the
-    predictor means and barely correlates with the slopes; ``fixef`` maps it back.
+    predictor means and barely correlates with the slopes; ``fixef`` maps it back. An
+    absorbed slope (see :func:`_absorption`) leaves the rows' sum, and its share of the
+    centring, ``-mean(x_j) beta_j``, moves into the intercept term.
     ``center=False`` (nonlinear parameters) puts the priors on the coefficients as given. An
     ordinal family has no intercept (its cutpoints play that role): all columns are centred
     and the second value is the shift ``mean(X) @ beta`` that maps the centred cutpoints back.
     """
     names, sfx = list(design.coef_names), _sfx(lp)
     if not names:
-        return None, None
+        return None, None, {}
     if ordinal:
         means = design.X.mean(axis=0)
         fixef = _vector_rv(f"fixef{sfx}", [priors[n] for n in names], dims=f"coef{sfx}")
         return (pt.dot(_data(f"Xc{sfx}", design.X - means), fixef),
-                pt.dot(_data(f"Xmeans{sfx}", means), fixef))
+                pt.dot(_data(f"Xmeans{sfx}", means), fixef), {})
     if not design.has_intercept or not center:
         fixef = _vector_rv(f"fixef{sfx}", [priors[n] for n in names], dims=f"coef{sfx}")
-        return pt.dot(_data(f"X{sfx}", design.X), fixef), None
+        return pt.dot(_data(f"X{sfx}", design.X), fixef), None, {}
     j0 = names.index("(Intercept)")
     others = [j for j in range(len(names)) if j != j0]
     intercept_c = _rv(f"_intercept_c{sfx}", priors["(Intercept)"])
     fixef = pt.zeros(len(names))
-    rest = None
+    rest, intercept, slopes = None, intercept_c, {}
     if others:
         means = design.X[:, others].mean(axis=0)
         slope_priors = [priors[names[j]] for j in others]
-        beta = _vector_rv(f"_beta{sfx}", slope_priors, dims=f"_slope{sfx}",
-                          transform=qr_transform(design.X[:, others] - means,
-                                                 [p.dist for p in slope_priors]))
+        # QR coordinates follow the rows' curvature, which an absorbed slope no longer has
+        qr = None if any(j in absorbed for j in others) else qr_transform(
+            design.X[:, others] - means, [p.dist for p in slope_priors])
+        beta = _vector_rv(f"_beta{sfx}", slope_priors, dims=f"_slope{sfx}", transform=qr)
         fixef = pt.set_subtensor(fixef[others], beta)
         fixef = pt.set_subtensor(fixef[j0], intercept_c - pt.dot(
             _data(f"Xmeans{sfx}", means), beta))
-        rest = pt.dot(_data(f"Xc{sfx}", design.X[:, others] - means), beta)
+        kept = [i for i, j in enumerate(others) if j not in absorbed]
+        moved = [i for i, j in enumerate(others) if j in absorbed]
+        slopes = {others[i]: beta[i] for i in moved}
+        if moved:
+            intercept = intercept_c - pt.dot(
+                _data(f"Xmeans_absorbed{sfx}", means[moved]), beta[moved])
+        if kept:
+            Xc = design.X[:, [others[i] for i in kept]] - means[kept]
+            rest = pt.dot(_data(f"Xc{sfx}", Xc), beta if not moved else beta[kept])
     else:
         fixef = pt.set_subtensor(fixef[j0], intercept_c)
     pm.Deterministic(f"fixef{sfx}", fixef, dims=f"coef{sfx}")
-    return rest, intercept_c
+    return rest, intercept, slopes
 
 
-def _absorbing_block(design: Design, centered: tuple[bool, ...]) -> int | None:
-    """The centred block whose level intercepts absorb the fixed intercept, if any.
+def _absorption(design: Design, centered: tuple[bool, ...]) -> dict[int, dict[int, int]]:
+    """Which centred blocks absorb which fixed effects: ``{block: {term: fixed column}}``.
 
-    Hierarchical centring (Gelfand, Sahu & Carlin 1995): sampling ``intercept + r_j`` instead
-    of ``r_j`` removes the ridge between the intercept and the mean of the level effects,
-    which otherwise makes the intercept mix slowly when a centred factor has few levels.
+    Hierarchical centring (Gelfand, Sahu & Carlin 1995): a centred block samples each level's
+    whole coefficient ``beta_j + r_j`` (prior mean ``beta_j``) for every term that is also a
+    fixed effect with the same column of values, instead of ``r_j``. That removes the ridge
+    between ``beta_j`` and the mean of the level effects, along which both mix slowly when
+    the levels are well measured (sleepstudy ``(Days || Subject)`` forced centred: bulk ESS of
+    ``Days`` 250 of 2 000 draws without, ~2 000 with). Each fixed column is absorbed by at
+    most one block (the first centred one); known-covariance blocks never (they are
+    non-centred).
     """
     if not design.has_intercept:
-        return None
+        return {}
+    names, taken, out = list(design.coef_names), set(), {}
     for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
-        if is_centred and block.coef_names[0] == "(Intercept)" and np.all(block.Z[:, 0] == 1):
-            return i
-    return None
+        if not is_centred or block.cov_chol is not None:
+            continue
+        for k, term in enumerate(block.coef_names):
+            j = names.index(term) if term in names else None
+            if j is None or j in taken:
+                continue
+            same = np.all(block.Z[:, k] == 1) if term == "(Intercept)" else \
+                np.array_equal(block.Z[:, k], design.X[:, j])
+            if same:
+                taken.add(j)
+                out.setdefault(i, {})[k] = j
+    return out
 
 
 def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior],
-                    intercept: Any = None) -> pt.TensorVariable:
+                    means: dict[int, Any] | None = None) -> pt.TensorVariable:
     """Level effects ``r`` (levels x terms) of one block, and their contribution per row.
 
-    With ``intercept`` (a centred block only) the block samples ``intercept + r`` directly.
+    With ``means`` (term -> its fixed coefficient; a centred block only, see
+    :func:`_absorption`) the block samples ``mean + r`` for those terms directly.
     """
     name, tdim, ldim = block.name, term_dim(block), level_dim(block)
     sd_priors = [priors[f"{'1' if t == '(Intercept)' else t}|{name}"] for t in block.coef_names]
-    mean = 0.0
-    if intercept is not None:
-        mean = pt.set_subtensor(pt.zeros(block.n_terms)[0], intercept)
+    mean: Any = 0.0
+    if means:
+        mean = pt.zeros(block.n_terms)
+        for k, value in means.items():
+            mean = pt.set_subtensor(mean[k], value)
     if block.correlated:
         if len({p.dist for p in sd_priors}) > 1:
             raise PriorError(f"the SDs of the correlated block ({block.term.expr} | "
@@ -260,16 +291,16 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
     ``<lp>_<group>``) and ``center`` says whether its fixed part was centred (only then may a
     block absorb the intercept).
     """
-    absorb = _absorbing_block(design, centered) if center else None
+    absorb = _absorption(design, centered) if center else {}
+    means = _absorbed_means(draws, design, absorb, lp) if absorb else {}
     out = {}
     for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
         name, dims = block.name, ("chain", "draw", level_dim(block), term_dim(block))
         if is_centred:
             gamma = draws[f"_gamma_{name}"].transpose(*dims)
             values = gamma.values if inplace else gamma.values.copy()
-            if i == absorb:
-                values[..., 0] -= draws[f"_intercept_c{_sfx(lp)}"].transpose(
-                    "chain", "draw").values[..., None]
+            for k, j in absorb.get(i, {}).items():
+                values[..., k] -= means[j][..., None]
             out[f"r_{name}"] = gamma.copy(data=values)
             continue
         z = draws[f"_z_{name}"].transpose(*dims)
@@ -285,6 +316,25 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
             values = np.matmul(block.cov_chol, values)
         out[f"r_{name}"] = z.copy(data=values)
     return draws.assign(out)
+
+
+def _absorbed_means(draws: xr.Dataset, design: Design, absorb: dict[int, dict[int, int]],
+                    lp: str) -> dict[int, np.ndarray]:
+    """Per draw, the prior mean of each absorbed term (as :func:`_linear_part` builds it):
+    a slope's fixed coefficient; for the intercept, the centred intercept minus the absorbed
+    slopes' share of the centring."""
+    sfx = _sfx(lp)
+    j0 = design.coef_names.index("(Intercept)")
+    columns = sorted({j for terms in absorb.values() for j in terms.values()})
+    moved = [j for j in columns if j != j0]
+    fixef = draws[f"fixef{sfx}"].transpose("chain", "draw", f"coef{sfx}").values \
+        if moved else None
+    out = {j: fixef[..., j] for j in moved}
+    if j0 in columns:
+        out[j0] = draws[f"_intercept_c{sfx}"].transpose("chain", "draw").values
+        if moved:
+            out[j0] = out[j0] - fixef[..., moved] @ design.X[:, moved].mean(axis=0)
+    return out
 
 
 def coords_of(design: Design, lp: str = "") -> dict[str, list[Any]]:
@@ -306,17 +356,20 @@ def _linear_part(design: Design, centered: tuple[bool, ...], priors: dict[str, P
                  ordinal: bool = False) -> tuple[pt.TensorVariable, Any]:
     """One linear predictor: fixed part, random effects and offset, per row; and, for an
     ordinal family, the shift that maps its centred cutpoints back (else None)."""
-    rest, intercept = _fixed_part(design, priors, lp, center, ordinal)
+    absorb = _absorption(design, centered) if center and not ordinal else {}
+    j0 = design.coef_names.index("(Intercept)") if design.has_intercept else None
+    columns = {j for terms in absorb.values() for j in terms.values()}
+    rest, intercept, slopes = _fixed_part(design, priors, lp, center, ordinal,
+                                          columns - {j0})
     shift = intercept if ordinal else None
     intercept = None if ordinal else intercept
     # zeros as data, not pt.zeros(n): kfold refits change the number of rows
     eta = _data(f"zeros{_sfx(lp)}", np.zeros(design.n)) if rest is None else rest
-    absorb = _absorbing_block(design, centered) if intercept is not None else None
-    if intercept is not None and absorb is None:
+    if intercept is not None and j0 not in columns:
         eta = eta + intercept
     for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
-        eta = eta + _random_effects(block, is_centred, priors,
-                                    intercept if i == absorb else None)
+        means = {k: intercept if j == j0 else slopes[j] for k, j in absorb.get(i, {}).items()}
+        eta = eta + _random_effects(block, is_centred, priors, means)
     if design.has_offset:
         eta = eta + _data(f"offset{_sfx(lp)}", design.offset)
     return eta, shift

@@ -95,6 +95,42 @@ def test_centred_block_absorbing_the_intercept_gives_back_deviations(sleep):
     np.testing.assert_allclose(draws["_gamma_Subject"].values[..., 0], expected)
 
 
+def test_absorbed_fixed_effects_give_the_same_likelihood(sleep):
+    """Hierarchical centring: a centred (Days | Subject) samples each subject's intercept and
+    Days slope whole; a second centred block (1 | Days) cannot absorb the intercept again.
+    At a random point, the likelihood PyMC evaluates equals X fixef + sum Z r computed from
+    the derived level effects, so the reparametrisation is exact."""
+    model = bm.Model("Reaction ~ Days + (Days | Subject) + (1 | Days)", sleep,
+                     centered={"Subject": True, "Days": True})
+    from bayesmix.build import _absorption
+
+    assert _absorption(model.design, model.centered) == {0: {0: 0, 1: 1}}
+    pmodel = model.pymc_model
+    rng = np.random.default_rng(11)
+    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in pmodel.initial_point().items()}
+    point["_intercept_c"] = np.array(290.0)
+    point["_gamma_Subject"] = np.column_stack([rng.normal(250, 30, 18), rng.normal(10, 5, 18)])
+    fixef, sigma = pmodel.compile_fn(
+        pmodel.replace_rvs_by_values([pmodel["fixef"], pmodel["sigma"]]),
+        inputs=pmodel.value_vars, on_unused_input="ignore")(point)
+    draws = _draws(
+        _gamma_Subject=(("chain", "draw", "Subject", "Subject__term"),
+                        point["_gamma_Subject"][None, None]),
+        _gamma_Days=(("chain", "draw", "Days", "Days__term"), point["_gamma_Days"][None, None]),
+        _intercept_c=(("chain", "draw"), point["_intercept_c"][None, None]),
+        fixef=(("chain", "draw", "coef"), fixef[None, None]))
+    r = derive_level_effects(draws, model.design, model.centered)
+    eta = model.design.X @ fixef
+    for block in model.design.blocks:
+        eta = eta + (block.Z * r[f"r_{block.name}"].values[0, 0][block.index]).sum(axis=1)
+    logp = pmodel.compile_fn(pmodel.logp(vars=[pmodel["Reaction"]], sum=True),
+                             inputs=pmodel.value_vars, on_unused_input="ignore")(point)
+    assert logp == pytest.approx(stats.norm.logpdf(model.y, eta, sigma).sum(), rel=1e-10)
+    # the subjects' deviations are their coefficients minus the fixed effects
+    np.testing.assert_allclose(r["r_Subject"].values[0, 0],
+                               point["_gamma_Subject"] - fixef[None, :], atol=1e-9)
+
+
 def test_only_population_deterministics_are_stored(sleep):
     model = bm.Model("Reaction ~ Days + (Days | Subject) + (1 | Days)", sleep)
     assert stored_names(model.design) == ["fixef", "sd_Subject", "cor_Subject", "sd_Days"]
