@@ -6,6 +6,8 @@ Names are model parameters:
 * coefficients, spelled as in ``fit.fixef()``: ``Days``, ``(Intercept)``, ``SectorCatholic``,
   ``Days:SexFemale`` (or in backquotes: ```scale(x)```);
 * family parameters such as ``sigma``;
+* coefficients of a distributional or nonlinear parameter, spelled as their prior keys:
+  ``sigma:x``, ``Asym:(Intercept)`` (or just ``Asym`` when it has no predictors);
 * group SDs and correlations: ``sd_Subject[Days]``, ``sd_Subject[(Intercept)]``
   (``sd_Subject`` alone for a one-term block), ``cor_Subject[(Intercept),Days]``.
 
@@ -55,7 +57,17 @@ def parameter_draws(draws: xr.Dataset, fit: "FitResult") -> dict[str, np.ndarray
     for name in fit.model.family.params:
         if name in draws and draws[name].ndim == 2:  # vector params (cutpoints) have no one name
             out[name] = draws[name].transpose("chain", "draw").values
-    for block in fit.model.design.blocks:
+    for lp in fit.model.predictors:  # distributional / nonlinear parameters' coefficients
+        var = f"fixef_{lp.name}"
+        if var not in draws:
+            continue
+        fixef = draws[var].transpose("chain", "draw", ...)
+        coefs = [str(c) for c in fixef.coords[fixef.dims[-1]].values]
+        for j, coef in enumerate(coefs):
+            out[f"{lp.name}:{coef}"] = fixef.values[..., j]  # as the prior keys: "Asym:x"
+        if coefs == ["(Intercept)"] and lp.name not in out:
+            out[lp.name] = fixef.values[..., 0]  # a nonlinear parameter with no predictors
+    for block in fit.model.all_blocks:
         sd = draws[f"sd_{block.name}"].transpose("chain", "draw", ...).values
         for j, term in enumerate(block.coef_names):
             out[f"sd_{block.name}[{term}]"] = sd[..., j]

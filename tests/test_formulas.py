@@ -349,3 +349,28 @@ def test_level_effects_of_centred_predictor_blocks(hetero, orange):
     draws = xr.Dataset({"_gamma_Asym_Tree": (("chain", "draw", "Tree", "Asym_Tree__term"), tree)})
     r = derive_level_effects(draws, asym.design, asym.centered, lp="Asym", center=asym.center)
     np.testing.assert_allclose(r["r_Asym_Tree"].values, tree)
+
+
+def test_hypothesis_names_nonlinear_and_distributional_coefficients(orange, hetero):
+    """hypothesis() reaches a nonlinear parameter (``Asym``, ``Asym:(Intercept)``), its group
+    SD and a distributional coefficient (``sigma:x``), here on prior draws as the posterior."""
+    import xarray as xr
+
+    from bayesmix.hypothesis import parameter_draws
+    from bayesmix.results import FitResult
+
+    model = bm.Model(orange_nl(), orange, priors=NL_PRIORS)
+    prior = model.prior_predictive(draws=400, random_seed=3)["prior"].to_dataset()
+    fit = FitResult(model=model, settings=None, idata=xr.DataTree.from_dict({"posterior": prior}))
+    values = parameter_draws(prior, fit)
+    assert {"Asym", "Asym:(Intercept)", "xmid", "scal", "sd_Asym_Tree"} <= set(values)
+    np.testing.assert_allclose(values["Asym"], prior["fixef_Asym"].values[..., 0])
+    table = fit.hypothesis("Asym - xmid / 4 > 0", prior_draws=0)
+    diff = values["Asym"] - values["xmid"] / 4
+    assert table["estimate"].iloc[0] == pytest.approx(diff.mean())
+    assert table["post_prob"].iloc[0] == pytest.approx((diff > 0).mean())
+    dist = bm.Model(bm.Formula("y ~ x + (1 | g)", "sigma ~ x"), hetero)
+    prior = dist.prior_predictive(draws=50, random_seed=1)["prior"].to_dataset()
+    values = parameter_draws(prior, FitResult(model=dist, settings=None, idata=None))
+    np.testing.assert_allclose(values["sigma:x"],
+                               prior["fixef_sigma"].sel(coef_sigma="x").values)
