@@ -214,19 +214,27 @@ def _absorption(design: Design, centered: tuple[bool, ...]) -> dict[int, dict[in
 
 
 def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior],
-                    means: dict[int, Any] | None = None) -> pt.TensorVariable:
+                    means: dict[int, tuple[Any, Prior]] | None = None) -> pt.TensorVariable:
     """Level effects ``r`` (levels x terms) of one block, and their contribution per row.
 
-    With ``means`` (term -> its fixed coefficient; a centred block only, see
-    :func:`_absorption`) the block samples ``mean + r`` for those terms directly.
+    With ``means`` (term -> its fixed coefficient and that coefficient's prior; a centred
+    block only, see :func:`_absorption`) the block samples ``mean + r`` for those terms
+    directly.
     """
     name, tdim, ldim = block.name, term_dim(block), level_dim(block)
     sd_priors = [priors[f"{'1' if t == '(Intercept)' else t}|{name}"] for t in block.coef_names]
     mean: Any = 0.0
+    start = None
     if means:
         mean = pt.zeros(block.n_terms)
-        for k, value in means.items():
+        start = np.zeros((len(block.levels), block.n_terms))
+        for k, (value, prior) in means.items():
             mean = pt.set_subtensor(mean[k], value)
+            start[:, k] = _location(prior)
+    # The start is set from the priors alone: the support point PyMC would take (the mean)
+    # depends on the data through the centring of absorbed slopes, which would keep the
+    # compile cache from storing the model's initial point.
+    init = {} if start is None else {"initval": start}
     if block.correlated:
         if len({p.dist for p in sd_priors}) > 1:
             raise PriorError(f"the SDs of the correlated block ({block.term.expr} | "
@@ -241,14 +249,15 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
         pm.Deterministic(f"sd_{name}", sds, dims=tdim)
         pm.Deterministic(f"cor_{name}", corr, dims=(tdim, f"{name}__term2"))
         if centered:
-            gamma = pm.MvNormal(f"_gamma_{name}", mu=mean, chol=chol, dims=(ldim, tdim))
+            gamma = pm.MvNormal(f"_gamma_{name}", mu=mean, chol=chol, dims=(ldim, tdim),
+                                **init)
         else:
             z = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=(ldim, tdim))
             gamma = pt.dot(z, chol.T)
     else:
         sd = _vector_rv(f"sd_{name}", sd_priors, dims=tdim)
         if centered:
-            gamma = pm.Normal(f"_gamma_{name}", mean, sd, dims=(ldim, tdim))
+            gamma = pm.Normal(f"_gamma_{name}", mean, sd, dims=(ldim, tdim), **init)
         else:
             z = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=(ldim, tdim))
             gamma = z * sd
@@ -262,6 +271,14 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
     if block.n_terms == 1:
         return gamma[idx, 0] * _data(f"Z_{name}", block.Z[:, 0])
     return (gamma[idx] * _data(f"Z_{name}", block.Z)).sum(axis=1)
+
+
+def _location(prior: Prior) -> float:
+    """A prior's location (its mean or median where it has one), as a starting value."""
+    for key in ("mu", "alpha", "loc"):
+        if key in prior.kwargs and np.ndim(prior.kwargs[key]) == 0:
+            return float(prior.kwargs[key])
+    return 0.0
 
 
 def stored_names(design: Design, family: str | None = None, lp: str = "") -> list[str]:
@@ -368,7 +385,8 @@ def _linear_part(design: Design, centered: tuple[bool, ...], priors: dict[str, P
     if intercept is not None and j0 not in columns:
         eta = eta + intercept
     for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
-        means = {k: intercept if j == j0 else slopes[j] for k, j in absorb.get(i, {}).items()}
+        means = {k: (intercept if j == j0 else slopes[j], priors[design.coef_names[j]])
+                 for k, j in absorb.get(i, {}).items()}
         eta = eta + _random_effects(block, is_centred, priors, means)
     if design.has_offset:
         eta = eta + _data(f"offset{_sfx(lp)}", design.offset)

@@ -322,11 +322,8 @@ def simulate_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
                       re: str = "include", draws: int | None = None,
                       random_seed: int | None = None) -> np.ndarray:
     """Posterior predictive draws of the response, shape ``(chain, draw, n)``."""
-    rng = np.random.default_rng(random_seed)
-    eta = linear_predictor(fit, newdata, re, draws, rng)
+    rng, eta, params, trials = _response_inputs(fit, newdata, re, draws, random_seed)
     family = fit.model.family
-    trials = _trials_for(fit, newdata, eta.shape[-1])
-    params = family_param_draws(fit, draws, newdata, re, rng)
     structure = _ar_structure(fit, newdata)
     if structure is not None:  # whole AR(1) residual series around the mean
         return ar1_simulate(rng, INVERSE_LINKS[fit.model.link](eta), params["sigma"],
@@ -338,12 +335,17 @@ def expected_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
                       re: str = "include", draws: int | None = None,
                       random_seed: int | None = None) -> np.ndarray:
     """Posterior draws of E[y] (binomial: expected successes of the row's trials)."""
+    _, eta, params, trials = _response_inputs(fit, newdata, re, draws, random_seed)
+    return fit.model.family.mean(eta, fit.model.link, params, trials)
+
+
+def _response_inputs(fit: "FitResult", newdata: pd.DataFrame | None, re: str,
+                     draws: int | None, random_seed: int | None) -> tuple[Any, ...]:
+    """The generator, linear predictor, family parameter draws and trials of the rows."""
     rng = np.random.default_rng(random_seed)
     eta = linear_predictor(fit, newdata, re, draws, rng)
-    family = fit.model.family
-    trials = _trials_for(fit, newdata, eta.shape[-1])
     params = family_param_draws(fit, draws, newdata, re, rng)
-    return family.mean(eta, fit.model.link, params, trials)
+    return rng, eta, params, _trials_for(fit, newdata, eta.shape[-1])
 
 
 def category_probabilities(fit: "FitResult", newdata: pd.DataFrame | None = None,

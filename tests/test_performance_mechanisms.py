@@ -154,6 +154,21 @@ def test_correlated_slopes_are_sampled_in_qr_coordinates_of_the_same_model(monke
     assert one.pymc_model.rvs_to_transforms[one.pymc_model["_beta"]] is None
 
 
+def test_absorbed_slopes_keep_the_initial_point_cacheable():
+    """Hierarchical centring puts the data's predictor means into the level effects' prior
+    mean; their start comes from the priors, so the compile cache can store the initial
+    point (without it every fresh process recompiled sleepstudy: 4.7 s instead of 0.5 s)."""
+    from bayesmix.compile_cache import _base_point
+
+    model = bm.Model("Reaction ~ Days + (Days | Subject)", bm.datasets.load("sleepstudy"),
+                     centered={"Subject": True})
+    base = _base_point(model.pymc_model)
+    assert base is not None
+    start = model.pymc_model.initial_point()["_gamma_Subject"]
+    np.testing.assert_allclose(start[:, 0], model.prior_dict["(Intercept)"].kwargs["mu"])
+    np.testing.assert_allclose(start[:, 1], 0.0)
+
+
 # -- compile cache -----------------------------------------------------------------------------
 def _dyestuff(shift: float = 0.0) -> pd.DataFrame:
     df = bm.datasets.load("dyestuff").copy()
