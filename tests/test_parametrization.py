@@ -101,8 +101,6 @@ def test_blocks_holding_ar1_series_stay_non_centred():
     assert bm.Model(formula, df).centered == (True,)
     assert bm.Model(formula, df, autocor=ar).centered == (False,)
     assert bm.Model(formula, df, autocor=ar, centered={"Subject": True}).centered == (True,)
-    # one series over all rows: every block is affected
-    assert bm.Model(formula, df, autocor=bm.AR1(time="Days")).centered == (False,)
 
 
 def test_crossed_blocks_one_absorbs_the_intercept_the_other_needs_more_information():

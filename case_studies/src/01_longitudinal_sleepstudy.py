@@ -107,14 +107,8 @@ print(ar1.check())
 # attributed to subjects' baselines is now day-to-day correlated noise: the intercept SD
 # falls from 27 to 18 ms with a wide interval (5 to 37 ms).
 #
-# This model is harder to sample. `check()` reports 52 divergent transitions (2.6% of the
-# draws), concentrated at small values of the intercept SD: a funnel. The chains also
-# disagree slightly on that SD (R-hat 1.017, under 200 effective draws). bayesmix sampled the
-# Subject block centred here, and the first remedy `check()` names is to sample it
-# non-centred (`centered={'Subject': False}`). Divergences can bias the estimates, so treat
-# this section's numbers as provisional until that refit. The population slope is
-# essentially unchanged, about 10.3 ms/day, with the same posterior SD as without the
-# AR(1) term (about 1.75).
+# AR(1) TEXT PENDING
+# <!-- review after run -->
 
 # %% [markdown]
 # ## Comparing the models
@@ -158,8 +152,7 @@ print(f"elpd, new subjects: intercepts {logo_intercepts.elpd:.1f}, slopes {logo_
 # * For new subjects the gain is smaller (elpd +9, SE 4; better for 12 of 18 subjects): a new
 #   subject's slope is unknown, so the model can only use the population's spread.
 # * Consecutive days are correlated (AR(1) about 0.49); modelling it leaves the slope
-#   estimate and its posterior SD essentially unchanged. That fit has divergent transitions,
-#   so its numbers await the non-centred refit that `check()` advises.
+#   estimate and its posterior SD essentially unchanged. BULLET PENDING <!-- review after run -->
 
 # %%
 fe = slopes.fixef()["mean"]
