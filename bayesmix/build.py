@@ -192,13 +192,16 @@ def _absorption(design: Design, centered: tuple[bool, ...]) -> dict[int, dict[in
     between ``beta_j`` and the mean of the level effects, along which both mix slowly when
     the levels are well measured (sleepstudy ``(Days || Subject)`` forced centred: bulk ESS of
     ``Days`` 250 of 2 000 draws without, ~2 000 with). Each fixed column is absorbed by at
-    most one block (the first centred one); known-covariance blocks never (they are
-    non-centred).
+    most one block: the centred one with the fewest levels (in a crossed design the one with
+    the most rows per level, the best measured), the first of equals; known-covariance blocks
+    never (they are non-centred).
     """
     if not design.has_intercept:
         return {}
     names, taken, out = list(design.coef_names), set(), {}
-    for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
+    order = sorted(range(len(design.blocks)), key=lambda i: (len(design.blocks[i].levels), i))
+    for i in order:
+        block, is_centred = design.blocks[i], centered[i]
         if not is_centred or block.cov_chol is not None:
             continue
         for k, term in enumerate(block.coef_names):

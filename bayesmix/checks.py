@@ -22,7 +22,7 @@ from bayesmix.build import level_dim, term_dim
 from bayesmix.diagnostics import (ESS_MIN_PER_CHAIN, RHAT_MAX, SamplingReport, _label,
                                   population_vars, sampling_report)
 from bayesmix.errors import ConvergenceWarning, SingularFitWarning, warn
-from bayesmix.parametrization import CENTRE_RATIO, information_ratios
+from bayesmix.parametrization import CENTRE_RATIO, information_ratios, rule_may_centre
 
 if TYPE_CHECKING:
     from bayesmix.results import FitResult
@@ -277,7 +277,8 @@ def _remedies(fit: "FitResult", problems: list[Problem],
                        f"bm.Model(..., centered={{{key!r}: False}}). This removes the funnel "
                        f"between the {block.group} effects and their SD when the data say "
                        f"little about each level of {block.group}.")
-        elif ratios[i] >= 1.0:  # below 1 the data say less about a level than its prior
+        elif ratios[i] >= 1.0 and rule_may_centre(  # below 1: a level is barely measured
+                model.design, i, False if model.autocor is None else model.autocor.group):
             out.append(f"Sample {block.term} centred (it is non-centred now): "
                        f"bm.Model(..., centered={{{key!r}: True}}). This helps when the data "
                        f"pin each level of {block.group} down (information ratio "

@@ -139,7 +139,8 @@ class Model:
         centered, self.predictors = linpred.split_centering(centered, self.design,
                                                             self.predictors)
         self.centered: tuple[bool, ...] = choose_centering(
-            self.design, self.family, self.link, y, trials, centered)
+            self.design, self.family, self.link, y, trials, centered,
+            ar_group=False if autocor is None else autocor.group)
         # The used columns of the data as given (never a view): typical values for effect
         # grids, and what save/load and pickling rebuild the design from.
         used = [c for c in data.columns if c in self._used_columns()]

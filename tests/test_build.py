@@ -96,15 +96,16 @@ def test_centred_block_absorbing_the_intercept_gives_back_deviations(sleep):
 
 
 def test_absorbed_fixed_effects_give_the_same_likelihood(sleep):
-    """Hierarchical centring: a centred (Days | Subject) samples each subject's intercept and
-    Days slope whole; a second centred block (1 | Days) cannot absorb the intercept again.
+    """Hierarchical centring: with (Days | Subject) and (1 | Days) both centred, the block
+    with fewer levels (10 days against 18 subjects) absorbs the intercept and the subjects
+    absorb the Days slope: each fixed effect goes to one block.
     At a random point, the likelihood PyMC evaluates equals X fixef + sum Z r computed from
     the derived level effects, so the reparametrisation is exact."""
     model = bm.Model("Reaction ~ Days + (Days | Subject) + (1 | Days)", sleep,
                      centered={"Subject": True, "Days": True})
     from bayesmix.build import _absorption
 
-    assert _absorption(model.design, model.centered) == {0: {0: 0, 1: 1}}
+    assert _absorption(model.design, model.centered) == {1: {0: 0}, 0: {1: 1}}
     pmodel = model.pymc_model
     rng = np.random.default_rng(11)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in pmodel.initial_point().items()}
@@ -126,9 +127,11 @@ def test_absorbed_fixed_effects_give_the_same_likelihood(sleep):
     logp = pmodel.compile_fn(pmodel.logp(vars=[pmodel["Reaction"]], sum=True),
                              inputs=pmodel.value_vars, on_unused_input="ignore")(point)
     assert logp == pytest.approx(stats.norm.logpdf(model.y, eta, sigma).sum(), rel=1e-10)
-    # the subjects' deviations are their coefficients minus the fixed effects
-    np.testing.assert_allclose(r["r_Subject"].values[0, 0],
-                               point["_gamma_Subject"] - fixef[None, :], atol=1e-9)
+    # the subjects' slope deviations are their slopes minus the fixed slope; their intercept
+    # deviations are sampled as such
+    r_subject = r["r_Subject"].values[0, 0]
+    np.testing.assert_allclose(r_subject[:, 1], point["_gamma_Subject"][:, 1] - fixef[1])
+    np.testing.assert_allclose(r_subject[:, 0], point["_gamma_Subject"][:, 0])
 
 
 def test_only_population_deterministics_are_stored(sleep):

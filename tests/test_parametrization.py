@@ -90,3 +90,34 @@ def test_nested_blocks_stay_non_centred_and_crossed_ones_do_not_count_as_nested(
     plate, sample = penicillin.design.blocks
     assert not nested_in(plate, sample) and not nested_in(sample, plate)
     assert penicillin.centered == (False, True)  # 24 plates per sample: centred
+
+
+def test_blocks_holding_ar1_series_stay_non_centred():
+    # sleepstudy's subjects are well measured (ratio 2.7: centred), but with AR(1) residuals
+    # within subjects their rows are not independent: non-centred unless asked.
+    df = bm.datasets.load("sleepstudy")
+    formula = "Reaction ~ Days + (Days | Subject)"
+    ar = bm.AR1(time="Days", group="Subject")
+    assert bm.Model(formula, df).centered == (True,)
+    assert bm.Model(formula, df, autocor=ar).centered == (False,)
+    assert bm.Model(formula, df, autocor=ar, centered={"Subject": True}).centered == (True,)
+
+
+def test_crossed_blocks_one_absorbs_the_intercept_the_other_needs_more_information():
+    """Persons x items (bernoulli, as the benchmark's psychometric model): items (25 levels)
+    absorb the intercept; the persons' block cannot absorb anything, so it needs
+    PARTIAL_CENTRE_RATIO, which its ratio (~2.8) does not reach."""
+    from bayesmix.parametrization import PARTIAL_CENTRE_RATIO
+
+    rng = np.random.default_rng(20240601)
+    persons, items = 300, 25
+    ability = rng.standard_normal(persons)
+    u, v = rng.normal(0, 1.0, persons), rng.normal(0, 0.9, items)
+    p, i = np.repeat(np.arange(persons), items), np.tile(np.arange(items), persons)
+    eta = 0.4 + 0.6 * ability[p] + u[p] + v[i]
+    df = pd.DataFrame({"y": (rng.random(p.size) < 1 / (1 + np.exp(-eta))).astype(int),
+                       "ability_z": ability[p], "person": p, "item": i})
+    model, (person, item) = _ratios("y ~ 1 + ability_z + (1 | person) + (1 | item)", df,
+                                    family="bernoulli")
+    assert CENTRE_RATIO <= person < PARTIAL_CENTRE_RATIO < item
+    assert model.centered == (False, True)

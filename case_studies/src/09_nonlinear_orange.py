@@ -65,10 +65,11 @@ first = model.fit(**settings)
 print(first.sampling_report().text())
 
 # %% [markdown]
-# Three divergent transitions: with five trees the tree SD is poorly determined, and where it
+# A few divergent transitions (seven here), and the chains disagree slightly on the mean
+# asymptote (R-hat about 1.02): with five trees the tree SD is poorly determined, and where it
 # is small the tree effects are squeezed together (a funnel) that the default step size
-# occasionally overshoots. Smaller steps (`target_accept=0.95`) remove them; refitting the same
-# model reuses its compiled sampler.
+# occasionally overshoots. Smaller steps (`target_accept=0.95`) remove the divergences;
+# refitting the same model reuses its compiled sampler.
 
 # %%
 fit = model.fit(target_accept=0.95, **settings)
@@ -111,9 +112,9 @@ pd.DataFrame({"ML": ml, "posterior mean": post, "posterior sd": post_sd}).round(
 # %% [markdown]
 # The maximum-likelihood estimates are those of nlme in Pinheiro and Bates (2000): Asym 192.1,
 # xmid 727.9, scal 348.1, tree SD 31.6, residual SD 7.84. The posterior means of the curve's
-# parameters lie within half a posterior SD of them. The tree SD's posterior mean (about 50)
+# parameters lie within half a posterior SD of them. The tree SD's posterior mean (about 47)
 # is well above the ML estimate: with five trees its posterior is wide and right-skewed (95%
-# interval about 24 to 106 in the summary), and the mean sits in the long tail.
+# interval about 22 to 99 in the summary), and the mean sits in the long tail.
 #
 # ## Fitted growth curves per tree
 
@@ -200,14 +201,16 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The shared day-to-day pattern is gone (day 1231's residuals are now all within 2.1 mm of
-# zero), and the residual SD falls from 8.5 to 5.6 mm. The occasion SD is about 20 mm on the
-# asymptote's scale, about 10% of the asymptote. The curve's parameters move (xmid from 737 to
-# 800 days) and become less certain (xmid's posterior SD from 39 to 91 days): with seven
-# occasions, day effects and the shape of the curve share information. What remains in the
-# residuals is tree-specific (tree 5 below its curve in the middle years, tree 1 above early
-# on): the trees may also differ in the timing of their growth (a random `xmid`), which five
-# trees can hardly pin down.
+# The shared day-to-day pattern is gone (day 1231's residuals are now all within a few mm
+# of zero), and the residual SD falls from 8.5 to 5.6 mm. The occasion SD is about 20 mm on
+# the asymptote's scale, about 10% of the asymptote. The curve's parameters move (xmid from
+# about 737 to about 800 days) and become less certain (xmid's posterior SD from about 39 to
+# about 99 days): with seven occasions, day effects and the shape of the curve share
+# information, and the chains agree a little less well on the mean asymptote (R-hat about
+# 1.02; the remedy named is longer chains). What remains in the residuals is tree-specific
+# (tree 5 below its curve in the middle years, tree 1 above early on): the trees may also
+# differ in the timing of their growth (a random `xmid`), which five trees can hardly pin
+# down.
 #
 # ## Comparing the models
 #
@@ -256,9 +259,9 @@ factor.round(3).to_frame().T
 # about 200 mm. Each asymptote is an extrapolation (no tree has levelled off by day 1582, and
 # each lies well above the tree's last measurement), so each has a wide interval; the
 # difference between two trees is better determined, because the trees share the uncertain
-# shape of the curve: tree 4's asymptote exceeds tree 3's by 83 mm (95% interval 70 to 103). The
-# occasion factors range from 0.93 (day 1231: all trunks about 7% thinner than the curve) to
-# 1.08 (day 664).
+# shape of the curve: tree 4's asymptote exceeds tree 3's by about 84 mm (95% interval 69 to
+# 106). The occasion factors range from 0.93 (day 1231: all trunks about 7% thinner than the
+# curve) to 1.08 (day 664).
 #
 # ## Predicting the growth of a new tree
 #
@@ -288,8 +291,8 @@ at = new_tree.assign(age=ages).iloc[[13, 59]]  # about 430 and 1600 days
 at.round(0)
 
 # %% [markdown]
-# A new tree's circumference at 1600 days is predicted as 185 mm with a 95% interval from 74
-# to 310 mm, far wider than the typical tree's curve: with five trees the spread of final
+# A new tree's circumference at 1600 days is predicted as about 182 mm with a 95% interval from
+# 63 to 297 mm, far wider than the typical tree's curve: with five trees the spread of final
 # sizes is itself uncertain, and the prediction carries that uncertainty on top of the new
 # tree's own effect, the new day's effect and the measurement noise.
 #
@@ -302,7 +305,8 @@ at.round(0)
 #   occasion on the asymptote removes the pattern, cuts the residual SD from 8.5 to 5.6 mm and
 #   improves the expected log predictive density by about 12.
 # * Trees differ in final size: two approach about 240-250 mm, two about 170-175 mm. A new
-#   tree's size at 1600 days can only be predicted within a wide interval (74 to 310 mm).
+#   tree's size at 1600 days can only be predicted within a wide interval (about 60 to 300
+#   mm).
 
 # %%
 # Tolerances: the Monte Carlo standard errors of the posterior means are about 1 mm (Asym),
