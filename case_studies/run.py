@@ -9,6 +9,7 @@ numbers) fails the run.
 
     python case_studies/run.py            # all notebooks
     python case_studies/run.py 08_sports  # the ones whose name contains the argument
+    python case_studies/run.py --text-only  # new prose, same code: keep the saved outputs
 """
 
 from __future__ import annotations
@@ -61,10 +62,34 @@ def run(path: Path) -> float:
     return time.perf_counter() - t0
 
 
+def refresh_text(path: Path) -> bool:
+    """Rewrite ``path``'s notebook with the source's text cells and the saved outputs, without
+    executing, when its code cells are unchanged (False, nothing written, otherwise)."""
+    nb, out = to_notebook(path.read_text()), HERE / f"{path.stem}.ipynb"
+    if not out.exists():
+        return False
+    old = nbformat.read(out, as_version=4)
+    new_code = [c for c in nb.cells if c.cell_type == "code"]
+    old_code = [c for c in old.cells if c.cell_type == "code"]
+    if [c.source for c in new_code] != [c.source for c in old_code]:
+        return False
+    for new_cell, old_cell in zip(new_code, old_code):
+        new_cell.outputs, new_cell.execution_count = old_cell.outputs, old_cell.execution_count
+    nbformat.write(nb, out)
+    return True
+
+
 def main(argv: list[str]) -> int:
+    text_only = "--text-only" in argv  # prose edits: keep the executed outputs
+    argv = [a for a in argv if a != "--text-only"]
     sources = sorted((HERE / "src").glob("*.py"))
     if argv:
         sources = [s for s in sources if any(a in s.stem for a in argv)]
+    if text_only:
+        for src in sources:
+            done = refresh_text(src)
+            print(f"{src.stem}: {'text refreshed' if done else 'code changed: run it'}")
+        return 0
     for src in sources:
         print(f"{src.stem}: running ...", flush=True)
         print(f"{src.stem}: done in {run(src):.0f} s", flush=True)
