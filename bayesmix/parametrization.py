@@ -23,11 +23,13 @@ A block is centred when, for every one of its terms, the median ``ratio_j`` is a
 A centred block samples each level's whole coefficient for the terms that are also fixed
 effects (hierarchical centring, see ``bayesmix.build._absorption``), which is what makes
 centring pay from a ratio of about 2. A block that cannot absorb all its terms (a term that is
-no fixed effect, or crossed factors, of which only one can absorb the intercept) needs
+no fixed effect, or crossed factors, of which only one can absorb the intercept), and a
+correlated block (a centred multivariate normal has a funnel where an SD is small), need
 :data:`PARTIAL_CENTRE_RATIO` (4), the threshold measured before hierarchical centring. Measured minimum bulk ESS over the non-level
 parameters, 2 chains x 1000 draws, mean of two seeds, centred against non-centred:
 dyestuff (ratio 3.6) 811 vs 372; sleepstudy ``(Days || Subject)`` (2.7) 1620 vs 499;
-``(Days | Subject)`` (2.7) 664 vs 405; grouseticks' broods (2.5) 125 vs 130 (a tie);
+``(Days | Subject)`` (2.7) 664 vs 405 but with 4-5 divergences per run (so correlated
+blocks need the higher ratio, below); grouseticks' broods (2.5) 125 vs 130 (a tie);
 epilepsy (1.9) 367 vs 369 (a tie: stays non-centred). Below 1 centring loses badly:
 mathachieve ``(SES | School)`` (0.25) 6 vs 240 for the SD, radon ``(floor | county)`` (0.09)
 73 vs 392.
@@ -74,7 +76,7 @@ __all__ = ["information_ratios", "choose_centering", "rule_may_centre", "CENTRE_
            "PARTIAL_CENTRE_RATIO"]
 
 CENTRE_RATIO = 2.0
-PARTIAL_CENTRE_RATIO = 4.0  # for a block whose terms are not all absorbed fixed effects
+PARTIAL_CENTRE_RATIO = 4.0  # correlated blocks, and blocks not all of whose terms are absorbed
 
 
 # Families whose moment estimates use another family's: student_t as gaussian, lognormal as
@@ -312,13 +314,17 @@ def _partial_blocks_need_more(design: Design, chosen: list[bool], ratios: tuple[
     intercept) keeps the ridge hierarchical centring removes, so it needs
     :data:`PARTIAL_CENTRE_RATIO`. Crossed persons x items (bernoulli, 300 x 25; ratios 2.8 and
     41): items absorb the intercept, and persons centred as well mixed badly (min bulk ESS 53
-    of 2 000 draws, 22 s of sampling)."""
+    of 2 000 draws, 22 s of sampling). So does a correlated block: a centred multivariate
+    normal under the LKJ prior has a funnel where an SD is small. sleepstudy ``(Days |
+    Subject)`` (ratio 2.7) centred gave 4-5 divergent transitions in 2 and 4 chains of 1000
+    draws, non-centred none."""
     from bayesmix.build import _absorption
 
     for _ in range(len(chosen)):
         absorb = _absorption(design, tuple(chosen))
         drop = [i for i, c in enumerate(chosen) if c and i not in forced
-                and len(absorb.get(i, {})) < design.blocks[i].n_terms
+                and (len(absorb.get(i, {})) < design.blocks[i].n_terms
+                     or design.blocks[i].correlated)
                 and ratios[i] < PARTIAL_CENTRE_RATIO]
         if not drop:
             break

@@ -13,6 +13,12 @@ import warnings
 
 import bayesmix as bm
 
+# Priors of the orange logistic-growth NLMM (test_formulas, test_nonlinear): required,
+# bayesmix has no default priors for nonlinear parameters.
+ORANGE_PRIORS = {"Asym": bm.Prior("Normal", mu=200, sigma=50),
+                 "xmid": bm.Prior("Normal", mu=700, sigma=200),
+                 "scal": bm.Prior("Normal", mu=350, sigma=100)}
+
 SLEEP_RI = "Reaction ~ Days + (1 | Subject)"
 SLEEP_NULL = "Reaction ~ 1 + (1 | Subject)"
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"

@@ -14,12 +14,11 @@ import pytest
 from scipy import special, stats
 
 import bayesmix as bm
+from _post_fits import ORANGE_PRIORS
 from bayesmix.nonlinear import FUNCTIONS, NonlinearExpr, pytensor_functions
 
 LOGISTIC = "circumference ~ Asym / (1 + exp(-(age - xmid) / scal))"
-NL_PRIORS = {"Asym": bm.Prior("Normal", mu=200, sigma=50),
-             "xmid": bm.Prior("Normal", mu=700, sigma=200),
-             "scal": bm.Prior("Normal", mu=350, sigma=100)}
+NL_PRIORS = ORANGE_PRIORS
 
 
 @pytest.fixture(scope="module")

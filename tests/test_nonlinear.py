@@ -16,13 +16,12 @@ import pandas as pd
 import pytest
 
 import bayesmix as bm
+from _post_fits import ORANGE_PRIORS
 from bayesmix import predict
 
 NLME = {"Asym:(Intercept)": 191.05, "xmid:(Intercept)": 722.56, "scal:(Intercept)": 344.16}
 NLME_SD_TREE, NLME_RESIDUAL = 31.65, 7.85
-PRIORS = {"Asym": bm.Prior("Normal", mu=200, sigma=50),
-          "xmid": bm.Prior("Normal", mu=700, sigma=200),
-          "scal": bm.Prior("Normal", mu=350, sigma=100)}
+PRIORS = ORANGE_PRIORS
 
 
 @pytest.fixture(scope="module")

@@ -170,7 +170,7 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# At day 1231 all five residuals are between -11 and -9 mm, at day 1372 all five are positive,
+# At day 1231 all five residuals are about -9 to -11 mm, at day 1372 all five are positive,
 # at day 484 four of five are negative. Independent residuals would not line
 # up like this: something shared by all trees on a measurement day (the season, the weather,
 # the person holding the tape) shifts every tree. The model treats those shifts as noise, so its
@@ -222,8 +222,8 @@ comparison[["rank", "elpd", "se", "elpd_diff", "dse", "weight"]]
 
 # %% [markdown]
 # The model with occasion effects predicts better by about 12 elpd points, more than three
-# standard errors of the difference. (One of the 35 rows has a Pareto k slightly above 0.7 in
-# the occasion model, so its LOO term is approximate; the difference is large enough not to
+# standard errors of the difference. (One row of the 35 has a Pareto k just above 0.7, in one
+# of the two fits, so its LOO term is approximate; the difference is large enough not to
 # depend on it. Exact k-fold refits are not yet available for nonlinear models in bayesmix.)
 #
 # ## Each tree's final size, and the occasions
