@@ -12,8 +12,9 @@
 # cross-validation (new subjects).
 #
 # Sampling settings: 2 chains x 1000 draws after 1000 tuning steps; leave-one-subject-out
-# refits each model 18 times with 2 x 500 draws after 500 tuning steps. About 4 minutes on two
-# unloaded cores, most of it compiling the models.
+# refits each model 18 times with 2 x 500 draws after 500 tuning steps. About half a minute on two
+# cores once the models are compiled; compiling a new model structure adds 10-20 s the
+# first time (the compiled code is cached on disk).
 
 # %%
 import matplotlib.pyplot as plt
@@ -108,11 +109,11 @@ print(ar1.check())
 # falls from 27 to about 18 ms with a wide interval (2 to 36 ms).
 #
 # `check()` finds no sampling problem (no divergences, R-hat at most 1.004). bayesmix samples
-# the Subject block non-centred here although it centres it without the AR(1) term: with
-# correlated residuals a subject's rows carry less information than their number suggests,
-# and a centred block gave 52 divergent transitions in an earlier version. The population
+# the Subject block non-centred here (with correlated residuals a subject's rows carry less
+# information than their number suggests; a centred block gave 52 divergent transitions in
+# an earlier version). The population
 # slope is essentially unchanged, about 10.4 ms/day, with a posterior SD of 1.8 against
-# about 1.75 without the AR(1) term.
+# about 1.7 without the AR(1) term.
 
 # %% [markdown]
 # ## Comparing the models
@@ -124,8 +125,8 @@ comparison = bm.compare({"intercepts": intercepts, "slopes": slopes})
 comparison
 
 # %% [markdown]
-# Random slopes predict new days of known subjects better: an elpd difference of about 25
-# points (SE 11). PSIS-LOO warns that a few rows (outlying days of subjects 332 and 308) have
+# Random slopes predict new days of known subjects better: an elpd difference of about 21
+# points (SE 13). PSIS-LOO warns that a few rows (outlying days of subjects 332 and 308) have
 # Pareto k > 0.7, so their contributions are approximate; the difference is large next to
 # them.
 #
@@ -152,8 +153,8 @@ print(f"elpd, new subjects: intercepts {logo_intercepts.elpd:.1f}, slopes {logo_
 # * Reaction time grows by about 10 ms per day of restricted sleep, with large individual
 #   differences in both baseline (SD about 27 ms) and vulnerability (SD about 6.5 ms per day).
 # * Random slopes are needed: they improve prediction for known subjects substantially
-#   (elpd +25, SE 11).
-# * For new subjects the gain is smaller (elpd +9, SE 4; better for 10 of 18 subjects): a new
+#   (elpd +21, SE 13).
+# * For new subjects the gain is smaller (elpd +10, SE 4.5; better for 10 of 18 subjects): a new
 #   subject's slope is unknown, so the model can only use the population's spread.
 # * Consecutive days are correlated (AR(1) about 0.49); modelling it leaves the slope
 #   estimate and its posterior SD essentially unchanged.

@@ -12,7 +12,7 @@
 # binomial); rootograms and comparison.
 #
 # Sampling settings: 2 chains x 1500 draws after 2000 tuning steps (see below why longer than
-# usual); 3.5 minutes measured on two shared cores.
+# usual); about a minute on two cores once the models are compiled.
 
 # %%
 import matplotlib.pyplot as plt

@@ -22,7 +22,7 @@
 # REML estimate computed on the same data (the two should agree closely, since the priors
 # are weak).
 #
-# Sampling settings: 2 chains x 1000 draws after 1000 tuning steps; under two minutes on two
+# Sampling settings: 2 chains x 1000 draws after 1000 tuning steps; under a minute on two
 # unloaded cores.
 
 # %%

@@ -16,7 +16,7 @@
 # 0.20. Every subject sees every word once, in a condition counterbalanced across subjects.
 #
 # Sampling settings: 2 chains x 1000 draws after 1000 tuning steps (300/300 for the deliberately
-# bad centred fit); about 4 minutes on two unloaded cores, mostly compiling the four models.
+# bad centred fit); about half a minute on two cores once the four models are compiled.
 
 # %%
 import matplotlib.pyplot as plt
