@@ -278,7 +278,7 @@ def _remedies(fit: "FitResult", problems: list[Problem],
                        f"between the {block.group} effects and their SD when the data say "
                        f"little about each level of {block.group}.")
         elif ratios[i] >= 1.0 and rule_may_centre(  # below 1: a level is barely measured
-                model.design, i, False if model.autocor is None else model.autocor.group):
+                model.design, i, model.ar_group):
             out.append(f"Sample {block.term} centred (it is non-centred now): "
                        f"bm.Model(..., centered={{{key!r}: True}}). This helps when the data "
                        f"pin each level of {block.group} down (information ratio "

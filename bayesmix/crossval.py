@@ -132,13 +132,19 @@ def make_folds(fit: "FitResult", k: int = 10, group: str | None = None,
         folds[rng.permutation(n)] = np.arange(n) % k
         return folds, None
     labels, name = _group_of(fit, group)
+    return _deal_groups(labels, name, k, rng), labels
+
+
+def _deal_groups(labels: np.ndarray, name: str, k: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Fold of each row when whole groups are shuffled and dealt out in turn."""
     unique = list(dict.fromkeys(labels.tolist()))
     if not 2 <= k <= len(unique):
         raise BayesmixError(f"k must be between 2 and the number of {name!r} groups "
                             f"({len(unique)}), not {k!r}")
     fold_of = dict(zip([unique[i] for i in rng.permutation(len(unique))],
                        np.arange(len(unique)) % k))
-    return np.array([fold_of[v] for v in labels], dtype=np.int64), labels
+    return np.array([fold_of[v] for v in labels], dtype=np.int64)
 
 
 def _subset(design: Design, rows: np.ndarray) -> Design:
@@ -208,17 +214,19 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
                             "use fit.loo() for these")
     model = fit.model
     design = model.design
-    labels = None
+    labels = group_name = None
+    if group is not None:
+        labels, group_name = _group_of(fit, group)
     if folds is not None:
         folds = np.asarray(folds)
         if folds.shape != (design.n,):
             raise BayesmixError(f"folds must give one fold per row ({design.n}), not shape "
                                 f"{folds.shape}")
         folds = np.unique(folds, return_inverse=True)[1]
-        if group is not None:
-            labels, _ = _group_of(fit, group)
+    elif labels is None:
+        folds, _ = make_folds(fit, k, None, random_seed)
     else:
-        folds, labels = make_folds(fit, k, group, random_seed)
+        folds = _deal_groups(labels, group_name, k, np.random.default_rng(random_seed))
     n_folds = int(folds.max()) + 1
     base = fit.settings
     settings = dataclasses.replace(base, draws=draws or base.draws, tune=tune or base.tune,
@@ -282,7 +290,7 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
         n_data_points=n, scale="log", warning=False, good_k=None,
         elpd_i=xr.DataArray(elpd_i, dims=(dim,), coords=coords), n_folds=n_folds,
         p_kfold_i=xr.DataArray(lpd_i - elpd_i, dims=(dim,), coords=coords),
-        folds=folds, groups=labels, group_name=None if group is None else _group_of(fit, group)[1], timing=timing)
+        folds=folds, groups=labels, group_name=group_name, timing=timing)
 
 
 def logo(fit: "FitResult", group: "str | pd.Series | None" = None,

@@ -8,8 +8,8 @@ The pipeline is visible and every stage is public:
 from __future__ import annotations
 
 import functools
-import time
 import logging
+import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -140,7 +140,7 @@ class Model:
                                                             self.predictors)
         self.centered: tuple[bool, ...] = choose_centering(
             self.design, self.family, self.link, y, trials, centered,
-            ar_group=False if autocor is None else autocor.group)
+            ar_group=self.ar_group)
         # The used columns of the data as given (never a view): typical values for effect
         # grids, and what save/load and pickling rebuild the design from.
         used = [c for c in data.columns if c in self._used_columns()]
@@ -209,6 +209,11 @@ class Model:
     def nonlinear(self) -> Any:
         """The nonlinear expression of a :class:`~bayesmix.NonLinear` model, else None."""
         return self.setup.nonlinear if self.setup is not None else None
+
+    @property
+    def ar_group(self) -> str | None | bool:
+        """The grouping factor of AR(1) residual series (None: one series; False: none)."""
+        return False if self.autocor is None else self.autocor.group
 
     @property
     def all_blocks(self) -> tuple[Any, ...]:
