@@ -27,9 +27,11 @@ distribution (prior predictive draws are unweighted draws from the family) and a
 adds ``(w - 1) * log p(y_i)``.
 
 Variables starting with ``_`` are sampler internals and are dropped from the results. The level
-effects ``r_<block>`` are not stored by the sampler: :func:`derive_level_effects` computes them
-from the sampled ``_z``/``_gamma`` after sampling, so a model with 10^4 levels keeps one copy
-of its level draws in memory instead of two.
+effects ``r_<block>`` are not stored by the sampler: :mod:`bayesmix.level_effects` computes
+them from the sampled ``_z``/``_gamma`` after sampling, so a model with 10^4 levels keeps one
+copy of its level draws in memory instead of two. A gaussian model with one grouping factor
+samples no level effects at all: they are integrated out (``BuildPlan.marginal``, see
+:mod:`bayesmix.marginal`) and drawn exactly afterwards.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from bayesmix.design import Design, RandomBlock
 from bayesmix.errors import PriorError
 from bayesmix.families import LINKS, get_family
 from bayesmix.linpred import local_priors
+from bayesmix.marginal import MarginalStats, marginal_loglik
 from bayesmix.nonlinear import pytensor_functions
 from bayesmix.priors import Prior, PriorSpec, cutpoint_labels
 from bayesmix.structured import AR_PRIOR_KEY, AR1Structure, ar1_simulate
@@ -68,6 +71,7 @@ class BuildPlan:
     covariates: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
     autocor: AR1Structure | None = None  # AR(1) residuals (gaussian), see bayesmix.structured
     categories: tuple[Any, ...] = ()  # ordinal families: the response's categories in order
+    marginal: MarginalStats | None = None  # level effects integrated out: bayesmix.marginal
 
 
 def term_dim(block: RandomBlock) -> str:
@@ -129,7 +133,7 @@ def _sfx(lp: str) -> str:
 
 
 def _fixed_part(design: Design, priors: dict[str, Prior], lp: str = "", center: bool = True,
-                ordinal: bool = False, absorbed: Collection[int] = ()
+                ordinal: bool = False, absorbed: Collection[int] = (), rows: bool = True
                 ) -> tuple[pt.TensorVariable | None, Any, dict[int, Any]]:
     """Fixed-effects part of the linear predictor without the intercept and the ``absorbed``
     columns; the intercept term; and each absorbed slope's coefficient.
@@ -138,6 +142,7 @@ def _fixed_part(design: Design, priors: dict[str, Prior], lp: str = "", center: 
     predictor means and barely correlates with the slopes; ``fixef`` maps it back. An
     absorbed slope (see :func:`_absorption`) leaves the rows' sum, and its share of the
     centring, ``-mean(x_j) beta_j``, moves into the intercept term.
+    ``rows=False`` creates the coefficients (and ``fixef``) only, for a marginal likelihood.
     ``center=False`` (nonlinear parameters) puts the priors on the coefficients as given. An
     ordinal family has no intercept (its cutpoints play that role): all columns are centred
     and the second value is the shift ``mean(X) @ beta`` that maps the centred cutpoints back.
@@ -152,7 +157,7 @@ def _fixed_part(design: Design, priors: dict[str, Prior], lp: str = "", center: 
                 pt.dot(_data(f"Xmeans{sfx}", means), fixef), {})
     if not design.has_intercept or not center:
         fixef = _vector_rv(f"fixef{sfx}", [priors[n] for n in names], dims=f"coef{sfx}")
-        return pt.dot(_data(f"X{sfx}", design.X), fixef), None, {}
+        return (pt.dot(_data(f"X{sfx}", design.X), fixef) if rows else None), None, {}
     j0 = names.index("(Intercept)")
     others = [j for j in range(len(names)) if j != j0]
     intercept_c = _rv(f"_intercept_c{sfx}", priors["(Intercept)"])
@@ -174,7 +179,7 @@ def _fixed_part(design: Design, priors: dict[str, Prior], lp: str = "", center: 
         if moved:
             intercept = intercept_c - pt.dot(
                 _data(f"Xmeans_absorbed{sfx}", means[moved]), beta[moved])
-        if kept:
+        if kept and rows:
             Xc = design.X[:, [others[i] for i in kept]] - means[kept]
             rest = pt.dot(_data(f"Xc{sfx}", Xc), beta if not moved else beta[kept])
     else:
@@ -216,6 +221,28 @@ def _absorption(design: Design, centered: tuple[bool, ...]) -> dict[int, dict[in
     return out
 
 
+def _block_scale(block: RandomBlock, priors: dict[str, Prior]) -> pt.TensorVariable:
+    """A block's SDs (``sd_<block>``) and correlations (``cor_<block>``): the Cholesky factor
+    of its covariance (terms x terms) if correlated, else the vector of SDs."""
+    name, tdim = block.name, term_dim(block)
+    sd_priors = [priors[f"{'1' if t == '(Intercept)' else t}|{name}"] for t in block.coef_names]
+    if not block.correlated:
+        return _vector_rv(f"sd_{name}", sd_priors, dims=tdim)
+    if len({p.dist for p in sd_priors}) > 1:
+        raise PriorError(f"the SDs of the correlated block ({block.term.expr} | "
+                         f"{block.group}) must share one distribution; got "
+                         f"{', '.join(p.dist for p in sd_priors)}")
+    keys = list(sd_priors[0].kwargs)
+    sd_dist = getattr(pm, sd_priors[0].dist).dist(
+        **{k: np.array([p.kwargs[k] for p in sd_priors]) for k in keys}, shape=block.n_terms)
+    chol, corr, sds = pm.LKJCholeskyCov(
+        f"_chol_{name}", n=block.n_terms, eta=priors[f"cor|{name}"].kwargs.get("eta", 1.0),
+        sd_dist=sd_dist, compute_corr=True, store_in_trace=False)
+    pm.Deterministic(f"sd_{name}", sds, dims=tdim)
+    pm.Deterministic(f"cor_{name}", corr, dims=(tdim, f"{name}__term2"))
+    return chol
+
+
 def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior],
                     means: dict[int, tuple[Any, Prior]] | None = None) -> pt.TensorVariable:
     """Level effects ``r`` (levels x terms) of one block, and their contribution per row.
@@ -225,7 +252,6 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
     directly.
     """
     name, tdim, ldim = block.name, term_dim(block), level_dim(block)
-    sd_priors = [priors[f"{'1' if t == '(Intercept)' else t}|{name}"] for t in block.coef_names]
     mean: Any = 0.0
     start = None
     if means:
@@ -238,32 +264,20 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
     # depends on the data through the centring of absorbed slopes, which would keep the
     # compile cache from storing the model's initial point.
     init = {} if start is None else {"initval": start}
+    scale = _block_scale(block, priors)
     if block.correlated:
-        if len({p.dist for p in sd_priors}) > 1:
-            raise PriorError(f"the SDs of the correlated block ({block.term.expr} | "
-                             f"{block.group}) must share one distribution; got "
-                             f"{', '.join(p.dist for p in sd_priors)}")
-        keys = list(sd_priors[0].kwargs)
-        sd_dist = getattr(pm, sd_priors[0].dist).dist(
-            **{k: np.array([p.kwargs[k] for p in sd_priors]) for k in keys}, shape=block.n_terms)
-        chol, corr, sds = pm.LKJCholeskyCov(
-            f"_chol_{name}", n=block.n_terms, eta=priors[f"cor|{name}"].kwargs.get("eta", 1.0),
-            sd_dist=sd_dist, compute_corr=True, store_in_trace=False)
-        pm.Deterministic(f"sd_{name}", sds, dims=tdim)
-        pm.Deterministic(f"cor_{name}", corr, dims=(tdim, f"{name}__term2"))
         if centered:
-            gamma = pm.MvNormal(f"_gamma_{name}", mu=mean, chol=chol, dims=(ldim, tdim),
+            gamma = pm.MvNormal(f"_gamma_{name}", mu=mean, chol=scale, dims=(ldim, tdim),
                                 **init)
         else:
             z = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=(ldim, tdim))
-            gamma = pt.dot(z, chol.T)
+            gamma = pt.dot(z, scale.T)
     else:
-        sd = _vector_rv(f"sd_{name}", sd_priors, dims=tdim)
         if centered:
-            gamma = pm.Normal(f"_gamma_{name}", mean, sd, dims=(ldim, tdim), **init)
+            gamma = pm.Normal(f"_gamma_{name}", mean, scale, dims=(ldim, tdim), **init)
         else:
             z = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=(ldim, tdim))
-            gamma = z * sd
+            gamma = z * scale
     if block.cov_chol is not None:  # gr(g, cov=A): r = L_A z L_Sigma^T, never A's inverse
         if centered:
             raise ValueError(f"block {name} has a known covariance and must be non-centred")
@@ -294,67 +308,6 @@ def stored_names(design: Design, family: str | None = None, lp: str = "") -> lis
     if family is not None and get_family(family).ordinal:
         names.append("cutpoints")
     return names
-
-
-def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool, ...],
-                         inplace: bool = False, lp: str = "",
-                         center: bool = True) -> xr.Dataset:
-    """Add ``r_<block>`` (levels x terms) to a posterior or prior dataset (numpy, per draw).
-
-    Mirrors :func:`_random_effects`: centred blocks sampled ``_gamma`` (``intercept + r`` for
-    the block that absorbs the intercept), non-centred ones ``_z`` with ``r = z * sd`` or
-    ``r = z @ L.T`` where ``L = diag(sd) chol(cor)``, premultiplied by ``L_A`` (the Cholesky
-    factor of the known covariance between levels) for ``gr(g, cov=A)`` blocks.
-    ``inplace=True`` overwrites the internal ``_gamma``/``_z`` draws where it can (the
-    sampler's own, dropped afterwards), so that a model with many levels holds one copy of its
-    level draws. ``lp`` names a further linear predictor (its blocks are already named
-    ``<lp>_<group>``) and ``center`` says whether its fixed part was centred (only then may a
-    block absorb the intercept).
-    """
-    absorb = _absorption(design, centered) if center else {}
-    means = _absorbed_means(draws, design, absorb, lp) if absorb else {}
-    out = {}
-    for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
-        name, dims = block.name, ("chain", "draw", level_dim(block), term_dim(block))
-        if is_centred:
-            gamma = draws[f"_gamma_{name}"].transpose(*dims)
-            values = gamma.values if inplace else gamma.values.copy()
-            for k, j in absorb.get(i, {}).items():
-                values[..., k] -= means[j][..., None]
-            out[f"r_{name}"] = gamma.copy(data=values)
-            continue
-        z = draws[f"_z_{name}"].transpose(*dims)
-        sd = draws[f"sd_{name}"].transpose("chain", "draw", dims[3]).values
-        if block.correlated:
-            cor = draws[f"cor_{name}"].transpose("chain", "draw", ...).values
-            L = sd[..., :, None] * np.linalg.cholesky(cor)
-            values = np.einsum("cdkl,cdjl->cdjk", L, z.values)
-        else:
-            values = z.values if inplace else z.values.copy()
-            values *= sd[:, :, None, :]
-        if block.cov_chol is not None:  # gr(g, cov=A): r = L_A (z L_Sigma^T)
-            values = np.matmul(block.cov_chol, values)
-        out[f"r_{name}"] = z.copy(data=values)
-    return draws.assign(out)
-
-
-def _absorbed_means(draws: xr.Dataset, design: Design, absorb: dict[int, dict[int, int]],
-                    lp: str) -> dict[int, np.ndarray]:
-    """Per draw, the prior mean of each absorbed term (as :func:`_linear_part` builds it):
-    a slope's fixed coefficient; for the intercept, the centred intercept minus the absorbed
-    slopes' share of the centring."""
-    sfx = _sfx(lp)
-    j0 = design.coef_names.index("(Intercept)")
-    columns = sorted({j for terms in absorb.values() for j in terms.values()})
-    moved = [j for j in columns if j != j0]
-    fixef = draws[f"fixef{sfx}"].transpose("chain", "draw", f"coef{sfx}").values \
-        if moved else None
-    out = {j: fixef[..., j] for j in moved}
-    if j0 in columns:
-        out[j0] = draws[f"_intercept_c{sfx}"].transpose("chain", "draw").values
-        if moved:
-            out[j0] = out[j0] - fixef[..., moved] @ design.X[:, moved].mean(axis=0)
-    return out
 
 
 def coords_of(design: Design, lp: str = "") -> dict[str, list[Any]]:
@@ -411,6 +364,8 @@ def build_model(design: Design, plan: BuildPlan, y: np.ndarray,
         etas = {lp.name: _linear_part(lp.design, lp.centered, local_priors(plan.priors, lp.name),
                                       lp.name, lp.center)[0] for lp in plan.predictors}
         shift = None
+        if plan.marginal is not None:
+            return _marginal_model(model, design, plan, priors, y)
         if plan.nonlinear is None:
             eta, shift = _linear_part(design, plan.centered, priors, ordinal=ordinal)
         else:
@@ -432,6 +387,29 @@ def build_model(design: Design, plan: BuildPlan, y: np.ndarray,
             w = _data("weights", np.asarray(weights, dtype=float))
             loglik = pm.logp(observed, model.rvs_to_values[observed])
             pm.Potential("_weights", pt.sum((w - 1.0) * loglik))
+    return model
+
+
+def _marginal_model(model: pm.Model, design: Design, plan: BuildPlan,
+                    priors: dict[str, Prior], y: np.ndarray) -> pm.Model:
+    """Gaussian model with its one grouping factor's level effects integrated out (see
+    :mod:`bayesmix.marginal`): fixed effects, group SDs/correlations and ``sigma`` only."""
+    _fixed_part(design, priors, rows=False)
+    beta = model["fixef"] if design.coef_names else None
+    q = sum(b.n_terms for b in design.blocks)
+    L: list[list[Any]] = [[None] * q for _ in range(q)]
+    start = 0
+    for block in design.blocks:
+        scale = _block_scale(block, priors)
+        for a in range(block.n_terms):
+            for b in range(a + 1 if block.correlated else 0):
+                L[start + a][start + b] = scale[a, b]
+            if not block.correlated:
+                L[start + a][start + a] = scale[a]
+        start += block.n_terms
+    sigma = _family_params(plan, priors, y)["sigma"]
+    data = {k: _data(f"marginal_{k}", v) for k, v in plan.marginal.arrays().items()}
+    pm.Potential("_marginal_loglik", marginal_loglik(data, beta, L, sigma))
     return model
 
 

@@ -224,7 +224,8 @@ def _sampler_problems(fit: "FitResult", report: SamplingReport) -> list[Problem]
     if report.divergences:
         stats = idata["sample_stats"]
         diverging = stats["diverging"].transpose("chain", "draw").values.astype(bool)
-        funnels = _funnel_blocks(posterior, diverging, blocks)
+        # integrated-out level effects leave no funnel to name
+        funnels = [] if fit.model.marginal else _funnel_blocks(posterior, diverging, blocks)
         share = 100 * report.divergences / report.n_draws
         plural = "s" if report.divergences > 1 else ""
         text = (f"{report.divergences} divergent transition{plural} ({share:.1f}% of the "
@@ -272,6 +273,8 @@ def _remedies(fit: "FitResult", problems: list[Problem],
     for block in involved:
         i = blocks.index(block)
         key = _centering_key(block, blocks)
+        if model.marginal:  # no level effects in the sampler: no parametrisation to switch
+            continue
         if model.centered[i]:
             out.append(f"Sample {block.term} non-centred (it is centred now): "
                        f"bm.Model(..., centered={{{key!r}: False}}). This removes the funnel "

@@ -44,12 +44,13 @@ from scipy.special import logsumexp
 from bayesmix.build import (
     BuildPlan,
     build_model,
-    derive_level_effects,
     level_dim,
     stored_names,
     term_dim,
 )
 from bayesmix.design import Design, _group_labels
+from bayesmix.level_effects import derive_level_effects
+from bayesmix.marginal import draw_level_effects, sufficient_stats
 from bayesmix.errors import BayesmixError, ConvergenceWarning, DataError, warn
 from bayesmix.predict import _posterior_values, family_param_draws, pointwise_loglik
 from bayesmix.sample import compile_nutpie, run_sampler
@@ -254,11 +255,14 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
     for j in range(n_folds):
         train, test = np.flatnonzero(folds != j), np.flatnonzero(folds == j)
         sub = _subset(design, train)
-        sub_model = build_model(sub, plan, model.y[train],
+        stats = sufficient_stats(sub, model.y[train]) if model.marginal else None
+        sub_model = build_model(sub, dataclasses.replace(plan, marginal=stats), model.y[train],
                                 None if model.trials is None else model.trials[train])
         fold_settings = dataclasses.replace(settings, random_seed=int(seeds[j]))
 
         def derive(ds: xr.Dataset) -> xr.Dataset:
+            if stats is not None:  # the training rows' level effects, drawn exactly
+                return draw_level_effects(ds, design, stats, np.random.default_rng(seeds[j]))
             return derive_level_effects(ds, design, centred, inplace=True)
 
         fold_compiled = None

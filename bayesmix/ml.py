@@ -198,8 +198,9 @@ class MLResult:
             if block.correlated:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     cor = cov / np.outer(sd, sd)
-                values[f"cor_{block.name}"] = np.where(np.isfinite(cor), cor, 0.0) \
-                    + np.diag(1.0 - np.isfinite(np.diag(cor)))
+                cor = np.where(np.isfinite(cor), cor, 0.0)
+                np.fill_diagonal(cor, 1.0)  # exactly, whatever the rounding of cov / sd sd
+                values[f"cor_{block.name}"] = cor
         if self.sigma is not None:
             values["sigma"] = self.sigma
         return values

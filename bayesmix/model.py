@@ -19,7 +19,7 @@ import pymc as pm
 import pytensor
 import xarray as xr
 
-from bayesmix.build import BuildPlan, build_model, derive_level_effects, stored_names
+from bayesmix.build import BuildPlan, build_model, stored_names
 from bayesmix.checks import warn_on_fit
 from bayesmix.design import Design, make_design
 from bayesmix.errors import DataError, FamilyError, FormulaError
@@ -27,6 +27,8 @@ from bayesmix.families import PARAM_LINKS, Family, get_family, ordinal_levels
 from bayesmix.formula import FormulaSpec, parse_formula
 from bayesmix.formulas import Formula, NonLinear
 from bayesmix import linpred
+from bayesmix.level_effects import derive_level_effects
+from bayesmix.marginal import draw_level_effects, marginal_obstacle, sufficient_stats
 from bayesmix.parametrization import choose_centering
 from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resolve_priors
 from bayesmix.sample import SamplerSettings, clean, run_sampler
@@ -76,6 +78,14 @@ class Model:
     autocor : AR1, optional
         ``bm.AR1(time="Days", group="Subject")``: AR(1) residuals within each group (gaussian
         family; marginal SD ``sigma``, correlation ``ar ** |t_i - t_j|`` as in nlme).
+    marginalize : bool, optional
+        Integrate the level effects out of the likelihood and draw them exactly after
+        sampling (:mod:`bayesmix.marginal`): the sampler explores the fixed effects, SDs,
+        correlations and ``sigma`` only, which mixes several times better per second. By
+        default on where possible: gaussian family with identity link, every random term on
+        one grouping factor (at most 5 terms), no AR(1), weights or further formulas, and
+        ``centered`` not given. ``True`` where impossible raises a ``FamilyError`` saying why.
+        Stored as ``model.marginal``.
 
     Examples
     --------
@@ -89,7 +99,8 @@ class Model:
                  family: str | Family = "gaussian", link: str | None = None,
                  priors: dict[str, Prior] | None = None, centered: dict[str, bool] | None = None,
                  na_action: str = "drop", weights: str | None = None,
-                 data2: dict[str, Any] | None = None, autocor: AR1 | None = None) -> None:
+                 data2: dict[str, Any] | None = None, autocor: AR1 | None = None,
+                 marginalize: bool | None = None) -> None:
         self.family: Family = get_family(family)
         self.link: str = self.family.resolve_link(link)
         # Further linear predictors (distributional / nonlinear parameters): bayesmix.linpred
@@ -141,6 +152,7 @@ class Model:
         self.centered: tuple[bool, ...] = choose_centering(
             self.design, self.family, self.link, y, trials, centered,
             ar_group=self.ar_group)
+        self.marginal: bool = _resolve_marginal(self, marginalize, centered is not None)
         # The used columns of the data as given (never a view): typical values for effect
         # grids, and what save/load and pickling rebuild the design from.
         used = [c for c in data.columns if c in self._used_columns()]
@@ -173,7 +185,7 @@ class Model:
         >>> import bayesmix as bm
         >>> m = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff"))
         >>> sorted(m.constructor_args())
-        ['autocor', 'centered', 'data', 'data2', 'family', 'formula', 'link', 'na_action', 'priors', 'weights']
+        ['autocor', 'centered', 'data', 'data2', 'family', 'formula', 'link', 'marginalize', 'na_action', 'priors', 'weights']
         """
         formula = self._formula if self.setup is not None else self.spec.formula
         return {"formula": formula, "data": self.data, "family": self.family.name,
@@ -182,7 +194,8 @@ class Model:
                 "centered": {**{b.name: c for b, c in zip(self.design.blocks, self.centered)},
                              **{b.name: c for lp in self.predictors
                                 for b, c in zip(lp.design.blocks, lp.centered)}},
-                "data2": self.data2, "autocor": self.autocor, "weights": self._weights_column}
+                "data2": self.data2, "autocor": self.autocor, "weights": self._weights_column,
+                "marginalize": self.marginal}
 
     def __getstate__(self) -> dict[str, Any]:
         # The formulae design objects hold interpreter frames and the PyMC/nutpie models
@@ -239,11 +252,21 @@ class Model:
 
     @functools.cached_property
     def pymc_model(self) -> pm.Model:
-        """The PyMC model (built once, on first use)."""
+        """The PyMC model that is sampled (built once, on first use); with ``marginal``, its
+        level effects are integrated out."""
+        return self._build(self.marginal)
+
+    @functools.cached_property
+    def conditional_pymc_model(self) -> pm.Model:
+        """The PyMC model with its level effects as parameters (for prior predictive draws)."""
+        return self._build(False) if self.marginal else self.pymc_model
+
+    def _build(self, marginal: bool) -> pm.Model:
         plan = BuildPlan(self.family.name, self.link, self.prior_specs, self.centered,
                          self.response_name, self.predictors, self.nonlinear,
                          self.setup.covariates if self.setup is not None else {},
-                         self.autocor_structure, self.categories)
+                         self.autocor_structure, self.categories,
+                         sufficient_stats(self.design, self.y) if marginal else None)
         # No creation tracebacks on the graph's nodes: collecting them is about 40% of the
         # build time, and they point into bayesmix, not into the user's code.
         with pytensor.config.change_flags(traceback__limit=0):
@@ -268,7 +291,7 @@ class Model:
         >>> pp["prior_predictive"]["Yield"].shape
         (1, 50, 30)
         """
-        with self.pymc_model, warnings.catch_warnings():
+        with self.conditional_pymc_model, warnings.catch_warnings():
             # AR(1) responses draw with numpy inside numba's object mode: expected, harmless
             warnings.filterwarnings("ignore", message=".*object mode.*")
             # Observation weights enter as a potential; they do not change the prior or the
@@ -281,9 +304,13 @@ class Model:
                 idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
             finally:
                 logger.setLevel(level)
-        return clean(idata, self._derive)
+        return clean(idata, functools.partial(self._derive, marginal=False))
 
-    def _derive(self, draws: xr.Dataset) -> xr.Dataset:
+    def _derive(self, draws: xr.Dataset, marginal: bool = False,
+                seed: int | None = None) -> xr.Dataset:
+        if marginal:
+            return draw_level_effects(draws, self.design, sufficient_stats(self.design, self.y),
+                                      np.random.default_rng(seed))
         draws = derive_level_effects(draws, self.design, self.centered, inplace=True)
         for lp in self.predictors:
             draws = derive_level_effects(draws, lp.design, lp.centered, True, lp.name,
@@ -319,7 +346,8 @@ class Model:
             model, settings, self._compiled if sampler == "nutpie" else None,
             var_names=stored_names(self.design, self.family.name) + [
                 v for lp in self.predictors for v in stored_names(lp.design, lp=lp.name)],
-            postprocess=self._derive)
+            postprocess=functools.partial(self._derive, marginal=self.marginal,
+                                          seed=settings.random_seed))
         if sampler == "nutpie":
             self._compiled = compiled
         timing = {"build": build_time, **timing}
@@ -336,6 +364,19 @@ class Model:
         from bayesmix.ml import fit_ml
 
         return fit_ml(self, reml=reml)
+
+
+def _resolve_marginal(model: Model, marginalize: bool | None, centred_given: bool) -> bool:
+    """Whether the model integrates its level effects out (see the ``marginalize`` argument)."""
+    obstacle = marginal_obstacle(model.design, model.family.name, model.link,
+                                 predictors=model.predictors, nonlinear=model.nonlinear,
+                                 autocor=model.autocor, weights=model.weights)
+    if marginalize and obstacle is not None:
+        raise FamilyError(f"marginalize=True: the level effects cannot be integrated out "
+                          f"because {obstacle}; drop marginalize=True")
+    if marginalize is None:
+        return obstacle is None and not centred_given
+    return bool(marginalize)
 
 
 def _add_data_groups(idata: xr.DataTree, model: Model) -> xr.DataTree:

@@ -183,6 +183,7 @@ def _model_args(model: "Model") -> dict[str, Any]:
             "autocor": None if autocor is None else {"time": autocor.time,
                                                      "group": autocor.group},
             "na_action": args["na_action"], "centered": args["centered"],
+            "marginalize": args["marginalize"],
             "priors": {k: {"dist": p.dist, "params": p.kwargs} for k, p in args["priors"].items()}}
 
 
@@ -269,7 +270,8 @@ def load(path: str | Path) -> "FitResult":
                       family=args["family"], link=args["link"], priors=priors or None,
                       centered=args["centered"], na_action=args["na_action"],
                       data2=_data2_from_json(args.get("data2")), weights=args.get("weights"),
-                      autocor=None if autocor is None else AR1(**autocor))
+                      autocor=None if autocor is None else AR1(**autocor),
+                      marginalize=args.get("marginalize", False))  # older files: not marginal
     if design_fingerprint(model) != meta["design_sha256"]:
         raise PersistError(f"the design rebuilt from {str(path)!r} differs from the saved one "
                            "(different formulae or pandas version?): its predictions would "

@@ -9,7 +9,8 @@ import xarray as xr
 from scipy import stats
 
 import bayesmix as bm
-from bayesmix.build import derive_level_effects, stored_names
+from bayesmix.build import stored_names
+from bayesmix.level_effects import derive_level_effects
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +49,17 @@ def test_data_enter_as_small_arrays_never_a_dense_z():
     n, levels = 20_000, 2_000
     df = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
                        "g": rng.integers(0, levels, n)})
-    model = bm.Model("y ~ x + (x | g)", df)
+    model = bm.Model("y ~ x + (x | g)", df, marginalize=False)
     shapes = {v.name: v.get_value().shape for v in model.pymc_model.data_vars}
     assert shapes["_data_Z_g"] == (n, 2)
     assert shapes["_data_index_g"] == (n,)
     assert max(np.prod(s) for s in shapes.values()) == 2 * n
+    # Integrated out, the level effects leave per-level cross-products only: no row data.
+    marginal = bm.Model("y ~ x + (x | g)", df)
+    shapes = {v.name: v.get_value().shape for v in marginal.pymc_model.data_vars}
+    J = marginal.design.blocks[0].n_levels  # ~levels: a few of the 2 000 draw no row
+    assert marginal.marginal and shapes["_data_marginal_ZtZ"] == (J, 2, 2)
+    assert max(np.prod(s) for s in shapes.values()) == J * 2 * 2
 
 
 def _draws(**arrays):

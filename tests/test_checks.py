@@ -52,10 +52,14 @@ def test_divergent_funnel_is_named_and_the_first_remedy_is_non_centring(funnel):
     assert "centered={'g': False}" in report.remedies[0]
     text = str(report)
     # Remedies in the documented order: parametrisation, target_accept, tuning, simpler
-    # random effects, stronger priors (no predictor needs rescaling here).
-    positions = [text.index(s) for s in ("centered={'g': False}", "target_accept=0.95",
-                                         "tune=1000", "drop (1 | g): its SD is near zero",
-                                         "priors={'1|g': bm.Prior('HalfNormal'")]
+    # random effects, stronger priors (no predictor needs rescaling here). Whether the SD is
+    # also flagged as at its boundary ("drop (1 | g)") depends on the draws (it was with 74
+    # divergences, not with 17 on another machine): where it is, it comes fourth.
+    expected = ["centered={'g': False}", "target_accept=0.95", "tune=1000",
+                "drop (1 | g): its SD is near zero", "priors={'1|g': bm.Prior('HalfNormal'"]
+    if "drop (1 | g)" not in text:
+        expected.remove("drop (1 | g): its SD is near zero")
+    positions = [text.index(s) for s in expected]
     assert positions == sorted(positions)
     assert not report.ok
 

@@ -329,7 +329,7 @@ def test_nonlinear_model_with_a_sigma_formula(orange):
 def test_level_effects_of_centred_predictor_blocks(hetero, orange):
     import xarray as xr
 
-    from bayesmix.build import derive_level_effects
+    from bayesmix.level_effects import derive_level_effects
 
     rng = np.random.default_rng(4)
     gamma = rng.normal(1.0, 0.5, size=(1, 3, 8, 1))

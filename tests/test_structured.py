@@ -10,7 +10,8 @@ import xarray as xr
 from scipy import stats
 
 import bayesmix as bm
-from bayesmix.build import derive_level_effects, level_dim
+from bayesmix.build import level_dim
+from bayesmix.level_effects import derive_level_effects
 from bayesmix.structured import (
     AR1,
     ar1_covariance,

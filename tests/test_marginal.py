@@ -1,0 +1,146 @@
+"""Level effects integrated out (bayesmix.marginal): the likelihood, the exact draws of the
+level effects afterwards, and when a model is marginal."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytensor.tensor as pt
+import pytest
+import xarray as xr
+from scipy import stats
+
+import bayesmix as bm
+from bayesmix.marginal import (draw_level_effects, marginal_loglik, marginal_obstacle,
+                               sufficient_stats)
+
+
+def _data(seed: int = 0, n: int = 60, levels: int = 7) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, levels, n)
+    x, z = rng.normal(size=n), rng.normal(size=n)
+    y = 1.0 + 0.5 * x + rng.normal(0, 0.8, levels)[g] + rng.normal(0, 0.4, levels)[g] * x \
+        + rng.normal(size=n)
+    return pd.DataFrame({"y": y, "x": x, "z": z, "g": [f"L{i}" for i in g],
+                         "t": rng.uniform(0.5, 2.0, n)})
+
+
+def _dense_covariance(design, G: np.ndarray, sigma: float) -> np.ndarray:
+    """V = sigma^2 I + Z_full G_full Z_full' with a dense n x (levels * q) Z."""
+    Z = np.hstack([b.Z for b in design.blocks])
+    idx, J = design.blocks[0].index, design.blocks[0].n_levels
+    q = Z.shape[1]
+    Zfull = np.zeros((design.n, J * q))
+    for a in range(q):
+        Zfull[np.arange(design.n), idx * q + a] = Z[:, a]
+    return sigma ** 2 * np.eye(design.n) + Zfull @ np.kron(np.eye(J), G) @ Zfull.T
+
+
+CASES = [("y ~ x + (x | g)", [[0.8, 0.0], [0.1, 0.3]]),
+         ("y ~ x + z + (1 | g) + (0 + x | g)", [[0.7, 0.0], [0.0, 0.4]]),
+         ("y ~ 0 + (1 | g)", [[0.9]]),
+         ("y ~ x + offset(t) + (x + z | g)", [[0.8, 0.0, 0.0], [0.2, 0.3, 0.0], [-0.1, 0.1, 0.5]])]
+
+
+@pytest.mark.parametrize("formula, L", CASES)
+def test_marginal_loglik_is_the_dense_multivariate_normal(formula, L):
+    model = bm.Model(formula, _data())
+    design, L = model.design, np.array(L)
+    rng = np.random.default_rng(1)
+    beta = rng.normal(size=len(design.coef_names))
+    sigma = 0.9
+    s = sufficient_stats(design, model.y)
+    data = {k: pt.constant(v) for k, v in s.arrays().items()}
+    Lt = [[pt.constant(L[a, b]) if b <= a else None for b in range(len(L))]
+          for a in range(len(L))]
+    value = marginal_loglik(data, pt.constant(beta) if len(beta) else None, Lt,
+                            pt.constant(sigma)).eval()
+    mean = design.X @ beta + (design.offset if design.has_offset else 0.0)
+    V = _dense_covariance(design, L @ L.T, sigma)
+    expected = stats.multivariate_normal(mean, V).logpdf(model.y)
+    assert value == pytest.approx(expected, rel=1e-10)
+
+
+def test_level_effects_are_drawn_from_their_exact_conditional_posterior():
+    model = bm.Model("y ~ x + (x | g)", _data(2))
+    design = model.design
+    s = sufficient_stats(design, model.y)
+    beta, sd, rho, sigma = np.array([1.0, 0.4]), np.array([0.8, 0.3]), 0.3, 0.9
+    cor = np.array([[1.0, rho], [rho, 1.0]])
+    S = 4000  # one parameter point, repeated: the draws of r given it
+    draws = xr.Dataset({
+        "fixef": (("chain", "draw", "coef"), np.broadcast_to(beta, (1, S, 2))),
+        "sd_g": (("chain", "draw", "g__term"), np.broadcast_to(sd, (1, S, 2))),
+        "cor_g": (("chain", "draw", "g__term", "g__term2"), np.broadcast_to(cor, (1, S, 2, 2))),
+        "sigma": (("chain", "draw"), np.full((1, S), sigma))})
+    r = draw_level_effects(draws, design, s, np.random.default_rng(3))["r_g"]
+    assert r.dims == ("chain", "draw", "g", "g__term")
+    assert list(r["g"].values) == list(design.blocks[0].levels)
+    # dense conditional posterior: precision Z'Z / s^2 + G^-1, mean P^-1 Z'(y - X b) / s^2
+    G = np.outer(sd, sd) * cor
+    block = design.blocks[0]
+    resid = model.y - design.X @ beta
+    for j in range(block.n_levels):
+        rows = block.index == j
+        Zj = block.Z[rows]
+        P = Zj.T @ Zj / sigma ** 2 + np.linalg.inv(G)
+        cov = np.linalg.inv(P)
+        mean = cov @ Zj.T @ resid[rows] / sigma ** 2
+        got = r.values[0, :, j, :]
+        se = np.sqrt(np.diag(cov) / S)
+        assert np.all(np.abs(got.mean(axis=0) - mean) < 4 * se)  # 4 MC SEs
+        np.testing.assert_allclose(np.cov(got.T), cov, rtol=0.1, atol=0.1 * cov.max())
+
+
+def test_which_models_are_marginal():
+    df = _data()
+    assert bm.Model("y ~ x + (x | g)", df).marginal
+    assert bm.Model("y ~ x + (1 | g) + (0 + x | g)", df).marginal
+    assert not bm.Model("y ~ x + (x | g)", df, centered={"g": False}).marginal
+    assert not bm.Model("y ~ x + (x | g)", df, marginalize=False).marginal
+    df2 = df.assign(h=np.arange(len(df)) % 4)
+    assert not bm.Model("y ~ x + (1 | g) + (1 | h)", df2).marginal  # crossed
+    assert not bm.Model("y ~ x + (1 | g)", df2.assign(y=(df.y > 1).astype(int)),
+                        family="bernoulli").marginal
+    # rebuilt models keep the choice
+    m = bm.Model("y ~ x + (x | g)", df)
+    assert bm.Model(**m.constructor_args()).marginal
+
+
+def test_marginalize_true_where_impossible_says_why():
+    df = _data().assign(h=np.arange(60) % 4)
+    with pytest.raises(bm.FamilyError, match="more than one grouping factor"):
+        bm.Model("y ~ x + (1 | g) + (1 | h)", df, marginalize=True)
+    with pytest.raises(ValueError, match="not gaussian with identity link"):
+        bm.Model("y ~ x + (1 | g)", df.assign(y=df.y.abs()), family="gamma", marginalize=True)
+    design = bm.Model("y ~ x + (1 | g)", df).design
+    assert marginal_obstacle(design, "gaussian", "identity", weights=np.ones(60)) == \
+        "the model has observation weights"
+
+
+def test_marginal_fit_matches_the_conditional_fit():
+    """Same posterior either way: means agree within Monte-Carlo error (2 x 1000 draws)."""
+    df = bm.datasets.load("sleepstudy")
+    fits = {}
+    for marginal in (True, False):
+        model = bm.Model("Reaction ~ Days + (Days | Subject)", df, marginalize=marginal)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", bm.ConvergenceWarning)
+            fits[marginal] = model.fit(draws=1000, tune=1000, chains=2, random_seed=5,
+                                       progressbar=False)
+    post = {k: f.posterior for k, f in fits.items()}
+    assert "r_Subject" in post[True] and set(post[True].data_vars) == set(post[False].data_vars)
+    for var in ("fixef", "sd_Subject", "sigma", "r_Subject"):
+        a, b = post[True][var], post[False][var]
+        # MCSE of each mean <= sd / sqrt(300) (min ESS ~400 here): 5 joint MCSEs
+        tol = 5 * np.sqrt(2.0) * b.std(("chain", "draw")) / np.sqrt(300)
+        diff = abs(a.mean(("chain", "draw")) - b.mean(("chain", "draw")))
+        assert bool((diff < tol).all()), var
+    # the level effects' spread given the data, not only their means
+    np.testing.assert_allclose(post[True]["r_Subject"].std(("chain", "draw")),
+                               post[False]["r_Subject"].std(("chain", "draw")), rtol=0.15)
+    # lme4's REML estimates (reference): SD of Days 5.92, correlation 0.066
+    vc = fits[True].varcorr().set_index(["term", "kind"])
+    assert vc.loc[("Days", "sd"), "mean"] == pytest.approx(6.5, abs=0.6)  # posterior > REML
+    pp = bm.Model("Reaction ~ Days + (Days | Subject)", df).prior_predictive(20, random_seed=1)
+    assert pp["prior"]["r_Subject"].shape == (1, 20, 18, 2)
