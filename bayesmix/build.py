@@ -393,9 +393,13 @@ def build_model(design: Design, plan: BuildPlan, y: np.ndarray,
 def _marginal_model(model: pm.Model, design: Design, plan: BuildPlan,
                     priors: dict[str, Prior], y: np.ndarray) -> pm.Model:
     """Gaussian model with its one grouping factor's level effects integrated out (see
-    :mod:`bayesmix.marginal`): fixed effects, group SDs/correlations and ``sigma`` only."""
-    _fixed_part(design, priors, rows=False)
-    beta = model["fixef"] if design.coef_names else None
+    :mod:`bayesmix.marginal`): group SDs/correlations, ``sigma`` and, unless their normal
+    priors let them be integrated out as well, the fixed effects."""
+    stats = plan.marginal
+    beta = None
+    if stats.fixed is None and design.coef_names:  # else integrated out with the levels
+        _fixed_part(design, priors, rows=False)
+        beta = model["fixef"]
     q = sum(b.n_terms for b in design.blocks)
     L: list[list[Any]] = [[None] * q for _ in range(q)]
     start = 0
@@ -408,8 +412,9 @@ def _marginal_model(model: pm.Model, design: Design, plan: BuildPlan,
                 L[start + a][start + a] = scale[a]
         start += block.n_terms
     sigma = _family_params(plan, priors, y)["sigma"]
-    data = {k: _data(f"marginal_{k}", v) for k, v in plan.marginal.arrays().items()}
-    pm.Potential("_marginal_loglik", marginal_loglik(data, beta, L, sigma))
+    data = {k: _data(f"marginal_{k}", v) for k, v in stats.arrays().items()}
+    pm.Potential("_marginal_loglik", marginal_loglik(
+        data, beta, L, sigma, None if stats.fixed is None else stats.fixed.sd))
     return model
 
 

@@ -38,6 +38,7 @@ __all__ = ["MAX_TERMS", "MarginalStats", "marginal_obstacle", "sufficient_stats"
            "marginal_loglik", "draw_level_effects"]
 
 MAX_TERMS = 5  # the unrolled Cholesky's graph grows as q^3
+MAX_FIXED = 12  # fixed effects integrated out too up to this many (p^3 graph, p^2 q per level)
 
 
 def marginal_obstacle(design: Design, family: str, link: str, *, predictors: tuple = (),
@@ -78,10 +79,25 @@ def marginal_obstacle(design: Design, family: str, link: str, *, predictors: tup
 
 
 @dataclass(frozen=True, eq=False)
+class FixedPrior:
+    """Independent normal priors on the fixed effects in the sampler's coordinates ``g``
+    (the intercept at the predictors' means, then the slopes): ``g ~ N(mean, diag(sd^2))``
+    and ``fixef = T g``."""
+
+    mean: np.ndarray  # (p,)
+    sd: np.ndarray  # (p,)
+    T: np.ndarray  # (p, p)
+
+
+@dataclass(frozen=True, eq=False)
 class MarginalStats:
     """Per-level cross-products of one grouping factor's terms (``q`` of them, all blocks
     concatenated) with themselves, the fixed-effects columns and the response; and the
-    fixed part's totals. The response has the offset subtracted."""
+    fixed part's totals. The response has the offset subtracted.
+
+    With ``fixed`` (normal priors on every fixed effect) the fixed effects are integrated
+    out too: the columns are then ``X T`` and the response ``y - X T mean``.
+    """
 
     ZtZ: np.ndarray  # (J, q, q)
     ZtX: np.ndarray  # (J, q, p)
@@ -89,6 +105,7 @@ class MarginalStats:
     XtX: np.ndarray  # (p, p)
     Xty: np.ndarray  # (p,)
     totals: np.ndarray  # (y'y, n): data inputs, so the compiled model does not depend on n
+    fixed: FixedPrior | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k) for k in ("ZtZ", "ZtX", "Zty", "XtX", "Xty", "totals")}
@@ -98,8 +115,32 @@ def _stacked_Z(design: Design) -> np.ndarray:
     return np.hstack([b.Z for b in design.blocks])
 
 
-def sufficient_stats(design: Design, y: np.ndarray) -> MarginalStats:
-    """The cross-products :func:`marginal_loglik` needs (``O(n q (q + p))``, once).
+def fixed_prior(design: Design, priors: dict[str, Any]) -> FixedPrior | None:
+    """The fixed effects' priors as a :class:`FixedPrior` when they are all normal (then the
+    fixed effects can be integrated out as well), else None.
+
+    The intercept's prior is on the mean response at the predictors' means (as
+    :func:`bayesmix.build._fixed_part` samples it): ``fixef[0] = g[0] - means @ g[1:]``.
+    """
+    names = list(design.coef_names)
+    if not names or len(names) > MAX_FIXED:
+        return None
+    chosen = [priors[n] for n in names]
+    if any(p.dist != "Normal" or set(p.kwargs) != {"mu", "sigma"} for p in chosen):
+        return None
+    T = np.eye(len(names))
+    if design.has_intercept and len(names) > 1:
+        j0 = names.index("(Intercept)")
+        others = [j for j in range(len(names)) if j != j0]
+        T[j0, others] = -design.X[:, others].mean(axis=0)
+    return FixedPrior(mean=np.array([p.kwargs["mu"] for p in chosen]),
+                      sd=np.array([p.kwargs["sigma"] for p in chosen]), T=T)
+
+
+def sufficient_stats(design: Design, y: np.ndarray,
+                     priors: dict[str, Any] | None = None) -> MarginalStats:
+    """The cross-products :func:`marginal_loglik` needs (``O(n q (q + p))``, once). With
+    ``priors`` all normal on the fixed effects, in the coordinates that integrate them out.
 
     Examples
     --------
@@ -109,8 +150,12 @@ def sufficient_stats(design: Design, y: np.ndarray) -> MarginalStats:
     (18, 2, 2)
     """
     idx, J = design.blocks[0].index, design.blocks[0].n_levels
+    fixed = None if priors is None else fixed_prior(design, priors)
     Z, X = _stacked_Z(design), design.X
     yt = np.asarray(y, dtype=float) - (design.offset if design.has_offset else 0.0)
+    if fixed is not None:  # g - mean ~ N(0, diag(sd^2)) multiplies the columns X T
+        X = X @ fixed.T
+        yt = yt - X @ fixed.mean
     q, p = Z.shape[1], X.shape[1]
 
     def per_level(w: np.ndarray) -> np.ndarray:
@@ -126,15 +171,59 @@ def sufficient_stats(design: Design, y: np.ndarray) -> MarginalStats:
             ZtX[:, a, k] = per_level(Z[:, a] * X[:, k])
     Zty = np.stack([per_level(Z[:, a] * yt) for a in range(q)], axis=1)
     return MarginalStats(ZtZ=ZtZ, ZtX=ZtX, Zty=Zty, XtX=X.T @ X, Xty=X.T @ yt,
-                         totals=np.array([yt @ yt, float(len(yt))]))
+                         totals=np.array([yt @ yt, float(len(yt))]), fixed=fixed)
 
 
-def marginal_loglik(data: dict[str, Any], beta: Any, L: list[list[Any]], sigma: Any) -> Any:
+def _cholesky(M: list[list[Any]], jitter: Any) -> list[list[Any]]:
+    """Unrolled Cholesky factor of ``M + jitter I`` (nested lists of tensors, lower part
+    used; ``None`` entries are zeros)."""
+    import pytensor.tensor as pt
+
+    q = len(M)
+    C: list[list[Any]] = [[None] * q for _ in range(q)]
+    for j in range(q):
+        s = M[j][j] + jitter
+        for m in range(j):
+            s = s - C[j][m] ** 2
+        C[j][j] = pt.sqrt(s)
+        for i in range(j + 1, q):
+            t = M[i][j] if M[i][j] is not None else pt.zeros_like(C[j][j])
+            for m in range(j):
+                t = t - C[i][m] * C[j][m]
+            C[i][j] = t / C[j][j]
+    return C
+
+
+def _forward(C: list[list[Any]], u: list[Any]) -> list[Any]:
+    """``C^-1 u`` for the unrolled lower-triangular ``C``."""
+    w: list[Any] = []
+    for i in range(len(C)):
+        t = u[i] if u[i] is not None else 0.0
+        for m in range(i):
+            t = t - C[i][m] * w[m]
+        w.append(t / C[i][i])
+    return w
+
+
+def _lsum(terms: list[Any]) -> Any:
+    terms = [t for t in terms if t is not None]
+    return sum(terms[1:], terms[0]) if terms else None
+
+
+def _times(a: Any, b: Any) -> Any:
+    return None if a is None or b is None else a * b
+
+
+def marginal_loglik(data: dict[str, Any], beta: Any, L: list[list[Any]], sigma: Any,
+                    prior_sd: np.ndarray | None = None) -> Any:
     """The marginal log-likelihood as a PyTensor scalar (see the module docstring).
 
     ``data``: the :class:`MarginalStats` arrays as tensors; ``beta``: the fixed effects
-    (None without any); ``L``: the ``q x q`` lower-triangular factor of the terms'
-    covariance as nested lists of scalar tensors, ``None`` where structurally zero.
+    (None without any, or when they are integrated out); ``L``: the ``q x q``
+    lower-triangular factor of the terms' covariance as nested lists of scalar tensors,
+    ``None`` where structurally zero. ``prior_sd`` (the stats' ``fixed.sd``) integrates the
+    fixed effects out as well: ``y ~ N(X T mean, V + X T diag(sd^2) T' X')`` by the matrix
+    determinant lemma, with ``H = diag(sd^-2) + X'V^-1 X`` (``p x p``).
     """
     import pytensor.tensor as pt
 
@@ -148,40 +237,37 @@ def marginal_loglik(data: dict[str, Any], beta: Any, L: list[list[Any]], sigma: 
         v = [Zty[:, a] - pt.dot(ZtX[:, a, :], beta) for a in range(q)]
         rr = yty - 2.0 * pt.dot(beta, data["Xty"]) + pt.dot(beta, pt.dot(data["XtX"], beta))
 
-    def lsum(terms: list[Any]) -> Any:
-        terms = [t for t in terms if t is not None]
-        return sum(terms[1:], terms[0]) if terms else None
+    def lt(vectors: list[Any]) -> list[Any]:  # L' v
+        return [_lsum([_times(L[a][k], vectors[a]) for a in range(q)]) for k in range(q)]
 
-    def times(a: Any, b: Any) -> Any:
-        return None if a is None or b is None else a * b
-
-    u = [lsum([times(L[a][k], v[a]) for a in range(q)]) for k in range(q)]
-    AL = [[lsum([times(A[:, a, b], L[b][m]) for b in range(q)]) for m in range(q)]
+    AL = [[_lsum([_times(A[:, a, b], L[b][m]) for b in range(q)]) for m in range(q)]
           for a in range(q)]
-    M = [[lsum([times(L[a][k], AL[a][m]) for a in range(q)]) for m in range(q)]
+    M = [[_lsum([_times(L[a][k], AL[a][m]) for a in range(q)]) for m in range(q)]
          for k in range(q)]
-    C: list[list[Any]] = [[None] * q for _ in range(q)]
-    for j in range(q):
-        s = M[j][j] + sigma ** 2
-        for m in range(j):
-            s = s - C[j][m] ** 2
-        C[j][j] = pt.sqrt(s)
-        for i in range(j + 1, q):
-            t = M[i][j] if M[i][j] is not None else pt.zeros_like(C[j][j])
-            for m in range(j):
-                t = t - C[i][m] * C[j][m]
-            C[i][j] = t / C[j][j]
-    w: list[Any] = []
-    for i in range(q):
-        t = u[i] if u[i] is not None else 0.0
-        for m in range(i):
-            t = t - C[i][m] * w[m]
-        w.append(t / C[i][i])
+    C = _cholesky(M, sigma ** 2)
+    w = _forward(C, lt(v))
     fit = sum((pt.sum(wi ** 2) for wi in w[1:]), pt.sum(w[0] ** 2))
     logdet_c = sum((pt.sum(pt.log(C[i][i])) for i in range(1, q)), pt.sum(pt.log(C[0][0])))
     n_levels = A.shape[0]
     logdet = 2.0 * (n - q * n_levels) * pt.log(sigma) + 2.0 * logdet_c
-    return -0.5 * (n * np.log(2.0 * np.pi) + logdet + (rr - fit) / sigma ** 2)
+    out = -0.5 * (n * np.log(2.0 * np.pi) + logdet + (rr - fit) / sigma ** 2)
+    if prior_sd is None:
+        return out
+    p = len(prior_sd)
+    G = [_forward(C, lt([ZtX[:, a, k] for a in range(q)])) for k in range(p)]
+    XtX, Xty = data["XtX"], data["Xty"]
+    H = [[None] * p for _ in range(p)]
+    for k in range(p):
+        for m in range(k + 1):
+            cross = _lsum([pt.sum(G[k][i] * G[m][i]) for i in range(q)])
+            H[k][m] = (XtX[k, m] - cross) / sigma ** 2
+        H[k][k] = H[k][k] + 1.0 / prior_sd[k] ** 2
+    b = [(Xty[k] - _lsum([pt.sum(G[k][i] * w[i]) for i in range(q)])) / sigma ** 2
+         for k in range(p)]
+    R = _cholesky(H, 0.0)
+    c = _forward(R, b)
+    return out + 0.5 * sum(ci ** 2 for ci in c) - sum(pt.log(R[k][k]) for k in range(p)) \
+        - float(np.sum(np.log(prior_sd)))
 
 
 def _factor(draws: xr.Dataset, design: Design, draw_slice: slice, chain: int) -> np.ndarray:
@@ -208,7 +294,9 @@ def _factor(draws: xr.Dataset, design: Design, draw_slice: slice, chain: int) ->
 def draw_level_effects(draws: xr.Dataset, design: Design, stats: MarginalStats,
                        rng: np.random.Generator, chunk: int = 250) -> xr.Dataset:
     """Add ``r_<block>`` to a posterior: one exact draw from the level effects' conditional
-    posterior per posterior draw of ``fixef``, ``sd_``/``cor_`` and ``sigma``.
+    posterior per posterior draw of ``fixef``, ``sd_``/``cor_`` and ``sigma``. When the
+    fixed effects were integrated out too (``stats.fixed``), ``fixef`` is drawn first, from
+    its conditional posterior given the SDs, correlations and ``sigma``.
 
     Examples
     --------
@@ -219,26 +307,36 @@ def draw_level_effects(draws: xr.Dataset, design: Design, stats: MarginalStats,
 
     n_chain, n_draw = draws.sizes["chain"], draws.sizes["draw"]
     J, q = stats.Zty.shape
+    p = stats.ZtX.shape[2]
+    fixed = stats.fixed
     out = np.empty((n_chain, n_draw, J, q))
+    fixef = np.empty((n_chain, n_draw, p)) if fixed is not None else None
     for c in range(n_chain):
         for s in range(0, n_draw, chunk):
             sl = slice(s, min(s + chunk, n_draw))
             L = _factor(draws, design, sl, c)
             sigma = draws["sigma"].isel(chain=c, draw=sl).values
+            s2 = (sigma ** 2)[:, None, None, None]
+            M = np.einsum("dak,jab,dbl->djkl", L, stats.ZtZ, L) + s2 * np.eye(q)
+            C = np.linalg.cholesky(M)
             v = np.broadcast_to(stats.Zty, (len(sigma), J, q))
-            if design.coef_names:
+            if fixed is not None:  # g - mean | ... ~ N(H^-1 b, H^-1), then fixef = T g
+                g = _draw_fixed(stats, fixed, L, C, v, sigma, rng)
+                fixef[c, sl] = (g + fixed.mean) @ fixed.T.T
+                v = v - np.einsum("jap,dp->dja", stats.ZtX, g)
+            elif design.coef_names:
                 beta = draws["fixef"].isel(chain=c, draw=sl).transpose(..., "coef").values
                 v = v - np.einsum("jap,dp->dja", stats.ZtX, beta)
             u = np.einsum("dak,dja->djk", L, v)
-            M = np.einsum("dak,jab,dbl->djkl", L, stats.ZtZ, L)
-            M = M + (sigma ** 2)[:, None, None, None] * np.eye(q)
-            C = np.linalg.cholesky(M)
             mean = np.linalg.solve(M, u[..., None])[..., 0]
             eps = rng.standard_normal(u.shape)
             noise = np.linalg.solve(np.swapaxes(C, -1, -2), eps[..., None])[..., 0]
             eta = mean + sigma[:, None, None] * noise
             out[c, sl] = np.einsum("dak,djk->dja", L, eta)
     result, start = {}, 0
+    if fixef is not None:
+        result["fixef"] = xr.DataArray(fixef, dims=("chain", "draw", "coef"),
+                                       coords={"coef": list(design.coef_names)})
     for block in design.blocks:
         k = block.n_terms
         dims = ("chain", "draw", level_dim(block), term_dim(block))
@@ -247,3 +345,18 @@ def draw_level_effects(draws: xr.Dataset, design: Design, stats: MarginalStats,
             coords={dims[2]: list(block.levels), dims[3]: list(block.coef_names)})
         start += k
     return draws.assign(result)
+
+
+def _draw_fixed(stats: MarginalStats, fixed: FixedPrior, L: np.ndarray, C: np.ndarray,
+                v: np.ndarray, sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per draw, ``g - mean`` from its conditional posterior (see :func:`marginal_loglik`)."""
+    w = np.linalg.solve(C, np.einsum("dak,dja->djk", L, v)[..., None])[..., 0]  # (d, J, q)
+    G = np.linalg.solve(C, np.einsum("dak,jap->djkp", L, stats.ZtX))  # (d, J, q, p)
+    s2 = (sigma ** 2)[:, None, None]
+    H = (stats.XtX - np.einsum("djkp,djkm->dpm", G, G)) / s2 \
+        + np.diag(1.0 / fixed.sd ** 2)
+    b = (stats.Xty - np.einsum("djkp,djk->dp", G, w)) / s2[..., 0]
+    R = np.linalg.cholesky(H)
+    mean = np.linalg.solve(H, b[..., None])[..., 0]
+    eps = rng.standard_normal(b.shape)
+    return mean + np.linalg.solve(np.swapaxes(R, -1, -2), eps[..., None])[..., 0]

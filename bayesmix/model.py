@@ -262,11 +262,11 @@ class Model:
         return self._build(False) if self.marginal else self.pymc_model
 
     def _build(self, marginal: bool) -> pm.Model:
+        stats = sufficient_stats(self.design, self.y, self.prior_dict) if marginal else None
         plan = BuildPlan(self.family.name, self.link, self.prior_specs, self.centered,
                          self.response_name, self.predictors, self.nonlinear,
                          self.setup.covariates if self.setup is not None else {},
-                         self.autocor_structure, self.categories,
-                         sufficient_stats(self.design, self.y) if marginal else None)
+                         self.autocor_structure, self.categories, stats)
         # No creation tracebacks on the graph's nodes: collecting them is about 40% of the
         # build time, and they point into bayesmix, not into the user's code.
         with pytensor.config.change_flags(traceback__limit=0):
@@ -309,7 +309,7 @@ class Model:
     def _derive(self, draws: xr.Dataset, marginal: bool = False,
                 seed: int | None = None) -> xr.Dataset:
         if marginal:
-            return draw_level_effects(draws, self.design, sufficient_stats(self.design, self.y),
+            return draw_level_effects(draws, self.design, sufficient_stats(self.design, self.y, self.prior_dict),
                                       np.random.default_rng(seed))
         draws = derive_level_effects(draws, self.design, self.centered, inplace=True)
         for lp in self.predictors:

@@ -69,8 +69,9 @@ def compile_nutpie(model: pm.Model, var_names: list[str] | None = None) -> Any:
     """
     from bayesmix.compile_cache import compile_model
 
-    if var_names is not None:
-        var_names = [rv.name for rv in model.free_RVs] + list(var_names)
+    if var_names is not None:  # those the model has (a marginal model may lack fixef)
+        var_names = [rv.name for rv in model.free_RVs] + [
+            v for v in var_names if v in model.named_vars]
     return compile_model(model, var_names)
 
 

@@ -42,6 +42,11 @@ CASES = [("y ~ x + (x | g)", [[0.8, 0.0], [0.1, 0.3]]),
          ("y ~ x + offset(t) + (x + z | g)", [[0.8, 0.0, 0.0], [0.2, 0.3, 0.0], [-0.1, 0.1, 0.5]])]
 
 
+def _factor_lists(L: np.ndarray) -> list:
+    return [[pt.constant(L[a, b]) if b <= a else None for b in range(len(L))]
+            for a in range(len(L))]
+
+
 @pytest.mark.parametrize("formula, L", CASES)
 def test_marginal_loglik_is_the_dense_multivariate_normal(formula, L):
     model = bm.Model(formula, _data())
@@ -51,14 +56,34 @@ def test_marginal_loglik_is_the_dense_multivariate_normal(formula, L):
     sigma = 0.9
     s = sufficient_stats(design, model.y)
     data = {k: pt.constant(v) for k, v in s.arrays().items()}
-    Lt = [[pt.constant(L[a, b]) if b <= a else None for b in range(len(L))]
-          for a in range(len(L))]
-    value = marginal_loglik(data, pt.constant(beta) if len(beta) else None, Lt,
+    value = marginal_loglik(data, pt.constant(beta) if len(beta) else None, _factor_lists(L),
                             pt.constant(sigma)).eval()
-    mean = design.X @ beta + (design.offset if design.has_offset else 0.0)
+    offset = design.offset if design.has_offset else 0.0
     V = _dense_covariance(design, L @ L.T, sigma)
-    expected = stats.multivariate_normal(mean, V).logpdf(model.y)
+    expected = stats.multivariate_normal(design.X @ beta + offset, V).logpdf(model.y)
     assert value == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("formula, L", CASES[:2] + CASES[3:])
+def test_fixed_effects_integrated_out_too(formula, L):
+    """With normal priors on the coefficients (the defaults), the likelihood of the SDs and
+    sigma alone: y ~ N(X T m, V + X T S T' X'), where the intercept's prior is on the mean
+    response at the predictors' means (T maps those coordinates to lme4's)."""
+    model = bm.Model(formula, _data(), priors={"x": bm.Prior("Normal", mu=0.3, sigma=2.0)})
+    design, L, sigma = model.design, np.array(L), 0.9
+    s = sufficient_stats(design, model.y, model.prior_dict)
+    fixed = s.fixed
+    assert fixed is not None and fixed.mean[list(design.coef_names).index("x")] == 0.3
+    data = {k: pt.constant(v) for k, v in s.arrays().items()}
+    value = marginal_loglik(data, None, _factor_lists(L), pt.constant(sigma), fixed.sd).eval()
+    XT = design.X @ fixed.T
+    offset = design.offset if design.has_offset else 0.0
+    V = _dense_covariance(design, L @ L.T, sigma) + XT @ np.diag(fixed.sd ** 2) @ XT.T
+    expected = stats.multivariate_normal(XT @ fixed.mean + offset, V).logpdf(model.y)
+    assert value == pytest.approx(expected, rel=1e-10)
+    # a prior that is not normal keeps the coefficients in the sampler
+    t_prior = {"x": bm.Prior("StudentT", nu=3, mu=0, sigma=2)}
+    assert sufficient_stats(design, model.y, {**model.prior_dict, **t_prior}).fixed is None
 
 
 def test_level_effects_are_drawn_from_their_exact_conditional_posterior():
@@ -144,3 +169,28 @@ def test_marginal_fit_matches_the_conditional_fit():
     assert vc.loc[("Days", "sd"), "mean"] == pytest.approx(6.5, abs=0.6)  # posterior > REML
     pp = bm.Model("Reaction ~ Days + (Days | Subject)", df).prior_predictive(20, random_seed=1)
     assert pp["prior"]["r_Subject"].shape == (1, 20, 18, 2)
+
+
+def test_fixed_effects_are_drawn_from_their_exact_conditional_posterior():
+    """Integrated out, fixef is drawn given the SDs and sigma: N(m + H^-1 b, H^-1) in the
+    sampler's coordinates, the GLS posterior under the normal prior."""
+    model = bm.Model("y ~ x + z + (x | g)", _data(4))
+    design = model.design
+    s = sufficient_stats(design, model.y, model.prior_dict)
+    sd, rho, sigma, S = np.array([0.8, 0.3]), 0.3, 0.9, 4000
+    cor = np.array([[1.0, rho], [rho, 1.0]])
+    draws = xr.Dataset({
+        "sd_g": (("chain", "draw", "g__term"), np.broadcast_to(sd, (1, S, 2))),
+        "cor_g": (("chain", "draw", "g__term", "g__term2"), np.broadcast_to(cor, (1, S, 2, 2))),
+        "sigma": (("chain", "draw"), np.full((1, S), sigma))})
+    out = draw_level_effects(draws, design, s, np.random.default_rng(6))
+    beta = out["fixef"].values[0]
+    assert list(out["fixef"]["coef"].values) == ["(Intercept)", "x", "z"]
+    XT = design.X @ s.fixed.T
+    Vinv = np.linalg.inv(_dense_covariance(design, np.outer(sd, sd) * cor, sigma))
+    H = np.diag(s.fixed.sd ** -2.0) + XT.T @ Vinv @ XT
+    g_mean = np.linalg.solve(H, np.diag(s.fixed.sd ** -2.0) @ s.fixed.mean
+                             + XT.T @ Vinv @ model.y)
+    mean, cov = s.fixed.T @ g_mean, s.fixed.T @ np.linalg.inv(H) @ s.fixed.T.T
+    assert np.all(np.abs(beta.mean(axis=0) - mean) < 4 * np.sqrt(np.diag(cov) / S))
+    np.testing.assert_allclose(np.cov(beta.T), cov, rtol=0.1, atol=0.05 * np.diag(cov).max())
