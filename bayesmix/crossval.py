@@ -255,7 +255,7 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
     for j in range(n_folds):
         train, test = np.flatnonzero(folds != j), np.flatnonzero(folds == j)
         sub = _subset(design, train)
-        stats = sufficient_stats(sub, model.y[train], model.prior_dict) if model.marginal \
+        stats = sufficient_stats(sub, model.y[train], model.marginal_priors) if model.marginal \
             else None
         sub_model = build_model(sub, dataclasses.replace(plan, marginal=stats), model.y[train],
                                 None if model.trials is None else model.trials[train])

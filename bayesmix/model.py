@@ -28,8 +28,9 @@ from bayesmix.formula import FormulaSpec, parse_formula
 from bayesmix.formulas import Formula, NonLinear
 from bayesmix import linpred
 from bayesmix.level_effects import derive_level_effects
-from bayesmix.marginal import draw_level_effects, marginal_obstacle, sufficient_stats
-from bayesmix.parametrization import choose_centering
+from bayesmix.marginal import (MarginalStats, draw_level_effects, marginal_obstacle,
+                               sufficient_stats)
+from bayesmix.parametrization import CENTRE_RATIO, choose_centering, information_ratios
 from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resolve_priors
 from bayesmix.sample import SamplerSettings, clean, run_sampler
 from bayesmix.structured import (AR1, AR_PRIOR_KEY, AR1Structure, ar_prior_specs,
@@ -153,6 +154,13 @@ class Model:
             self.design, self.family, self.link, y, trials, centered,
             ar_group=self.ar_group)
         self.marginal: bool = _resolve_marginal(self, marginalize, centered is not None)
+        # The fixed effects are integrated out with the levels (normal priors permitting)
+        # where the levels are well measured: there a fixed effect's spread depends on the SDs,
+        # a funnel when both are sampled; elsewhere they stay in the sampler (see
+        # bayesmix.marginal for the measurements).
+        self.marginal_priors: dict[str, Prior] | None = self.prior_dict if self.marginal and \
+            max(information_ratios(self.design, self.family, self.link, y, trials)) \
+            >= CENTRE_RATIO else None
         # The used columns of the data as given (never a view): typical values for effect
         # grids, and what save/load and pickling rebuild the design from.
         used = [c for c in data.columns if c in self._used_columns()]
@@ -261,8 +269,14 @@ class Model:
         """The PyMC model with its level effects as parameters (for prior predictive draws)."""
         return self._build(False) if self.marginal else self.pymc_model
 
+    @functools.cached_property
+    def marginal_stats(self) -> MarginalStats | None:
+        """The per-level cross-products of a marginal model (:mod:`bayesmix.marginal`)."""
+        return sufficient_stats(self.design, self.y, self.marginal_priors) \
+            if self.marginal else None
+
     def _build(self, marginal: bool) -> pm.Model:
-        stats = sufficient_stats(self.design, self.y, self.prior_dict) if marginal else None
+        stats = self.marginal_stats if marginal else None
         plan = BuildPlan(self.family.name, self.link, self.prior_specs, self.centered,
                          self.response_name, self.predictors, self.nonlinear,
                          self.setup.covariates if self.setup is not None else {},
@@ -309,7 +323,7 @@ class Model:
     def _derive(self, draws: xr.Dataset, marginal: bool = False,
                 seed: int | None = None) -> xr.Dataset:
         if marginal:
-            return draw_level_effects(draws, self.design, sufficient_stats(self.design, self.y, self.prior_dict),
+            return draw_level_effects(draws, self.design, self.marginal_stats,
                                       np.random.default_rng(seed))
         draws = derive_level_effects(draws, self.design, self.centered, inplace=True)
         for lp in self.predictors:

@@ -127,6 +127,13 @@ def test_which_models_are_marginal():
     assert not bm.Model("y ~ x + (1 | g) + (1 | h)", df2).marginal  # crossed
     assert not bm.Model("y ~ x + (1 | g)", df2.assign(y=(df.y > 1).astype(int)),
                         family="bernoulli").marginal
+    # fixed effects integrated out too where the levels are well measured (sleepstudy,
+    # information ratio 2.7), sampled where they are not (mathachieve, 0.25)
+    sleep = bm.Model("Reaction ~ Days + (Days | Subject)", bm.datasets.load("sleepstudy"))
+    assert sleep.marginal_stats.fixed is not None
+    math = bm.Model("MathAch ~ SES + (SES | School)", bm.datasets.load("mathachieve"))
+    assert math.marginal and math.marginal_stats.fixed is None
+    assert "fixef" in math.pymc_model.named_vars and "fixef" not in sleep.pymc_model.named_vars
     # rebuilt models keep the choice
     m = bm.Model("y ~ x + (x | g)", df)
     assert bm.Model(**m.constructor_args()).marginal
