@@ -72,6 +72,7 @@ class BuildPlan:
     autocor: AR1Structure | None = None  # AR(1) residuals (gaussian), see bayesmix.structured
     categories: tuple[Any, ...] = ()  # ordinal families: the response's categories in order
     marginal: MarginalStats | None = None  # level effects integrated out: bayesmix.marginal
+    level_covariates: dict[int, tuple[int, ...]] | None = None  # see level_covariates()
 
 
 def term_dim(block: RandomBlock) -> str:
@@ -221,6 +222,52 @@ def _absorption(design: Design, centered: tuple[bool, ...]) -> dict[int, dict[in
     return out
 
 
+def level_covariates(design: Design, centered: tuple[bool, ...]
+                     ) -> dict[int, tuple[int, ...]]:
+    """Fixed columns that the block absorbing the intercept also absorbs, as level covariates:
+    ``{block: (fixed columns,)}``.
+
+    A column constant within every level of that block (a patient's treatment, a school's
+    sector) moves into the prior mean of the levels' whole intercepts: ``beta_0 + r_j ~
+    N(beta_0 + x_j beta, sd)``. Left in the rows' sum, such a slope trades off against the
+    level intercepts along a ridge as the intercept did (epilepsy Poisson, hand-written
+    PyMC models, 2 x 1000 draws, seeds 1 and 2: min bulk ESS of the slopes 72-85 non-centred,
+    70-92 centred with the intercept absorbed, 964-1303 with the patient-level covariates
+    absorbed too; sampling time halved).
+    """
+    absorb = _absorption(design, centered)
+    if not absorb:
+        return {}
+    j0 = design.coef_names.index("(Intercept)")
+    taken = {j for terms in absorb.values() for j in terms.values()}
+    for i, terms in absorb.items():
+        if j0 not in terms.values():
+            continue
+        block = design.blocks[i]
+        cols = []
+        for j in range(len(design.coef_names)):
+            x = design.X[:, j]
+            if j in taken or np.ptp(x) == 0:
+                continue
+            lo = np.full(block.n_levels, np.inf)
+            hi = np.full(block.n_levels, -np.inf)
+            np.minimum.at(lo, block.index, x)
+            np.maximum.at(hi, block.index, x)
+            seen = np.isfinite(lo)
+            if np.array_equal(lo[seen], hi[seen]):
+                cols.append(j)
+        return {i: tuple(cols)} if cols else {}
+    return {}
+
+
+def level_values(block: RandomBlock, X: np.ndarray) -> np.ndarray:
+    """Each level's value of level-constant columns ``X`` (rows x k); 0 for levels without
+    rows (their prior mean then is the intercept's; they have no likelihood)."""
+    out = np.zeros((block.n_levels, X.shape[1]))
+    out[block.index] = X
+    return out
+
+
 def _block_scale(block: RandomBlock, priors: dict[str, Prior]) -> pt.TensorVariable:
     """A block's SDs (``sd_<block>``) and correlations (``cor_<block>``): the Cholesky factor
     of its covariance (terms x terms) if correlated, else the vector of SDs."""
@@ -254,11 +301,12 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
     name, tdim, ldim = block.name, term_dim(block), level_dim(block)
     mean: Any = 0.0
     start = None
-    if means:
-        mean = pt.zeros(block.n_terms)
+    if means:  # a level covariate makes a mean vary over the levels
+        per_level = any(getattr(v, "ndim", 0) > 0 for v, _ in means.values())
+        mean = pt.zeros((len(block.levels), block.n_terms) if per_level else block.n_terms)
         start = np.zeros((len(block.levels), block.n_terms))
         for k, (value, prior) in means.items():
-            mean = pt.set_subtensor(mean[k], value)
+            mean = pt.set_subtensor(mean[..., k], value)
             start[:, k] = _location(prior)
     # The start is set from the priors alone: the support point PyMC would take (the mean)
     # depends on the data through the centring of absorbed slopes, which would keep the
@@ -325,15 +373,19 @@ def coords_of(design: Design, lp: str = "") -> dict[str, list[Any]]:
 
 
 def _linear_part(design: Design, centered: tuple[bool, ...], priors: dict[str, Prior],
-                 lp: str = "", center: bool = True,
-                 ordinal: bool = False) -> tuple[pt.TensorVariable, Any]:
+                 lp: str = "", center: bool = True, ordinal: bool = False,
+                 level_cols: dict[int, tuple[int, ...]] | None = None
+                 ) -> tuple[pt.TensorVariable, Any]:
     """One linear predictor: fixed part, random effects and offset, per row; and, for an
-    ordinal family, the shift that maps its centred cutpoints back (else None)."""
+    ordinal family, the shift that maps its centred cutpoints back (else None).
+    ``level_cols``: the level covariates (:func:`level_covariates`; none if None)."""
     absorb = _absorption(design, centered) if center and not ordinal else {}
+    level_cols = level_cols if absorb and level_cols else {}
     j0 = design.coef_names.index("(Intercept)") if design.has_intercept else None
     columns = {j for terms in absorb.values() for j in terms.values()}
+    moved = columns | {j for cols in level_cols.values() for j in cols}
     rest, intercept, slopes = _fixed_part(design, priors, lp, center, ordinal,
-                                          columns - {j0})
+                                          moved - {j0})
     shift = intercept if ordinal else None
     intercept = None if ordinal else intercept
     # zeros as data, not pt.zeros(n): kfold refits change the number of rows
@@ -343,6 +395,12 @@ def _linear_part(design: Design, centered: tuple[bool, ...], priors: dict[str, P
     for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
         means = {k: (intercept if j == j0 else slopes[j], priors[design.coef_names[j]])
                  for k, j in absorb.get(i, {}).items()}
+        if level_cols.get(i):
+            cols = list(level_cols[i])
+            k0 = block.coef_names.index("(Intercept)")
+            values = _data(f"level_X_{block.name}", level_values(block, design.X[:, cols]))
+            level_mean = pt.dot(values, pt.stack([slopes[j] for j in cols]))
+            means[k0] = (means[k0][0] + level_mean, means[k0][1])
         eta = eta + _random_effects(block, is_centred, priors, means)
     if design.has_offset:
         eta = eta + _data(f"offset{_sfx(lp)}", design.offset)
@@ -367,7 +425,8 @@ def build_model(design: Design, plan: BuildPlan, y: np.ndarray,
         if plan.marginal is not None:
             return _marginal_model(model, design, plan, priors, y)
         if plan.nonlinear is None:
-            eta, shift = _linear_part(design, plan.centered, priors, ordinal=ordinal)
+            eta, shift = _linear_part(design, plan.centered, priors, ordinal=ordinal,
+                                      level_cols=plan.level_covariates)
         else:
             env = {**etas, **{k: _data(f"nl_{k}", v) for k, v in plan.covariates.items()}}
             eta = plan.nonlinear.evaluate(env, pytensor_functions()) + pt.zeros(design.n)

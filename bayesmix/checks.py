@@ -22,7 +22,7 @@ from bayesmix.build import level_dim, term_dim
 from bayesmix.diagnostics import (ESS_MIN_PER_CHAIN, RHAT_MAX, SamplingReport, _label,
                                   population_vars, sampling_report)
 from bayesmix.errors import ConvergenceWarning, SingularFitWarning, warn
-from bayesmix.parametrization import CENTRE_RATIO, information_ratios, rule_may_centre
+from bayesmix.parametrization import centre_threshold, information_ratios, rule_may_centre
 
 if TYPE_CHECKING:
     from bayesmix.results import FitResult
@@ -285,7 +285,8 @@ def _remedies(fit: "FitResult", problems: list[Problem],
             out.append(f"Sample {block.term} centred (it is non-centred now): "
                        f"bm.Model(..., centered={{{key!r}: True}}). This helps when the data "
                        f"pin each level of {block.group} down (information ratio "
-                       f"{ratios[i]:.2g}; bayesmix centres from {CENTRE_RATIO:g}).")
+                       f"{ratios[i]:.2g}; bayesmix centres from "
+                       f"{centre_threshold(model.design, i):g}).")
     scales = predictor_scales(model.design)
     if scales and kinds & {"divergences", "treedepth", "rhat", "ess_bulk", "ess_tail"}:
         listing = ", ".join(f"{k} (SD {v:.3g})" for k, v in scales.items())

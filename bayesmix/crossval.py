@@ -234,7 +234,7 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
                                    chains=chains or base.chains, progressbar=progressbar)
     centred = model.centered
     plan = BuildPlan(model.family.name, model.link, model.prior_specs, centred,
-                     model.response_name)
+                     model.response_name, level_covariates=model.level_covariates)
     timing: dict[str, Any] = {"compile": 0.0, "sampling": [], "compiled_reused": False}
     compiled = None
     if settings.sampler == "nutpie":
@@ -264,7 +264,9 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
         def derive(ds: xr.Dataset) -> xr.Dataset:
             if stats is not None:  # the training rows' level effects, drawn exactly
                 return draw_level_effects(ds, design, stats, np.random.default_rng(seeds[j]))
-            return derive_level_effects(ds, design, centred, inplace=True)
+            # the training rows' design: centring means and level values as in the refit
+            return derive_level_effects(ds, sub, centred, inplace=True,
+                                        level_cols=model.level_covariates)
 
         fold_compiled = None
         if compiled is not None:

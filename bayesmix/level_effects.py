@@ -8,18 +8,20 @@ them to lme4's ``r_<block>``. Models whose level effects are integrated out draw
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import xarray as xr
 
-from bayesmix.build import _absorption, _sfx, level_dim, term_dim
+from bayesmix.build import _absorption, _sfx, level_dim, level_values, term_dim
 from bayesmix.design import Design
 
 __all__ = ["derive_level_effects"]
 
 
 def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool, ...],
-                         inplace: bool = False, lp: str = "",
-                         center: bool = True) -> xr.Dataset:
+                         inplace: bool = False, lp: str = "", center: bool = True,
+                         level_cols: dict[int, tuple[int, ...]] | None = None) -> xr.Dataset:
     """Add ``r_<block>`` (levels x terms) to a posterior or prior dataset (numpy, per draw).
 
     Mirrors :func:`_random_effects`: centred blocks sampled ``_gamma`` (``intercept + r`` for
@@ -30,10 +32,13 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
     sampler's own, dropped afterwards), so that a model with many levels holds one copy of its
     level draws. ``lp`` names a further linear predictor (its blocks are already named
     ``<lp>_<group>``) and ``center`` says whether its fixed part was centred (only then may a
-    block absorb the intercept).
+    block absorb the intercept). ``level_cols``: the level covariates the model was built with
+    (:func:`bayesmix.build.level_covariates`), part of the intercept's prior mean per level.
     """
     absorb = _absorption(design, centered) if center else {}
-    means = _absorbed_means(draws, design, absorb, lp) if absorb else {}
+    level_cols = level_cols if absorb and level_cols else {}
+    extra = sorted({j for cols in level_cols.values() for j in cols})
+    means = _absorbed_means(draws, design, absorb, lp, extra) if absorb else {}
     out = {}
     for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
         name, dims = block.name, ("chain", "draw", level_dim(block), term_dim(block))
@@ -42,6 +47,11 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
             values = gamma.values if inplace else gamma.values.copy()
             for k, j in absorb.get(i, {}).items():
                 values[..., k] -= means[j][..., None]
+            if level_cols.get(i):
+                cols = list(level_cols[i])
+                k0 = block.coef_names.index("(Intercept)")
+                values[..., k0] -= np.einsum("cdp,lp->cdl", means["fixef"][..., cols],
+                                             level_values(block, design.X[:, cols]))
             out[f"r_{name}"] = gamma.copy(data=values)
             continue
         z = draws[f"_z_{name}"].transpose(*dims)
@@ -60,17 +70,19 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
 
 
 def _absorbed_means(draws: xr.Dataset, design: Design, absorb: dict[int, dict[int, int]],
-                    lp: str) -> dict[int, np.ndarray]:
+                    lp: str, extra: list[int]) -> dict[Any, np.ndarray]:
     """Per draw, the prior mean of each absorbed term (as :func:`_linear_part` builds it):
-    a slope's fixed coefficient; for the intercept, the centred intercept minus the absorbed
-    slopes' share of the centring."""
+    a slope's fixed coefficient; for the intercept, the centred intercept minus the share of
+    the centring of the absorbed slopes and the ``extra`` (level covariate) columns; and
+    ``"fixef"``, all coefficients."""
     sfx = _sfx(lp)
     j0 = design.coef_names.index("(Intercept)")
     columns = sorted({j for terms in absorb.values() for j in terms.values()})
-    moved = [j for j in columns if j != j0]
+    moved = sorted({j for j in columns if j != j0} | set(extra))
     fixef = draws[f"fixef{sfx}"].transpose("chain", "draw", f"coef{sfx}").values \
         if moved else None
-    out = {j: fixef[..., j] for j in moved}
+    out: dict[Any, np.ndarray] = {j: fixef[..., j] for j in moved}
+    out["fixef"] = fixef
     if j0 in columns:
         out[j0] = draws[f"_intercept_c{sfx}"].transpose("chain", "draw").values
         if moved:

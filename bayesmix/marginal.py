@@ -47,8 +47,8 @@ import xarray as xr
 
 from bayesmix.design import Design
 
-__all__ = ["MAX_TERMS", "MarginalStats", "marginal_obstacle", "sufficient_stats",
-           "marginal_loglik", "draw_level_effects"]
+__all__ = ["MAX_TERMS", "MAX_FIXED", "FixedPrior", "MarginalStats", "marginal_obstacle",
+           "fixed_prior", "sufficient_stats", "marginal_loglik", "draw_level_effects"]
 
 MAX_TERMS = 5  # the unrolled Cholesky's graph grows as q^3
 MAX_FIXED = 12  # fixed effects integrated out too up to this many (p^3 graph, p^2 q per level)

@@ -19,7 +19,7 @@ import pymc as pm
 import pytensor
 import xarray as xr
 
-from bayesmix.build import BuildPlan, build_model, stored_names
+from bayesmix.build import BuildPlan, build_model, level_covariates, stored_names
 from bayesmix.checks import warn_on_fit
 from bayesmix.design import Design, make_design
 from bayesmix.errors import DataError, FamilyError, FormulaError
@@ -153,6 +153,11 @@ class Model:
         self.centered: tuple[bool, ...] = choose_centering(
             self.design, self.family, self.link, y, trials, centered,
             ar_group=self.ar_group)
+        # Level-constant predictors that the intercept-absorbing centred block takes into its
+        # levels' prior mean (decided on the full data, kept for k-fold refits)
+        self.level_covariates: dict[int, tuple[int, ...]] = {} if (
+            self.family.ordinal or self.setup is not None) else \
+            level_covariates(self.design, self.centered)
         self.marginal: bool = _resolve_marginal(self, marginalize, centered is not None)
         # The fixed effects are integrated out with the levels (normal priors permitting)
         # where the levels are well measured: there a fixed effect's spread depends on the SDs,
@@ -280,7 +285,8 @@ class Model:
         plan = BuildPlan(self.family.name, self.link, self.prior_specs, self.centered,
                          self.response_name, self.predictors, self.nonlinear,
                          self.setup.covariates if self.setup is not None else {},
-                         self.autocor_structure, self.categories, stats)
+                         self.autocor_structure, self.categories, stats,
+                         self.level_covariates)
         # No creation tracebacks on the graph's nodes: collecting them is about 40% of the
         # build time, and they point into bayesmix, not into the user's code.
         with pytensor.config.change_flags(traceback__limit=0):
@@ -325,7 +331,8 @@ class Model:
         if marginal:
             return draw_level_effects(draws, self.design, self.marginal_stats,
                                       np.random.default_rng(seed))
-        draws = derive_level_effects(draws, self.design, self.centered, inplace=True)
+        draws = derive_level_effects(draws, self.design, self.centered, inplace=True,
+                                     level_cols=self.level_covariates)
         for lp in self.predictors:
             draws = derive_level_effects(draws, lp.design, lp.centered, True, lp.name,
                                          lp.center)

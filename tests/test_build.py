@@ -9,7 +9,7 @@ import xarray as xr
 from scipy import stats
 
 import bayesmix as bm
-from bayesmix.build import stored_names
+from bayesmix.build import level_covariates, stored_names
 from bayesmix.level_effects import derive_level_effects
 
 
@@ -139,6 +139,45 @@ def test_absorbed_fixed_effects_give_the_same_likelihood(sleep):
     r_subject = r["r_Subject"].values[0, 0]
     np.testing.assert_allclose(r_subject[:, 1], point["_gamma_Subject"][:, 1] - fixef[1])
     np.testing.assert_allclose(r_subject[:, 0], point["_gamma_Subject"][:, 0])
+
+
+def test_level_covariates_move_into_the_levels_mean_exactly():
+    """epilepsy: every predictor is constant within a patient, so a centred (1 | patient)
+    samples each patient's whole intercept with prior mean intercept + x_j beta. At a random
+    point PyMC's likelihood equals X fixef + r[patient] from the derived level effects."""
+    df = bm.datasets.load("epilepsy")
+    formula = "count ~ zAge + zBase * Trt + (1 | patient)"
+    model = bm.Model(formula, df, family="poisson")
+    assert model.centered == (True,)  # ratio 1.9: a lone block with level covariates
+    assert model.level_covariates == {0: (1, 2, 3, 4)}
+    assert bm.Model(formula, df, family="poisson", centered={"patient": False}).centered == \
+        (False,)
+    assert level_covariates(model.design, (False,)) == {}
+    pmodel = model.pymc_model
+    rng = np.random.default_rng(3)
+    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in pmodel.initial_point().items()}
+    point["_gamma_patient"] = rng.normal(1.5, 0.5, (59, 1))
+    fixef = pmodel.compile_fn(pmodel.replace_rvs_by_values([pmodel["fixef"]]),
+                              inputs=pmodel.value_vars, on_unused_input="ignore")(point)[0]
+    draws = _draws(
+        _gamma_patient=(("chain", "draw", "patient", "patient__term"),
+                        point["_gamma_patient"][None, None]),
+        _intercept_c=(("chain", "draw"), point["_intercept_c"][None, None]),
+        fixef=(("chain", "draw", "coef"), fixef[None, None]))
+    r = derive_level_effects(draws, model.design, model.centered,
+                             level_cols=model.level_covariates)["r_patient"].values[0, 0, :, 0]
+    eta = model.design.X @ fixef + r[model.design.blocks[0].index]
+    logp = pmodel.compile_fn(pmodel.logp(vars=[pmodel["count"]], sum=True),
+                             inputs=pmodel.value_vars, on_unused_input="ignore")(point)
+    assert logp == pytest.approx(stats.poisson.logpmf(model.y, np.exp(eta)).sum(), rel=1e-10)
+    # ... and the patients' prior: r ~ N(0, sd) around the covariates' prediction
+    x_level = np.zeros((59, 4))
+    x_level[model.design.blocks[0].index] = model.design.X[:, 1:]
+    np.testing.assert_allclose(r, point["_gamma_patient"][:, 0] - fixef[0] - x_level @ fixef[1:])
+    # a predictor that varies within levels is not a level covariate
+    sleep = bm.Model("Reaction ~ Days + (1 | Subject)", bm.datasets.load("sleepstudy"),
+                     marginalize=False)
+    assert level_covariates(sleep.design, (True,)) == {}
 
 
 def test_only_population_deterministics_are_stored(sleep):
