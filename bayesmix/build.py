@@ -50,6 +50,7 @@ from bayesmix.families import LINKS, get_family
 from bayesmix.linpred import local_priors
 from bayesmix.marginal import MarginalStats, marginal_loglik
 from bayesmix.nonlinear import pytensor_functions
+from bayesmix.parametrization import _absorption, level_values
 from bayesmix.priors import Prior, PriorSpec, cutpoint_labels
 from bayesmix.structured import AR_PRIOR_KEY, AR1Structure, ar1_simulate
 from bayesmix.transforms import qr_transform
@@ -141,8 +142,8 @@ def _fixed_part(design: Design, priors: dict[str, Prior], lp: str = "", center: 
 
     The non-intercept columns are centred: the intercept is then the mean response at the
     predictor means and barely correlates with the slopes; ``fixef`` maps it back. An
-    absorbed slope (see :func:`_absorption`) leaves the rows' sum, and its share of the
-    centring, ``-mean(x_j) beta_j``, moves into the intercept term.
+    absorbed slope (see ``bayesmix.parametrization._absorption``) leaves the rows' sum, and
+    its share of the centring, ``-mean(x_j) beta_j``, moves into the intercept term.
     ``rows=False`` creates the coefficients (and ``fixef``) only, for a marginal likelihood.
     ``center=False`` (nonlinear parameters) puts the priors on the coefficients as given. An
     ordinal family has no intercept (its cutpoints play that role): all columns are centred
@@ -189,85 +190,6 @@ def _fixed_part(design: Design, priors: dict[str, Prior], lp: str = "", center: 
     return rest, intercept, slopes
 
 
-def _absorption(design: Design, centered: tuple[bool, ...]) -> dict[int, dict[int, int]]:
-    """Which centred blocks absorb which fixed effects: ``{block: {term: fixed column}}``.
-
-    Hierarchical centring (Gelfand, Sahu & Carlin 1995): a centred block samples each level's
-    whole coefficient ``beta_j + r_j`` (prior mean ``beta_j``) for every term that is also a
-    fixed effect with the same column of values, instead of ``r_j``. That removes the ridge
-    between ``beta_j`` and the mean of the level effects, along which both mix slowly when
-    the levels are well measured (sleepstudy ``(Days || Subject)`` forced centred: bulk ESS of
-    ``Days`` 250 of 2 000 draws without, ~2 000 with). Each fixed column is absorbed by at
-    most one block: the centred one with the fewest levels (in a crossed design the one with
-    the most rows per level, the best measured), the first of equals; known-covariance blocks
-    never (they are non-centred).
-    """
-    if not design.has_intercept:
-        return {}
-    names, taken, out = list(design.coef_names), set(), {}
-    order = sorted(range(len(design.blocks)), key=lambda i: (len(design.blocks[i].levels), i))
-    for i in order:
-        block, is_centred = design.blocks[i], centered[i]
-        if not is_centred or block.cov_chol is not None:
-            continue
-        for k, term in enumerate(block.coef_names):
-            j = names.index(term) if term in names else None
-            if j is None or j in taken:
-                continue
-            same = np.all(block.Z[:, k] == 1) if term == "(Intercept)" else \
-                np.array_equal(block.Z[:, k], design.X[:, j])
-            if same:
-                taken.add(j)
-                out.setdefault(i, {})[k] = j
-    return out
-
-
-def level_covariates(design: Design, centered: tuple[bool, ...]
-                     ) -> dict[int, tuple[int, ...]]:
-    """Fixed columns that the block absorbing the intercept also absorbs, as level covariates:
-    ``{block: (fixed columns,)}``.
-
-    A column constant within every level of that block (a patient's treatment, a school's
-    sector) moves into the prior mean of the levels' whole intercepts: ``beta_0 + r_j ~
-    N(beta_0 + x_j beta, sd)``. Left in the rows' sum, such a slope trades off against the
-    level intercepts along a ridge as the intercept did (epilepsy Poisson, hand-written
-    PyMC models, 2 x 1000 draws, seeds 1 and 2: min bulk ESS of the slopes 72-85 non-centred,
-    70-92 centred with the intercept absorbed, 964-1303 with the patient-level covariates
-    absorbed too; sampling time halved).
-    """
-    absorb = _absorption(design, centered)
-    if not absorb:
-        return {}
-    j0 = design.coef_names.index("(Intercept)")
-    taken = {j for terms in absorb.values() for j in terms.values()}
-    for i, terms in absorb.items():
-        if j0 not in terms.values():
-            continue
-        block = design.blocks[i]
-        cols = []
-        for j in range(len(design.coef_names)):
-            x = design.X[:, j]
-            if j in taken or np.ptp(x) == 0:
-                continue
-            lo = np.full(block.n_levels, np.inf)
-            hi = np.full(block.n_levels, -np.inf)
-            np.minimum.at(lo, block.index, x)
-            np.maximum.at(hi, block.index, x)
-            seen = np.isfinite(lo)
-            if np.array_equal(lo[seen], hi[seen]):
-                cols.append(j)
-        return {i: tuple(cols)} if cols else {}
-    return {}
-
-
-def level_values(block: RandomBlock, X: np.ndarray) -> np.ndarray:
-    """Each level's value of level-constant columns ``X`` (rows x k); 0 for levels without
-    rows (their prior mean then is the intercept's; they have no likelihood)."""
-    out = np.zeros((block.n_levels, X.shape[1]))
-    out[block.index] = X
-    return out
-
-
 def _block_scale(block: RandomBlock, priors: dict[str, Prior]) -> pt.TensorVariable:
     """A block's SDs (``sd_<block>``) and correlations (``cor_<block>``): the Cholesky factor
     of its covariance (terms x terms) if correlated, else the vector of SDs."""
@@ -295,8 +217,8 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
     """Level effects ``r`` (levels x terms) of one block, and their contribution per row.
 
     With ``means`` (term -> its fixed coefficient and that coefficient's prior; a centred
-    block only, see :func:`_absorption`) the block samples ``mean + r`` for those terms
-    directly.
+    block only, see ``bayesmix.parametrization._absorption``) the block samples ``mean + r``
+    for those terms directly.
     """
     name, tdim, ldim = block.name, term_dim(block), level_dim(block)
     mean: Any = 0.0

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from bayesmix.build import _absorption, _sfx, level_dim, level_values, term_dim
+from bayesmix.build import _sfx, level_dim, term_dim
+from bayesmix.parametrization import _absorption, level_values
 from bayesmix.design import Design
 
 __all__ = ["derive_level_effects"]
@@ -33,7 +34,8 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
     level draws. ``lp`` names a further linear predictor (its blocks are already named
     ``<lp>_<group>``) and ``center`` says whether its fixed part was centred (only then may a
     block absorb the intercept). ``level_cols``: the level covariates the model was built with
-    (:func:`bayesmix.build.level_covariates`), part of the intercept's prior mean per level.
+    (:func:`bayesmix.parametrization.level_covariates`), part of the intercept's prior mean
+    per level.
     """
     absorb = _absorption(design, centered) if center else {}
     level_cols = level_cols if absorb and level_cols else {}

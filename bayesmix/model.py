@@ -19,7 +19,7 @@ import pymc as pm
 import pytensor
 import xarray as xr
 
-from bayesmix.build import BuildPlan, build_model, level_covariates, stored_names
+from bayesmix.build import BuildPlan, build_model, stored_names
 from bayesmix.checks import warn_on_fit
 from bayesmix.design import Design, make_design
 from bayesmix.errors import DataError, FamilyError, FormulaError
@@ -30,7 +30,8 @@ from bayesmix import linpred
 from bayesmix.level_effects import derive_level_effects
 from bayesmix.marginal import (MarginalStats, draw_level_effects, marginal_obstacle,
                                sufficient_stats)
-from bayesmix.parametrization import CENTRE_RATIO, choose_centering, information_ratios
+from bayesmix.parametrization import (CENTRE_RATIO, choose_centering, information_ratios,
+                                      level_covariates)
 from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resolve_priors
 from bayesmix.sample import SamplerSettings, clean, run_sampler
 from bayesmix.structured import (AR1, AR_PRIOR_KEY, AR1Structure, ar_prior_specs,
