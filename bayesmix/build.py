@@ -48,7 +48,7 @@ from bayesmix.design import Design, RandomBlock
 from bayesmix.errors import PriorError
 from bayesmix.families import LINKS, get_family
 from bayesmix.linpred import local_priors
-from bayesmix.marginal import MarginalStats, marginal_loglik
+from bayesmix.marginal import MarginalStats, NestedStats, marginal_loglik, nested_loglik
 from bayesmix.nonlinear import pytensor_functions
 from bayesmix.parametrization import _absorption, level_values
 from bayesmix.priors import Prior, PriorSpec, cutpoint_labels
@@ -72,7 +72,7 @@ class BuildPlan:
     covariates: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
     autocor: AR1Structure | None = None  # AR(1) residuals (gaussian), see bayesmix.structured
     categories: tuple[Any, ...] = ()  # ordinal families: the response's categories in order
-    marginal: MarginalStats | None = None  # level effects integrated out: bayesmix.marginal
+    marginal: MarginalStats | NestedStats | None = None  # level effects integrated out
     level_covariates: dict[int, tuple[int, ...]] | None = None  # see level_covariates()
 
 
@@ -378,9 +378,16 @@ def _marginal_model(model: pm.Model, design: Design, plan: BuildPlan,
     priors let them be integrated out as well, the fixed effects."""
     stats = plan.marginal
     beta = None
-    if stats.fixed is None and design.coef_names:  # else integrated out with the levels
+    if getattr(stats, "fixed", None) is None and design.coef_names:  # else integrated out
         _fixed_part(design, priors, rows=False)
         beta = model["fixef"]
+    if isinstance(stats, NestedStats):  # (1 | a/b): two random intercepts
+        outer, inner = (_block_scale(design.blocks[i], priors)[0] for i in stats.pair)
+        sigma = _family_params(plan, priors, y)["sigma"]
+        data = {k: _data(f"marginal_{k}", v) for k, v in stats.arrays().items()}
+        pm.Potential("_marginal_loglik", nested_loglik(data, beta, outer, inner, sigma,
+                                                       stats.n_outer))
+        return model
     q = sum(b.n_terms for b in design.blocks)
     L: list[list[Any]] = [[None] * q for _ in range(q)]
     start = 0

@@ -50,7 +50,7 @@ from bayesmix.build import (
 )
 from bayesmix.design import Design, _group_labels
 from bayesmix.level_effects import derive_level_effects
-from bayesmix.marginal import draw_level_effects, sufficient_stats
+from bayesmix.marginal import draw_effects, model_stats
 from bayesmix.errors import BayesmixError, ConvergenceWarning, DataError, warn
 from bayesmix.predict import _posterior_values, family_param_draws, pointwise_loglik
 from bayesmix.sample import compile_nutpie, run_sampler
@@ -255,7 +255,7 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
     for j in range(n_folds):
         train, test = np.flatnonzero(folds != j), np.flatnonzero(folds == j)
         sub = _subset(design, train)
-        stats = sufficient_stats(sub, model.y[train], model.marginal_priors) if model.marginal \
+        stats = model_stats(sub, model.y[train], model.marginal_priors) if model.marginal \
             else None
         sub_model = build_model(sub, dataclasses.replace(plan, marginal=stats), model.y[train],
                                 None if model.trials is None else model.trials[train])
@@ -263,7 +263,7 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
 
         def derive(ds: xr.Dataset) -> xr.Dataset:
             if stats is not None:  # the training rows' level effects, drawn exactly
-                return draw_level_effects(ds, design, stats, np.random.default_rng(seeds[j]))
+                return draw_effects(ds, design, stats, np.random.default_rng(seeds[j]))
             # the training rows' design: centring means and level values as in the refit
             return derive_level_effects(ds, sub, centred, inplace=True,
                                         level_cols=model.level_covariates)

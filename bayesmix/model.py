@@ -28,8 +28,8 @@ from bayesmix.formula import FormulaSpec, parse_formula
 from bayesmix.formulas import Formula, NonLinear
 from bayesmix import linpred
 from bayesmix.level_effects import derive_level_effects
-from bayesmix.marginal import (MarginalStats, draw_level_effects, marginal_obstacle,
-                               sufficient_stats)
+from bayesmix.marginal import (MarginalStats, NestedStats, draw_effects, marginal_obstacle,
+                               model_stats)
 from bayesmix.parametrization import (CENTRE_RATIO, choose_centering, information_ratios,
                                       level_covariates)
 from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resolve_priors
@@ -85,8 +85,8 @@ class Model:
         sampling (:mod:`bayesmix.marginal`): the sampler explores the fixed effects, SDs,
         correlations and ``sigma`` only, which mixes several times better per second. By
         default on where possible: gaussian family with identity link, every random term on
-        one grouping factor (at most 5 terms), no AR(1), weights or further formulas, and
-        ``centered`` not given. ``True`` where impossible raises a ``FamilyError`` saying why.
+        one grouping factor (at most 5 terms) or two nested random intercepts (``(1 |
+        a/b)``), no AR(1), weights or further formulas, and ``centered`` not given. ``True`` where impossible raises a ``FamilyError`` saying why.
         Stored as ``model.marginal``.
 
     Examples
@@ -276,10 +276,9 @@ class Model:
         return self._build(False) if self.marginal else self.pymc_model
 
     @functools.cached_property
-    def marginal_stats(self) -> MarginalStats | None:
+    def marginal_stats(self) -> MarginalStats | NestedStats | None:
         """The per-level cross-products of a marginal model (:mod:`bayesmix.marginal`)."""
-        return sufficient_stats(self.design, self.y, self.marginal_priors) \
-            if self.marginal else None
+        return model_stats(self.design, self.y, self.marginal_priors) if self.marginal else None
 
     def _build(self, marginal: bool) -> pm.Model:
         stats = self.marginal_stats if marginal else None
@@ -330,8 +329,8 @@ class Model:
     def _derive(self, draws: xr.Dataset, marginal: bool = False,
                 seed: int | None = None) -> xr.Dataset:
         if marginal:
-            return draw_level_effects(draws, self.design, self.marginal_stats,
-                                      np.random.default_rng(seed))
+            return draw_effects(draws, self.design, self.marginal_stats,
+                                np.random.default_rng(seed))
         draws = derive_level_effects(draws, self.design, self.centered, inplace=True,
                                      level_cols=self.level_covariates)
         for lp in self.predictors:
