@@ -381,13 +381,20 @@ def _marginal_model(model: pm.Model, design: Design, plan: BuildPlan,
     if getattr(stats, "fixed", None) is None and design.coef_names:  # else integrated out
         _fixed_part(design, priors, rows=False)
         beta = model["fixef"]
-    if isinstance(stats, NestedStats):  # (1 | a/b): two random intercepts
-        outer, inner = (_block_scale(design.blocks[i], priors)[0] for i in stats.pair)
-        sigma = _family_params(plan, priors, y)["sigma"]
-        data = {k: _data(f"marginal_{k}", v) for k, v in stats.arrays().items()}
-        pm.Potential("_marginal_loglik", nested_loglik(data, beta, outer, inner, sigma,
-                                                       stats.n_outer))
-        return model
+    nested = isinstance(stats, NestedStats)  # (1 | a/b): two random intercepts
+    scales = [_block_scale(design.blocks[i], priors)[0] for i in stats.pair] if nested \
+        else _factor_entries(design, priors)
+    sigma = _family_params(plan, priors, y)["sigma"]
+    data = {k: _data(f"marginal_{k}", v) for k, v in stats.arrays().items()}
+    pm.Potential("_marginal_loglik", nested_loglik(data, beta, *scales, sigma, stats.n_outer)
+                 if nested else marginal_loglik(
+                     data, beta, scales, sigma, None if stats.fixed is None else stats.fixed.sd))
+    return model
+
+
+def _factor_entries(design: Design, priors: dict[str, Prior]) -> list[list[Any]]:
+    """The block-diagonal lower-triangular factor ``L`` of all terms' covariance, as nested
+    lists of scalar tensors (``None`` where structurally zero), for the marginal likelihood."""
     q = sum(b.n_terms for b in design.blocks)
     L: list[list[Any]] = [[None] * q for _ in range(q)]
     start = 0
@@ -399,11 +406,7 @@ def _marginal_model(model: pm.Model, design: Design, plan: BuildPlan,
             if not block.correlated:
                 L[start + a][start + a] = scale[a]
         start += block.n_terms
-    sigma = _family_params(plan, priors, y)["sigma"]
-    data = {k: _data(f"marginal_{k}", v) for k, v in stats.arrays().items()}
-    pm.Potential("_marginal_loglik", marginal_loglik(
-        data, beta, L, sigma, None if stats.fixed is None else stats.fixed.sd))
-    return model
+    return L
 
 
 def _family_params(plan: BuildPlan, priors: dict[str, Prior],

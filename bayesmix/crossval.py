@@ -49,9 +49,9 @@ from bayesmix.build import (
     term_dim,
 )
 from bayesmix.design import Design, _group_labels
+from bayesmix.errors import BayesmixError, ConvergenceWarning, DataError, warn
 from bayesmix.level_effects import derive_level_effects
 from bayesmix.marginal import draw_effects, model_stats
-from bayesmix.errors import BayesmixError, ConvergenceWarning, DataError, warn
 from bayesmix.predict import _posterior_values, family_param_draws, pointwise_loglik
 from bayesmix.sample import compile_nutpie, run_sampler
 

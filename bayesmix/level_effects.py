@@ -3,7 +3,7 @@
 The sampler stores its own coordinates of the level effects (``_z`` for non-centred blocks,
 ``_gamma`` for centred ones, see :mod:`bayesmix.build`); :func:`derive_level_effects` maps
 them to lme4's ``r_<block>``. Models whose level effects are integrated out draw them with
-:func:`bayesmix.marginal.draw_level_effects` instead.
+:func:`bayesmix.marginal.draw_effects` instead.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import xarray as xr
 
 from bayesmix.build import _sfx, level_dim, term_dim
-from bayesmix.parametrization import _absorption, level_values
 from bayesmix.design import Design
+from bayesmix.parametrization import _absorption, level_values
 
 __all__ = ["derive_level_effects"]
 

@@ -152,15 +152,15 @@ def nested_stats(design: Design, y: np.ndarray) -> NestedStats:
         raise ValueError("the design has no nested pair of random intercepts")
     outer, inner = design.blocks[pair[0]], design.blocks[pair[1]]
     K, X = inner.n_levels, design.X
-    yt = np.asarray(y, dtype=float) - (design.offset if design.has_offset else 0.0)
+    yt = _response(design, y)
     outer_of = np.zeros(K, dtype=np.int64)
     outer_of[inner.index] = outer.index
     SX = np.stack([np.bincount(inner.index, weights=X[:, k], minlength=K)
                    for k in range(X.shape[1])], axis=1) if X.shape[1] else np.zeros((K, 0))
     return NestedStats(n_inner=np.bincount(inner.index, minlength=K).astype(float),
                        Sy=np.bincount(inner.index, weights=yt, minlength=K), SX=SX,
-                       outer_of=outer_of, n_outer=outer.n_levels, XtX=X.T @ X, Xty=X.T @ yt,
-                       totals=np.array([yt @ yt, float(len(yt))]), pair=pair)
+                       outer_of=outer_of, n_outer=outer.n_levels, pair=pair,
+                       **_fixed_totals(X, yt))
 
 
 def nested_loglik(data: dict[str, Any], beta: Any, sd_outer: Any, sd_inner: Any, sigma: Any,
@@ -262,6 +262,16 @@ class MarginalStats:
         return {k: getattr(self, k) for k in ("ZtZ", "ZtX", "Zty", "XtX", "Xty", "totals")}
 
 
+def _response(design: Design, y: np.ndarray) -> np.ndarray:
+    """The response with the offset subtracted."""
+    return np.asarray(y, dtype=float) - (design.offset if design.has_offset else 0.0)
+
+
+def _fixed_totals(X: np.ndarray, yt: np.ndarray) -> dict[str, np.ndarray]:
+    """The fixed part's cross-products and ``(y'y, n)``, as both statistics store them."""
+    return {"XtX": X.T @ X, "Xty": X.T @ yt, "totals": np.array([yt @ yt, float(len(yt))])}
+
+
 def _stacked_Z(design: Design) -> np.ndarray:
     return np.hstack([b.Z for b in design.blocks])
 
@@ -303,7 +313,7 @@ def sufficient_stats(design: Design, y: np.ndarray,
     idx, J = design.blocks[0].index, design.blocks[0].n_levels
     fixed = None if priors is None else fixed_prior(design, priors)
     Z, X = _stacked_Z(design), design.X
-    yt = np.asarray(y, dtype=float) - (design.offset if design.has_offset else 0.0)
+    yt = _response(design, y)
     if fixed is not None:  # g - mean ~ N(0, diag(sd^2)) multiplies the columns X T
         X = X @ fixed.T
         yt = yt - X @ fixed.mean
@@ -321,8 +331,7 @@ def sufficient_stats(design: Design, y: np.ndarray,
         for k in range(p):
             ZtX[:, a, k] = per_level(Z[:, a] * X[:, k])
     Zty = np.stack([per_level(Z[:, a] * yt) for a in range(q)], axis=1)
-    return MarginalStats(ZtZ=ZtZ, ZtX=ZtX, Zty=Zty, XtX=X.T @ X, Xty=X.T @ yt,
-                         totals=np.array([yt @ yt, float(len(yt))]), fixed=fixed)
+    return MarginalStats(ZtZ=ZtZ, ZtX=ZtX, Zty=Zty, fixed=fixed, **_fixed_totals(X, yt))
 
 
 def _cholesky(M: list[list[Any]], jitter: Any) -> list[list[Any]]:

@@ -86,8 +86,9 @@ class Model:
         correlations and ``sigma`` only, which mixes several times better per second. By
         default on where possible: gaussian family with identity link, every random term on
         one grouping factor (at most 5 terms) or two nested random intercepts (``(1 |
-        a/b)``), no AR(1), weights or further formulas, and ``centered`` not given. ``True`` where impossible raises a ``FamilyError`` saying why.
-        Stored as ``model.marginal``.
+        a/b)``), no AR(1), weights or further formulas, and ``centered`` not given.
+        ``True`` where impossible raises a ``FamilyError`` saying why. Stored as
+        ``model.marginal``.
 
     Examples
     --------
@@ -151,9 +152,10 @@ class Model:
             check_ar_prior(self.prior_dict[AR_PRIOR_KEY], self.autocor_structure)
         centered, self.predictors = linpred.split_centering(centered, self.design,
                                                             self.predictors)
+        ratios = information_ratios(self.design, self.family, self.link, y, trials)
         self.centered: tuple[bool, ...] = choose_centering(
             self.design, self.family, self.link, y, trials, centered,
-            ar_group=self.ar_group)
+            ar_group=self.ar_group, ratios=ratios)
         # Level-constant predictors that the intercept-absorbing centred block takes into its
         # levels' prior mean (decided on the full data, kept for k-fold refits)
         self.level_covariates: dict[int, tuple[int, ...]] = {} if (
@@ -165,8 +167,7 @@ class Model:
         # a funnel when both are sampled; elsewhere they stay in the sampler (see
         # bayesmix.marginal for the measurements).
         self.marginal_priors: dict[str, Prior] | None = self.prior_dict if self.marginal and \
-            max(information_ratios(self.design, self.family, self.link, y, trials)) \
-            >= CENTRE_RATIO else None
+            ratios and max(ratios) >= CENTRE_RATIO else None
         # The used columns of the data as given (never a view): typical values for effect
         # grids, and what save/load and pickling rebuild the design from.
         used = [c for c in data.columns if c in self._used_columns()]

@@ -289,11 +289,12 @@ def information_ratios(design: Design, family: Family, link: str, y: np.ndarray,
 def choose_centering(design: Design, family: Family, link: str, y: np.ndarray,
                      trials: np.ndarray | None,
                      override: dict[str, bool] | None = None,
-                     ar_group: str | None | bool = False) -> tuple[bool, ...]:
+                     ar_group: str | None | bool = False,
+                     ratios: tuple[float, ...] | None = None) -> tuple[bool, ...]:
     """Centred (True) or non-centred (False) for each block; ``override`` maps a grouping
     factor or block name to True/False and wins over the data-driven rule. ``ar_group``: the
     grouping of AR(1) residuals (None: one series; False: no AR(1)), see
-    :func:`rule_may_centre`."""
+    :func:`rule_may_centre`. ``ratios``: :func:`information_ratios` if already computed."""
     from bayesmix.errors import DataError
 
     override = dict(override or {})
@@ -304,7 +305,8 @@ def choose_centering(design: Design, family: Family, link: str, y: np.ndarray,
                             f"has {', '.join(sorted(known)) or 'none'}")
         if not isinstance(value, bool):
             raise DataError(f"centered[{key!r}] must be True or False, not {value!r}")
-    ratios = information_ratios(design, family, link, y, trials)
+    if ratios is None:
+        ratios = information_ratios(design, family, link, y, trials)
     forced = {i: override.get(block.name, override.get(block.group))
               for i, block in enumerate(design.blocks)
               if block.name in override or block.group in override}
@@ -447,18 +449,11 @@ def level_covariates(design: Design, centered: tuple[bool, ...]
         if j0 not in terms.values():
             continue
         block = design.blocks[i]
-        cols = []
-        for j in range(len(design.coef_names)):
-            x = design.X[:, j]
-            if j in taken or np.ptp(x) == 0:
-                continue
-            lo = np.full(block.n_levels, np.inf)
-            hi = np.full(block.n_levels, -np.inf)
-            np.minimum.at(lo, block.index, x)
-            np.maximum.at(hi, block.index, x)
-            seen = np.isfinite(lo)
-            if np.array_equal(lo[seen], hi[seen]):
-                cols.append(j)
+        # a column is constant within levels when each row equals its level's (any) value
+        per_level = level_values(block, design.X)
+        same = np.all(per_level[block.index] == design.X, axis=0)
+        cols = [j for j in range(len(design.coef_names))
+                if same[j] and j not in taken and np.ptp(design.X[:, j]) > 0]
         return {i: tuple(cols)} if cols else {}
     return {}
 
