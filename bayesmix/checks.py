@@ -175,18 +175,16 @@ def _population_problems(posterior: xr.Dataset, blocks: Any, chains: int) -> lis
     return problems
 
 
-def _level_problems(posterior: xr.Dataset, blocks: Any, chains: int) -> list[Problem]:
-    """Worst R-hat and bulk ESS of each block's level effects, per term."""
+def _level_problems(levels: dict[str, tuple[xr.DataArray, xr.DataArray]], blocks: Any,
+                    chains: int) -> list[Problem]:
+    """Worst R-hat and bulk ESS of each block's level effects, per term (``levels``:
+    :func:`bayesmix.diagnostics.level_diagnostics`)."""
     problems = []
     for block in blocks:
-        name = f"r_{block.name}"
-        if name not in posterior:
+        if block.name not in levels:
             continue
-        da = posterior[name]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rhat = np.asarray(az.rhat(da).transpose(level_dim(block), term_dim(block)))
-            ess = np.asarray(az.ess(da, method="bulk").transpose(level_dim(block),
-                                                                   term_dim(block)))
+        dims = (level_dim(block), term_dim(block))
+        rhat, ess = (np.asarray(v.transpose(*dims)) for v in levels[block.name])
         for k, term in enumerate(block.coef_names):
             worst_r, worst_e = np.nanmax(rhat[:, k]), np.nanmin(ess[:, k])
             where = f"the {block.group} levels' {term} effects in {block.term}"
@@ -362,12 +360,13 @@ def check_fit(fit: "FitResult", boundary: bool = True) -> CheckReport:
     >>> print(check_fit(fit))  # doctest: +SKIP
     """
     blocks = fit.model.design.blocks
-    report = sampling_report(fit.idata, blocks, fit.settings)
     posterior = fit.posterior
+    levels = fit._levels
+    report = sampling_report(fit.idata, blocks, fit.settings, levels)
     chains = int(posterior.sizes["chain"])
     problems = _sampler_problems(fit, report)
     problems += _population_problems(posterior, blocks, chains)
-    problems += _level_problems(posterior, blocks, chains)
+    problems += _level_problems(levels, blocks, chains)
     order = ["divergences", "rhat", "ess_bulk", "ess_tail", "treedepth", "ebfmi"]
     problems.sort(key=lambda p: order.index(p.kind))
     flags = boundary_flags(fit) if boundary else []

@@ -12,7 +12,8 @@ import xarray as xr
 from bayesmix.errors import ConvergenceWarning, warn
 from bayesmix.families import PARAM_LINKS
 
-__all__ = ["SamplingReport", "sampling_report", "population_vars"]
+__all__ = ["SamplingReport", "sampling_report", "population_vars", "rank_diagnostics",
+           "level_diagnostics"]
 
 RHAT_MAX = 1.01
 ESS_MIN_PER_CHAIN = 100
@@ -109,8 +110,88 @@ def _label(name: str, da: xr.DataArray, flat_index: int, blocks: Any = ()) -> st
     return f"{name}[{', '.join(parts)}]" if parts else name
 
 
-def sampling_report(idata: xr.DataTree, blocks: Any, settings: Any) -> SamplingReport:
-    """Summarise divergences, tree depth, R-hat and ESS (population-level parameters)."""
+def _z_scale(values: np.ndarray) -> np.ndarray:
+    """ArviZ's rank normalisation (average ranks for ties, Blom's offset 3/8) of each column
+    over all its rows; sorted row-wise on the transpose, as scipy's ``rankdata(axis=0)`` is
+    several times slower on thousands of columns."""
+    from scipy.special import ndtri
+
+    rows = np.ascontiguousarray(values.T)
+    m, n = rows.shape
+    order = np.argsort(rows, axis=1)
+    ordered = np.take_along_axis(rows, order, axis=1)
+    twice = np.broadcast_to(2 * np.arange(n) + 2, rows.shape)  # twice the rank, no ties
+    first = np.ones(rows.shape, dtype=bool)
+    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    tied = np.flatnonzero(~first.all(axis=1))
+    if tied.size:  # repeated draws (rejections) and the folded median: average ranks
+        twice = twice.copy()
+        position = np.broadcast_to(np.arange(n), (tied.size, n))
+        new = first[tied]
+        last = np.ones(new.shape, dtype=bool)
+        last[:, :-1] = new[:, 1:]
+        start = np.maximum.accumulate(np.where(new, position, 0), axis=1)
+        end = np.minimum.accumulate(np.where(last, position, n - 1)[:, ::-1], axis=1)[:, ::-1]
+        twice[tied] = start + end + 2
+    # twice the average rank is an integer in 2..2n: normal scores from a table of those
+    table = ndtri((np.arange(2 * n + 1) / 2 - 3 / 8) / (n + 1 / 4))
+    scores = np.empty(rows.shape)
+    np.put_along_axis(scores, order, table[twice], axis=1)
+    return scores.T
+
+
+def rank_diagnostics(da: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """Rank-normalised split R-hat and bulk ESS of every element of ``da``: ArviZ's
+    definitions (``az.rhat(da)``, ``az.ess(da, method="bulk")``), with the ranks of all
+    elements computed in one vectorised pass, which matters for thousands of level effects
+    (ArviZ ranks each element separately: ~4 s for 4 000 of them, against ~0.5 s here).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray(np.random.default_rng(0).normal(size=(2, 100, 3)),
+    ...                   dims=("chain", "draw", "level"))
+    >>> rhat, ess = rank_diagnostics(da)
+    >>> ess.dims
+    ('level',)
+    """
+    other = [d for d in da.dims if d not in ("chain", "draw")]
+    values = da.transpose("chain", "draw", *other).values
+    n_chain, n_draw = values.shape[:2]
+    if n_draw < 8:  # too short to split; ArviZ answers (NaN where it must)
+        return az.rhat(da), az.ess(da, method="bulk")
+    half = n_draw // 2
+    split = np.concatenate([values[:, :half], values[:, n_draw - half:]], axis=0)
+    flat = split.reshape(2 * n_chain * half, -1)
+    folded = np.abs(flat - np.median(flat, axis=0))
+    shape = (2 * n_chain, half) + values.shape[2:]
+    dims, coords = ("chain", "draw", *other), {d: da.coords[d] for d in other if d in da.coords}
+    z, zf = (xr.DataArray(_z_scale(v).reshape(shape), dims=dims, coords=coords)
+             for v in (flat, folded))
+    with np.errstate(invalid="ignore"):
+        constant = (np.ptp(flat, axis=0) == 0).reshape(values.shape[2:])
+    missing = ~np.isfinite(flat).all(axis=0).reshape(values.shape[2:])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rhat = np.maximum(az.rhat(z, method="identity"), az.rhat(zf, method="identity"))
+        ess = az.ess(z, method="identity")
+    # as ArviZ: NaN where a draw is missing; a constant has no R-hat and full ESS
+    return (rhat.where(~(missing | constant)),
+            ess.where(~constant, float(flat.shape[0])).where(~missing))
+
+
+def level_diagnostics(posterior: xr.Dataset, blocks: Any
+                      ) -> dict[str, tuple[xr.DataArray, xr.DataArray]]:
+    """Per block with level effects in ``posterior``: their R-hat and bulk ESS
+    (:func:`rank_diagnostics`), computed once for the report and the checks."""
+    return {b.name: rank_diagnostics(posterior[f"r_{b.name}"]) for b in blocks
+            if f"r_{b.name}" in posterior}
+
+
+def sampling_report(idata: xr.DataTree, blocks: Any, settings: Any,
+                    levels: dict[str, tuple[xr.DataArray, xr.DataArray]] | None = None
+                    ) -> SamplingReport:
+    """Summarise divergences, tree depth, R-hat and ESS (population-level parameters).
+    ``levels``: :func:`level_diagnostics` if already computed."""
     posterior = idata["posterior"].to_dataset()
     stats = idata["sample_stats"].to_dataset() if "sample_stats" in idata.children else None
     divergences = int(stats["diverging"].sum()) if stats is not None and \
@@ -130,8 +211,9 @@ def sampling_report(idata: xr.DataTree, blocks: Any, settings: Any) -> SamplingR
                 better = flat[i] > worst[key][0] if key == "rhat" else flat[i] < worst[key][0]
                 if better:
                     worst[key] = (float(flat[i]), _label(name, da, i, blocks))
-    level_ess = [float(np.nanmin(np.asarray(az.ess(posterior[f"r_{b.name}"], method="bulk"))))
-                 for b in blocks if f"r_{b.name}" in posterior]
+    if levels is None:
+        levels = level_diagnostics(posterior, blocks)
+    level_ess = [float(np.nanmin(np.asarray(ess))) for _, ess in levels.values()]
     return SamplingReport(
         n_draws=int(posterior.sizes["chain"] * posterior.sizes["draw"]),
         divergences=divergences, treedepth_hits=hits,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesmix.build import level_dim, term_dim
-from bayesmix.diagnostics import SamplingReport, sampling_report
+from bayesmix.diagnostics import SamplingReport, level_diagnostics, sampling_report
 from bayesmix.errors import BayesmixError
 from bayesmix.sample import SamplerSettings
 
@@ -265,9 +266,14 @@ class FitResult:
         return out
 
     # -- diagnostics ----------------------------------------------------------------------------
+    @functools.cached_property
+    def _levels(self) -> dict[str, Any]:
+        # the level effects' R-hat and ESS take seconds for thousands of levels: once per fit
+        return level_diagnostics(self.posterior, self.model.all_blocks)
+
     def sampling_report(self) -> SamplingReport:
         """Divergences, tree depth, worst R-hat and ESS over the non-level parameters."""
-        return sampling_report(self.idata, self.model.all_blocks, self.settings)
+        return sampling_report(self.idata, self.model.all_blocks, self.settings, self._levels)
 
     def check(self) -> Any:
         """Every sampling problem (R-hat, ESS, divergences, tree depth, E-BFMI) named in formula
