@@ -30,8 +30,9 @@ Variables starting with ``_`` are sampler internals and are dropped from the res
 effects ``r_<block>`` are not stored by the sampler: :mod:`bayesmix.level_effects` computes
 them from the sampled ``_z``/``_gamma`` after sampling, so a model with 10^4 levels keeps one
 copy of its level draws in memory instead of two. A gaussian model with one grouping factor
-samples no level effects at all: they are integrated out (``BuildPlan.marginal``, see
-:mod:`bayesmix.marginal`) and drawn exactly afterwards.
+samples no level effects at all, one with a nested pair among other factors none of the pair's:
+they are integrated out (``BuildPlan.marginal``, :mod:`bayesmix.marginal`,
+:mod:`bayesmix.partial`) and drawn exactly afterwards.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from bayesmix.errors import PriorError
 from bayesmix.families import LINKS, get_family
 from bayesmix.linpred import local_priors
 from bayesmix.marginal import MarginalStats, NestedStats, marginal_loglik, nested_loglik
+from bayesmix.partial import PartialStats, partial_loglik_data
 from bayesmix.nonlinear import pytensor_functions
 from bayesmix.parametrization import _absorption, level_values
 from bayesmix.priors import Prior, PriorSpec, cutpoint_labels
@@ -72,7 +74,7 @@ class BuildPlan:
     covariates: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
     autocor: AR1Structure | None = None  # AR(1) residuals (gaussian), see bayesmix.structured
     categories: tuple[Any, ...] = ()  # ordinal families: the response's categories in order
-    marginal: MarginalStats | NestedStats | None = None  # level effects integrated out
+    marginal: MarginalStats | NestedStats | PartialStats | None = None  # integrated out
     level_covariates: dict[int, tuple[int, ...]] | None = None  # see level_covariates()
 
 
@@ -91,9 +93,8 @@ def level_dim(block: RandomBlock) -> str:
 
 
 def _data(name: str, values: np.ndarray) -> pt.TensorVariable:
-    """Data enter as shared inputs, not constants, so that the compiled sampler depends on the
-    model's structure only: :mod:`bayesmix.compile_cache` reuses it for any data of the same
-    structure, in the process and (from disk) in later processes."""
+    """Data enter as shared inputs, not constants: the compiled sampler then depends on the
+    structure only, and :mod:`bayesmix.compile_cache` reuses it for any data of that structure."""
     return pm.Data(f"_data_{name}", np.ascontiguousarray(values))
 
 
@@ -381,22 +382,32 @@ def build_model(design: Design, plan: BuildPlan, y: np.ndarray,
 
 def _marginal_model(model: pm.Model, design: Design, plan: BuildPlan,
                     priors: dict[str, Prior], y: np.ndarray) -> pm.Model:
-    """Gaussian model with its one grouping factor's level effects integrated out (see
-    :mod:`bayesmix.marginal`): group SDs/correlations, ``sigma`` and, unless their normal
-    priors let them be integrated out as well, the fixed effects."""
+    """Gaussian model with level effects integrated out (see :mod:`bayesmix.marginal`): the
+    sampler sees group SDs/correlations, ``sigma`` and, unless their normal priors let them be
+    integrated out as well, the fixed effects; for a nested pair among other factors
+    (:mod:`bayesmix.partial`) also the other blocks' effects, none absorbing the intercept."""
     stats = plan.marginal
-    beta = None
-    if getattr(stats, "fixed", None) is None and design.coef_names:  # else integrated out
+    beta, eta = None, None
+    partial = isinstance(stats, PartialStats)
+    if partial:
+        rest, intercept, _ = _fixed_part(design, priors)
+        eta = sum((_random_effects(design.blocks[i], stats.centered[i], priors)
+                   for i in stats.sampled), (0.0 if rest is None else rest)
+                  + (0.0 if intercept is None else intercept))
+    elif getattr(stats, "fixed", None) is None and design.coef_names:  # else integrated out
         _fixed_part(design, priors, rows=False)
         beta = model["fixef"]
-    nested = isinstance(stats, NestedStats)  # (1 | a/b): two random intercepts
+    nested = isinstance(stats, (NestedStats, PartialStats))  # (1 | a/b): two intercepts
     scales = [_block_scale(design.blocks[i], priors)[0] for i in stats.pair] if nested \
         else _factor_entries(design, priors)
     sigma = _family_params(plan, priors, y)["sigma"]
     data = {k: _data(f"marginal_{k}", v) for k, v in stats.arrays().items()}
-    pm.Potential("_marginal_loglik", nested_loglik(data, beta, *scales, sigma, stats.n_outer)
-                 if nested else marginal_loglik(
-                     data, beta, scales, sigma, None if stats.fixed is None else stats.fixed.sd))
+    if partial:
+        data = partial_loglik_data(data, eta)
+    pm.Potential("_marginal_loglik", nested_loglik(
+        data, beta, *scales, sigma, (stats.nested if partial else stats).n_outer) if nested
+        else marginal_loglik(data, beta, scales, sigma,
+                             None if stats.fixed is None else stats.fixed.sd))
     return model
 
 
@@ -446,20 +457,13 @@ def _cutpoints(plan: BuildPlan, prior: Prior, y: np.ndarray) -> pt.TensorVariabl
                initval=LINKS[plan.link](cum))
 
 
+_INVERSE_LINKS = {"identity": lambda e: e, "log": pt.exp, "logit": pm.math.invlogit,
+                  "probit": lambda e: 0.5 * pt.erfc(-e / np.sqrt(2.0)),
+                  "cloglog": lambda e: -pt.expm1(-pt.exp(e)), "inverse": lambda e: 1.0 / e}
+
+
 def _inverse_link(link: str, eta: pt.TensorVariable) -> pt.TensorVariable:
-    if link == "identity":
-        return eta
-    if link == "log":
-        return pt.exp(eta)
-    if link == "logit":
-        return pm.math.invlogit(eta)
-    if link == "probit":
-        return 0.5 * pt.erfc(-eta / np.sqrt(2.0))
-    if link == "cloglog":
-        return -pt.expm1(-pt.exp(eta))
-    if link == "inverse":
-        return 1.0 / eta
-    raise ValueError(link)
+    return _INVERSE_LINKS[link](eta)  # links are checked when the model is specified
 
 
 def _ar1_gaussian(plan: BuildPlan, eta, y, trials, params, priors):

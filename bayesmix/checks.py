@@ -223,7 +223,8 @@ def _sampler_problems(fit: "FitResult", report: SamplingReport) -> list[Problem]
         stats = idata["sample_stats"]
         diverging = stats["diverging"].transpose("chain", "draw").values.astype(bool)
         # integrated-out level effects leave no funnel to name
-        funnels = [] if fit.model.marginal else _funnel_blocks(posterior, diverging, blocks)
+        funnels = _funnel_blocks(posterior, diverging, [
+            b for i, b in enumerate(blocks) if i not in fit.model.integrated_blocks])
         share = 100 * report.divergences / report.n_draws
         plural = "s" if report.divergences > 1 else ""
         text = (f"{report.divergences} divergent transition{plural} ({share:.1f}% of the "
@@ -271,7 +272,7 @@ def _remedies(fit: "FitResult", problems: list[Problem],
     for block in involved:
         i = blocks.index(block)
         key = _centering_key(block, blocks)
-        if model.marginal:  # no level effects in the sampler: no parametrisation to switch
+        if i in model.integrated_blocks:  # not in the sampler: no parametrisation to switch
             continue
         if model.centered[i]:
             out.append(f"Sample {block.term} non-centred (it is centred now): "

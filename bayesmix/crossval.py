@@ -255,8 +255,8 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
     for j in range(n_folds):
         train, test = np.flatnonzero(folds != j), np.flatnonzero(folds == j)
         sub = _subset(design, train)
-        stats = model_stats(sub, model.y[train], model.marginal_priors) if model.marginal \
-            else None
+        stats = model_stats(sub, model.y[train], model.marginal_priors, model.centered) \
+            if model.marginal else None
         sub_model = build_model(sub, dataclasses.replace(plan, marginal=stats), model.y[train],
                                 None if model.trials is None else model.trials[train])
         fold_settings = dataclasses.replace(settings, random_seed=int(seeds[j]))

@@ -54,9 +54,9 @@ import xarray as xr
 from bayesmix.design import Design
 
 __all__ = ["MAX_TERMS", "MAX_FIXED", "FixedPrior", "MarginalStats", "NestedStats",
-           "marginal_obstacle", "nested_pair", "fixed_prior", "sufficient_stats",
-           "nested_stats", "marginal_loglik", "nested_loglik", "draw_level_effects",
-           "draw_nested_effects", "model_stats", "draw_effects"]
+           "marginal_obstacle", "nested_pair", "crossed_nested_pair", "fixed_prior",
+           "sufficient_stats", "nested_stats", "marginal_loglik", "nested_loglik",
+           "draw_level_effects", "draw_nested_effects", "model_stats", "draw_effects"]
 
 MAX_TERMS = 5  # the unrolled Cholesky's graph grows as q^3
 MAX_FIXED = 12  # fixed effects integrated out too up to this many (p^3 graph, p^2 q per level)
@@ -92,6 +92,8 @@ def marginal_obstacle(design: Design, family: str, link: str, *, predictors: tup
         return None
     if any(b.group != first.group or not np.array_equal(b.index, first.index)
            or b.n_levels != first.n_levels for b in blocks[1:]):
+        if crossed_nested_pair(design) is not None:  # given the other factors' effects
+            return None
         return ("the random effects belong to more than one grouping factor (only one, or a "
                 "random intercept nested in another as in (1 | a/b), is integrated out)")
     if any(b.cov_chol is not None for b in blocks):
@@ -114,6 +116,23 @@ def nested_pair(design: Design) -> tuple[int, int] | None:
         if nested_in(blocks[inner], blocks[outer]):
             return outer, inner
     return None
+
+
+def crossed_nested_pair(design: Design) -> tuple[int, int] | None:
+    """``(outer, inner)`` block indices of two random intercepts, the inner factor's levels
+    each within one level of the outer, among further blocks of other factors (``(1 | dept)
+    + (1 | lecturer) + (1 | student)``): the pair is integrated out given the others
+    (:mod:`bayesmix.partial`). The pair whose outer factor has the fewest levels; each factor
+    of the pair must have no other block. None if there is no such pair, or no other block."""
+    from bayesmix.parametrization import nested_in
+
+    blocks = design.blocks
+    if len(blocks) < 3:
+        return None
+    alone = [i for i, b in enumerate(blocks) if b.intercept_only and b.cov_chol is None
+             and sum(c.group == b.group for c in blocks) == 1]
+    pairs = [(o, i) for o in alone for i in alone if o != i and nested_in(blocks[i], blocks[o])]
+    return min(pairs, key=lambda p: blocks[p[0]].n_levels) if pairs else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,7 +221,7 @@ def draw_nested_effects(draws: xr.Dataset, design: Design, stats: NestedStats,
     sigma = draws["sigma"].transpose("chain", "draw").values[..., None]
     ta = draws[f"sd_{outer.name}"].transpose("chain", "draw", ...).values.reshape(sigma.shape)
     tb = draws[f"sd_{inner.name}"].transpose("chain", "draw", ...).values.reshape(sigma.shape)
-    S = np.broadcast_to(stats.Sy, sigma.shape[:2] + stats.Sy.shape)
+    S = np.broadcast_to(stats.Sy, sigma.shape[:2] + stats.Sy.shape[-1:])  # or per draw
     if design.coef_names:
         beta = draws["fixef"].transpose("chain", "draw", "coef").values
         S = S - beta @ stats.SX.T
@@ -522,18 +541,29 @@ def _draw_fixed(stats: MarginalStats, fixed: FixedPrior, L: np.ndarray, C: np.nd
     return mean + np.linalg.solve(np.swapaxes(R, -1, -2), eps[..., None])[..., 0]
 
 
-def model_stats(design: Design, y: np.ndarray,
-                priors: dict[str, Any] | None = None) -> MarginalStats | NestedStats:
-    """The statistics of a marginal model: :func:`nested_stats` for ``(1 | a/b)``, else
-    :func:`sufficient_stats` (``priors``: integrate normal-prior fixed effects out too)."""
+def model_stats(design: Design, y: np.ndarray, priors: dict[str, Any] | None = None,
+                centered: tuple[bool, ...] = ()) -> Any:
+    """The statistics of a marginal model: :func:`nested_stats` for ``(1 | a/b)``,
+    :func:`bayesmix.partial.partial_stats` for such a pair among other factors (``centered``:
+    the blocks' centring, used for the sampled ones), else :func:`sufficient_stats`
+    (``priors``: integrate normal-prior fixed effects out too)."""
     if nested_pair(design) is not None:
         return nested_stats(design, y)
+    if crossed_nested_pair(design) is not None:
+        from bayesmix.partial import partial_stats
+
+        return partial_stats(design, y, centered)
     return sufficient_stats(design, y, priors)
 
 
-def draw_effects(draws: xr.Dataset, design: Design, stats: MarginalStats | NestedStats,
+def draw_effects(draws: xr.Dataset, design: Design, stats: Any,
                  rng: np.random.Generator) -> xr.Dataset:
-    """:func:`draw_nested_effects` or :func:`draw_level_effects`, as ``stats`` says."""
+    """:func:`draw_nested_effects`, :func:`draw_level_effects` or
+    :func:`bayesmix.partial.draw_partial_effects`, as ``stats`` says."""
+    from bayesmix.partial import PartialStats, draw_partial_effects
+
     if isinstance(stats, NestedStats):
         return draw_nested_effects(draws, design, stats, rng)
+    if isinstance(stats, PartialStats):
+        return draw_partial_effects(draws, design, stats, rng)
     return draw_level_effects(draws, design, stats, rng)

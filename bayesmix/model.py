@@ -28,8 +28,9 @@ from bayesmix.formula import FormulaSpec, parse_formula
 from bayesmix.formulas import Formula, NonLinear
 from bayesmix import linpred
 from bayesmix.level_effects import derive_level_effects
-from bayesmix.marginal import (MarginalStats, NestedStats, draw_effects, marginal_obstacle,
-                               model_stats)
+from bayesmix.marginal import (MarginalStats, NestedStats, crossed_nested_pair, draw_effects,
+                               marginal_obstacle, model_stats, nested_pair)
+from bayesmix.partial import PartialStats
 from bayesmix.parametrization import (CENTRE_RATIO, choose_centering, information_ratios,
                                       level_covariates)
 from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resolve_priors
@@ -86,7 +87,10 @@ class Model:
         correlations and ``sigma`` only, which mixes several times better per second. By
         default on where possible: gaussian family with identity link, every random term on
         one grouping factor (at most 5 terms) or two nested random intercepts (``(1 |
-        a/b)``), no AR(1), weights or further formulas, and ``centered`` not given.
+        a/b)``), no AR(1), weights or further formulas, and ``centered`` not given. Such a
+        nested pair beside other factors (``(1 | student) + (1 | lecturer) + (1 | dept)``,
+        lecturers within departments) is integrated out given the other factors' effects,
+        which are sampled (:mod:`bayesmix.partial`; ``model.integrated_blocks``).
         ``True`` where impossible raises a ``FamilyError`` saying why. Stored as
         ``model.marginal``.
 
@@ -277,9 +281,20 @@ class Model:
         return self._build(False) if self.marginal else self.pymc_model
 
     @functools.cached_property
-    def marginal_stats(self) -> MarginalStats | NestedStats | None:
+    def marginal_stats(self) -> MarginalStats | NestedStats | PartialStats | None:
         """The per-level cross-products of a marginal model (:mod:`bayesmix.marginal`)."""
-        return model_stats(self.design, self.y, self.marginal_priors) if self.marginal else None
+        return model_stats(self.design, self.y, self.marginal_priors, self.centered) \
+            if self.marginal else None
+
+    @property
+    def integrated_blocks(self) -> tuple[int, ...]:
+        """Indices (in ``design.blocks``) of the blocks whose level effects are integrated
+        out of the sampled model: all of them, a nested pair among other factors
+        (:mod:`bayesmix.partial`), or none."""
+        if not self.marginal:
+            return ()
+        pair = crossed_nested_pair(self.design) if nested_pair(self.design) is None else None
+        return tuple(sorted(pair)) if pair else tuple(range(len(self.design.blocks)))
 
     def _build(self, marginal: bool) -> pm.Model:
         stats = self.marginal_stats if marginal else None
