@@ -17,6 +17,7 @@ __all__ = ["SamplingReport", "sampling_report", "population_vars", "rank_diagnos
 
 RHAT_MAX = 1.01
 ESS_MIN_PER_CHAIN = 100
+RANK_CHUNK = 512  # level effects ranked together in rank_diagnostics
 
 
 @dataclass(frozen=True)
@@ -163,20 +164,30 @@ def rank_diagnostics(da: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     half = n_draw // 2
     split = np.concatenate([values[:, :half], values[:, n_draw - half:]], axis=0)
     flat = split.reshape(2 * n_chain * half, -1)
+    rhat, ess = np.empty(flat.shape[1]), np.empty(flat.shape[1])
+    for start in range(0, flat.shape[1], RANK_CHUNK):  # bounded memory for 10^4+ levels
+        cols = flat[:, start:start + RANK_CHUNK]
+        rhat[start:start + cols.shape[1]], ess[start:start + cols.shape[1]] = \
+            _rank_columns(cols, 2 * n_chain, half)
+    shape, coords = values.shape[2:], {d: da.coords[d] for d in other if d in da.coords}
+    return (xr.DataArray(rhat.reshape(shape), dims=other, coords=coords),
+            xr.DataArray(ess.reshape(shape), dims=other, coords=coords))
+
+
+def _rank_columns(flat: np.ndarray, n_chain: int, n_draw: int) -> tuple[np.ndarray, np.ndarray]:
+    """R-hat and bulk ESS of each column of split-chain draws (rows chain-major)."""
     folded = np.abs(flat - np.median(flat, axis=0))
-    shape = (2 * n_chain, half) + values.shape[2:]
-    dims, coords = ("chain", "draw", *other), {d: da.coords[d] for d in other if d in da.coords}
-    z, zf = (xr.DataArray(_z_scale(v).reshape(shape), dims=dims, coords=coords)
+    z, zf = (xr.DataArray(_z_scale(v).reshape(n_chain, n_draw, -1), dims=("chain", "draw", "k"))
              for v in (flat, folded))
-    with np.errstate(invalid="ignore"):
-        constant = (np.ptp(flat, axis=0) == 0).reshape(values.shape[2:])
-    missing = ~np.isfinite(flat).all(axis=0).reshape(values.shape[2:])
     with np.errstate(invalid="ignore", divide="ignore"):
-        rhat = np.maximum(az.rhat(z, method="identity"), az.rhat(zf, method="identity"))
-        ess = az.ess(z, method="identity")
+        constant = np.ptp(flat, axis=0) == 0
+        rhat = np.maximum(az.rhat(z, method="identity").values,
+                          az.rhat(zf, method="identity").values)
+        ess = az.ess(z, method="identity").values
+    missing = ~np.isfinite(flat).all(axis=0)
     # as ArviZ: NaN where a draw is missing; a constant has no R-hat and full ESS
-    return (rhat.where(~(missing | constant)),
-            ess.where(~constant, float(flat.shape[0])).where(~missing))
+    return (np.where(missing | constant, np.nan, rhat),
+            np.where(missing, np.nan, np.where(constant, float(flat.shape[0]), ess)))
 
 
 def level_diagnostics(posterior: xr.Dataset, blocks: Any

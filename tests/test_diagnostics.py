@@ -62,14 +62,18 @@ def test_healthy_draws_raise_no_warning(blocks):
         warn_on_problems(report)
 
 
-@pytest.mark.parametrize("draws", [500, 501])
-def test_rank_diagnostics_equal_arviz(draws):
+@pytest.mark.parametrize("draws, chunk", [(500, 512), (501, 7)])
+def test_rank_diagnostics_equal_arviz(draws, chunk, monkeypatch):
     """The vectorised ranks give ArviZ's rank R-hat and bulk ESS exactly: slow-mixing and
     shifted chains, repeated draws (ties, as rejections leave), an odd number of draws, two
-    non-sample dimensions, a constant element and a missing draw."""
+    non-sample dimensions, a constant element, a missing draw, and elements ranked in chunks
+    (7 at a time here)."""
     import arviz as az
 
+    from bayesmix import diagnostics
     from bayesmix.diagnostics import rank_diagnostics
+
+    monkeypatch.setattr(diagnostics, "RANK_CHUNK", chunk)
 
     rng = np.random.default_rng(3)
     x = np.cumsum(rng.normal(size=(3, draws, 20, 2)), axis=1) * 0.1 \
