@@ -236,15 +236,6 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
     # compile cache from storing the model's initial point.
     init = {} if start is None else {"initval": start}
     scale = _block_scale(block, priors)
-    idx = _data(f"index_{name}", block.index)
-    if block.intercept_only and block.cov_chol is None:
-        # a vector of levels: indexing it per row is ~15% cheaper per gradient than a column
-        if centered:
-            gamma = pm.Normal(f"_gamma_{name}", mean[..., 0] if means else 0.0, scale[0],
-                              dims=ldim, **({} if start is None else {"initval": start[:, 0]}))
-        else:
-            gamma = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=ldim) * scale[0]
-        return gamma[idx]
     if block.correlated:
         if centered:
             gamma = pm.MvNormal(f"_gamma_{name}", mu=mean, chol=scale, dims=(ldim, tdim),
@@ -262,6 +253,7 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
         if centered:
             raise ValueError(f"block {name} has a known covariance and must be non-centred")
         gamma = pt.dot(_data(f"covchol_{name}", block.cov_chol), gamma)
+    idx = _data(f"index_{name}", block.index)
     if block.intercept_only:
         return gamma[idx, 0]
     if block.n_terms == 1:

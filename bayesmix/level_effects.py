@@ -45,7 +45,7 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
     for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
         name, dims = block.name, ("chain", "draw", level_dim(block), term_dim(block))
         if is_centred:
-            gamma = _sampled(draws[f"_gamma_{name}"], dims, block)
+            gamma = draws[f"_gamma_{name}"].transpose(*dims)
             values = gamma.values if inplace else gamma.values.copy()
             for k, j in absorb.get(i, {}).items():
                 values[..., k] -= means[j][..., None]
@@ -56,7 +56,7 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
                                              level_values(block, design.X[:, cols]))
             out[f"r_{name}"] = gamma.copy(data=values)
             continue
-        z = _sampled(draws[f"_z_{name}"], dims, block)
+        z = draws[f"_z_{name}"].transpose(*dims)
         sd = draws[f"sd_{name}"].transpose("chain", "draw", dims[3]).values
         if block.correlated:
             cor = draws[f"cor_{name}"].transpose("chain", "draw", ...).values
@@ -69,14 +69,6 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
             values = np.matmul(block.cov_chol, values)
         out[f"r_{name}"] = z.copy(data=values)
     return draws.assign(out)
-
-
-def _sampled(da: xr.DataArray, dims: tuple[str, ...], block: Any) -> xr.DataArray:
-    """The sampler's draws of a block's levels as (chain, draw, level, term): random
-    intercepts are sampled as vectors of levels (see ``build._random_effects``)."""
-    if dims[3] not in da.dims:
-        da = da.expand_dims({dims[3]: list(block.coef_names)}, axis=-1)
-    return da.transpose(*dims)
 
 
 def _absorbed_means(draws: xr.Dataset, design: Design, absorb: dict[int, dict[int, int]],

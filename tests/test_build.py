@@ -32,7 +32,7 @@ def test_log_density_matches_scipy_for_a_random_intercept_model(sleep):
     intercept_c, beta = float(point["_intercept_c"]), float(point["_beta"][0])
     sd = float(np.exp(point["sd_Subject_log__"][0]))
     sigma = float(np.exp(point["sigma_log__"]))
-    z = point["_z_Subject"]  # random intercepts are sampled as a vector of levels
+    z = point["_z_Subject"][:, 0]
     r = z * sd
     mu = intercept_c + beta * (days - days.mean()) + r[model.design.blocks[0].index]
     expected = (
@@ -125,7 +125,7 @@ def test_absorbed_fixed_effects_give_the_same_likelihood(sleep):
     draws = _draws(
         _gamma_Subject=(("chain", "draw", "Subject", "Subject__term"),
                         point["_gamma_Subject"][None, None]),
-        _gamma_Days=(("chain", "draw", "Days"), point["_gamma_Days"][None, None]),
+        _gamma_Days=(("chain", "draw", "Days", "Days__term"), point["_gamma_Days"][None, None]),
         _intercept_c=(("chain", "draw"), point["_intercept_c"][None, None]),
         fixef=(("chain", "draw", "coef"), fixef[None, None]))
     r = derive_level_effects(draws, model.design, model.centered)
@@ -157,11 +157,12 @@ def test_level_covariates_move_into_the_levels_mean_exactly():
     pmodel = model.pymc_model
     rng = np.random.default_rng(3)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in pmodel.initial_point().items()}
-    point["_gamma_patient"] = rng.normal(1.5, 0.5, 59)
+    point["_gamma_patient"] = rng.normal(1.5, 0.5, (59, 1))
     fixef = pmodel.compile_fn(pmodel.replace_rvs_by_values([pmodel["fixef"]]),
                               inputs=pmodel.value_vars, on_unused_input="ignore")(point)[0]
     draws = _draws(
-        _gamma_patient=(("chain", "draw", "patient"), point["_gamma_patient"][None, None]),
+        _gamma_patient=(("chain", "draw", "patient", "patient__term"),
+                        point["_gamma_patient"][None, None]),
         _intercept_c=(("chain", "draw"), point["_intercept_c"][None, None]),
         fixef=(("chain", "draw", "coef"), fixef[None, None]))
     r = derive_level_effects(draws, model.design, model.centered,
@@ -173,7 +174,7 @@ def test_level_covariates_move_into_the_levels_mean_exactly():
     # ... and the patients' prior: r ~ N(0, sd) around the covariates' prediction
     x_level = np.zeros((59, 4))
     x_level[model.design.blocks[0].index] = model.design.X[:, 1:]
-    np.testing.assert_allclose(r, point["_gamma_patient"] - fixef[0] - x_level @ fixef[1:])
+    np.testing.assert_allclose(r, point["_gamma_patient"][:, 0] - fixef[0] - x_level @ fixef[1:])
     # a predictor that varies within levels is not a level covariate
     sleep = bm.Model("Reaction ~ Days + (1 | Subject)", bm.datasets.load("sleepstudy"),
                      marginalize=False)

@@ -256,7 +256,7 @@ def test_distributional_log_density_matches_scipy_with_per_row_sigma(hetero):
     ic, b = float(point["_intercept_c"]), float(point["_beta"][0])
     ics, bs = float(point["_intercept_c_sigma"]), float(point["_beta_sigma"][0])
     sd, sds = np.exp(point["sd_g_log__"][0]), np.exp(point["sd_sigma_g_log__"][0])
-    z, zs = point["_z_g"], point["_z_sigma_g"]
+    z, zs = point["_z_g"][:, 0], point["_z_sigma_g"][:, 0]
     mu = ic + b * (x - x.mean()) + sd * z[idx]
     sigma = np.exp(ics + bs * (x - x.mean()) + sds * zs[idx])
     assert np.ptp(sigma) > 0.5  # really per row
@@ -281,7 +281,7 @@ def test_nonlinear_log_density_matches_scipy(orange):
     logp = model.pymc_model.compile_logp(jacobian=False)(point)
     age, y = orange["age"].to_numpy(float), orange["circumference"].to_numpy(float)
     idx = model.predictors[0].design.blocks[0].index
-    sd, z = np.exp(point["sd_Asym_Tree_log__"][0]), point["_z_Asym_Tree"]
+    sd, z = np.exp(point["sd_Asym_Tree_log__"][0]), point["_z_Asym_Tree"][:, 0]
     sigma = np.exp(point["sigma_log__"])
     asym = 190.0 + sd * z[idx]
     mu = asym / (1 + np.exp(-(age - 720.0) / 340.0))
@@ -316,7 +316,7 @@ def test_nonlinear_model_with_a_sigma_formula(orange):
                  fixef_scal=np.array([340.0]))
     age, y = orange["age"].to_numpy(float), orange["circumference"].to_numpy(float)
     idx = model.predictors[0].design.blocks[0].index
-    asym = 190.0 + np.exp(point["sd_Asym_Tree_log__"][0]) * point["_z_Asym_Tree"][idx]
+    asym = 190.0 + np.exp(point["sd_Asym_Tree_log__"][0]) * point["_z_Asym_Tree"][idx, 0]
     mu = asym / (1 + np.exp(-(age - 720.0) / 340.0))
     ics, bs = float(point["_intercept_c_sigma"]), float(point["_beta_sigma"][0])
     sigma = np.exp(ics + bs * (age - age.mean()))

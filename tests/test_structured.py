@@ -145,7 +145,7 @@ def test_gr_and_plain_block_of_one_factor_get_separate_level_dimensions():
     assert (gr.name, level_dim(gr), gr.n_levels) == ("animal", "animal__A", 18)
     assert (pe.name, level_dim(pe), pe.n_levels) == ("animal.1", "animal", 12)
     point = model.pymc_model.initial_point()
-    assert point["_z_animal"].shape == (18, 1) and point["_z_animal.1"].shape == (12,)
+    assert point["_z_animal"].shape == (18, 1) and point["_z_animal.1"].shape == (12, 1)
 
 
 def _point(model, seed):
