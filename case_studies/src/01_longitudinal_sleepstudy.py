@@ -111,12 +111,12 @@ print(ar1.check())
 
 # %% [markdown]
 # Consecutive days of one subject are clearly correlated beyond the subject's line: AR(1)
-# coefficient about 0.49 (95% interval 0.28 to 0.70). The residual SD grows to 31 ms because
+# coefficient about 0.5 (95% interval 0.28 to 0.71). The residual SD grows to 32 ms because
 # it is now the SD of a correlated process, and part of what the independent-residual model
 # attributed to subjects' baselines is now day-to-day correlated noise: the intercept SD
-# falls from 27 to about 17 ms with a wide interval (2 to 36 ms).
+# falls from 27 to about 17.5 ms with a wide interval (2 to 36 ms).
 #
-# `check()` finds no sampling problem (no divergences, R-hat at most 1.007). bayesmix samples
+# `check()` finds no sampling problem (no divergences, R-hat at most 1.008). bayesmix samples
 # the Subject block non-centred here (with correlated residuals a subject's rows carry less
 # information than their number suggests; a centred block gave 52 divergent transitions in
 # an earlier version). The population
@@ -164,7 +164,7 @@ print(f"elpd, new subjects: intercepts {logo_intercepts.elpd:.1f}, slopes {logo_
 #   (elpd +23, SE 12).
 # * For new subjects the gain is smaller (elpd +8.6, SE 4.2; better for 11 of 18 subjects):
 #   a new subject's slope is unknown, so the model can only use the population's spread.
-# * Consecutive days are correlated (AR(1) about 0.49); modelling it leaves the slope
+# * Consecutive days are correlated (AR(1) about 0.5); modelling it leaves the slope
 #   estimate and its posterior SD essentially unchanged.
 
 # %%
