@@ -122,8 +122,9 @@ def crossed_nested_pair(design: Design) -> tuple[int, int] | None:
     """``(outer, inner)`` block indices of two random intercepts, the inner factor's levels
     each within one level of the outer, among further blocks of other factors (``(1 | dept)
     + (1 | lecturer) + (1 | student)``): the pair is integrated out given the others
-    (:mod:`bayesmix.partial`). The pair whose outer factor has the fewest levels; each factor
-    of the pair must have no other block. None if there is no such pair, or no other block."""
+    (:mod:`bayesmix.partial`). The pair whose outer factor has the fewest levels (then the
+    inner one); each factor of the pair must have no other block. None if there is no such
+    pair, or no other block."""
     from bayesmix.parametrization import nested_in
 
     blocks = design.blocks
@@ -132,7 +133,8 @@ def crossed_nested_pair(design: Design) -> tuple[int, int] | None:
     alone = [i for i, b in enumerate(blocks) if b.intercept_only and b.cov_chol is None
              and sum(c.group == b.group for c in blocks) == 1]
     pairs = [(o, i) for o in alone for i in alone if o != i and nested_in(blocks[i], blocks[o])]
-    return min(pairs, key=lambda p: blocks[p[0]].n_levels) if pairs else None
+    return min(pairs, key=lambda p: (blocks[p[0]].n_levels, blocks[p[1]].n_levels)) \
+        if pairs else None
 
 
 @dataclass(frozen=True, eq=False)

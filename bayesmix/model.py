@@ -160,12 +160,17 @@ class Model:
         self.centered: tuple[bool, ...] = choose_centering(
             self.design, self.family, self.link, y, trials, centered,
             ar_group=self.ar_group, ratios=ratios)
+        self.marginal: bool = _resolve_marginal(self, marginalize, centered is not None)
+        if centered is None and 0 < len(self.integrated_blocks) < len(self.centered):
+            # A partly integrated model's sampled blocks mix best non-centred: centred, without
+            # an intercept to absorb (it stays apart), their mean ridges with the intercept
+            # (bayesmix.partial for the measurements)
+            self.centered = (False,) * len(self.centered)
         # Level-constant predictors that the intercept-absorbing centred block takes into its
         # levels' prior mean (decided on the full data, kept for k-fold refits)
         self.level_covariates: dict[int, tuple[int, ...]] = {} if (
             self.family.ordinal or self.setup is not None) else \
             level_covariates(self.design, self.centered)
-        self.marginal: bool = _resolve_marginal(self, marginalize, centered is not None)
         # The fixed effects are integrated out with the levels (normal priors permitting)
         # where the levels are well measured: there a fixed effect's spread depends on the SDs,
         # a funnel when both are sampled; elsewhere they stay in the sampler (see

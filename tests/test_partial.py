@@ -58,6 +58,10 @@ def test_which_pair_is_integrated_out():
     assert not bm.Model(FORMULA, df.assign(y=(df.y > 3).astype(int)),
                         family="bernoulli").marginal
     assert bm.Model(FORMULA, df, marginalize=False).integrated_blocks == ()
+    # the sampled blocks are non-centred unless the user says otherwise
+    assert model.centered == (False, False, False)
+    assert bm.Model(FORMULA, df, marginalize=True,
+                    centered={"student": True}).centered[_index(d, "student")]
 
 
 @pytest.mark.parametrize("formula", [
