@@ -73,12 +73,15 @@ def partial_stats(design: Design, y: np.ndarray, centered: tuple[bool, ...]) -> 
 
     Examples
     --------
-    >>> import bayesmix as bm
-    >>> from benchmarks.simulate import courses  # doctest: +SKIP
-    >>> m = bm.Model("y ~ service + (1 | student) + (1 | lecturer) + (1 | dept)",
-    ...              courses(2000))  # doctest: +SKIP
+    >>> import numpy as np, pandas as pd, bayesmix as bm
+    >>> rng = np.random.default_rng(1)
+    >>> lecturer = rng.integers(0, 12, 300)  # lecturers 0, 3, 6, 9 in department 0, ...
+    >>> df = pd.DataFrame({"y": rng.normal(size=300),
+    ...                    "student": rng.integers(0, 40, 300).astype(str),
+    ...                    "lecturer": lecturer.astype(str), "dept": (lecturer % 3).astype(str)})
+    >>> m = bm.Model("y ~ 1 + (1 | student) + (1 | lecturer) + (1 | dept)", df)
     >>> [m.design.blocks[i].group for i in partial_stats(m.design, m.y, m.centered).pair]
-    ['dept', 'lecturer']  # doctest: +SKIP
+    ['dept', 'lecturer']
     """
     pair = crossed_nested_pair(design)
     if pair is None:

@@ -156,3 +156,14 @@ def test_partial_fit_matches_the_conditional_fit():
         loo, kf = fits[True].loo(), fits[True].kfold(5, random_seed=2)
     assert loo.n_data_points == kf.n_data_points == len(df)
     assert abs(kf.elpd - loo.elpd) < kf.se
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import bayesmix.diagnostics
+    import bayesmix.partial
+
+    for module in (bayesmix.partial, bayesmix.diagnostics):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
