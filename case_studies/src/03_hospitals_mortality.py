@@ -182,7 +182,7 @@ comparison[["rank", "elpd", "se", "elpd_diff", "dse"]]
 # %% [markdown]
 # Partial pooling predicts held-out hospitals better, by 5.8 elpd points (about 1.3 standard
 # errors of the difference): with 12 hospitals the evidence that they differ, judged by
-# prediction of a new hospital, is moderate. Five of the twelve partial-pooling refits report
+# prediction of a new hospital, is moderate. Four of the twelve partial-pooling refits report
 # one or two divergent transitions (of 4 000 draws), although they inherit
 # `target_accept=0.95` from the fit: with one hospital fewer, the funnel near sd = 0 is a
 # little sharper. So few divergences barely move a held-out log density; the ranking does not

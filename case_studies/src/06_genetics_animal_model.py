@@ -181,7 +181,7 @@ print(f"half-sib estimate of h²: {h2_sire.mean():.2f} "
 # The correlation (about 0.6) is roughly what twelve half-sib offspring per sire allow at this
 # heritability: sire rankings are informative but far from exact.
 #
-# The half-sib estimate (mean 0.46, interval 0.15 to 0.92) uses only the resemblance of
+# The half-sib estimate (mean 0.46, interval 0.15 to 0.93) uses only the resemblance of
 # half sibs and ignores the full sibs; its interval is about twice as wide as the animal
 # model's.
 #
