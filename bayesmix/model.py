@@ -90,7 +90,8 @@ class Model:
         a/b)``), no AR(1), weights or further formulas, and ``centered`` not given. Such a
         nested pair beside other factors (``(1 | student) + (1 | lecturer) + (1 | dept)``,
         lecturers within departments) is integrated out given the other factors' effects,
-        which are sampled (:mod:`bayesmix.partial`; ``model.integrated_blocks``).
+        which are sampled, non-centred unless ``centered`` names them (it may, and the pair
+        stays integrated out; :mod:`bayesmix.partial`, ``model.integrated_blocks``).
         ``True`` where impossible raises a ``FamilyError`` saying why. Stored as
         ``model.marginal``.
 
@@ -160,12 +161,14 @@ class Model:
         self.centered: tuple[bool, ...] = choose_centering(
             self.design, self.family, self.link, y, trials, centered,
             ar_group=self.ar_group, ratios=ratios)
-        self.marginal: bool = _resolve_marginal(self, marginalize, centered is not None)
-        if centered is None and 0 < len(self.integrated_blocks) < len(self.centered):
-            # A partly integrated model's sampled blocks mix best non-centred: centred, without
-            # an intercept to absorb (it stays apart), their mean ridges with the intercept
-            # (bayesmix.partial for the measurements)
-            self.centered = (False,) * len(self.centered)
+        self.marginal: bool = _resolve_marginal(self, marginalize, centered)
+        if 0 < len(self.integrated_blocks) < len(self.centered):
+            # A partly integrated model's sampled blocks mix best non-centred unless the user
+            # says otherwise: centred, without an intercept to absorb (it stays apart), their
+            # mean ridges with the intercept (bayesmix.partial for the measurements)
+            given = centered or {}
+            self.centered = tuple(given.get(b.name, given.get(b.group, False))
+                                  for b in self.design.blocks)
         # Level-constant predictors that the intercept-absorbing centred block takes into its
         # levels' prior mean (decided on the full data, kept for k-fold refits)
         self.level_covariates: dict[int, tuple[int, ...]] = {} if (
@@ -408,8 +411,11 @@ class Model:
         return fit_ml(self, reml=reml)
 
 
-def _resolve_marginal(model: Model, marginalize: bool | None, centred_given: bool) -> bool:
-    """Whether the model integrates its level effects out (see the ``marginalize`` argument)."""
+def _resolve_marginal(model: Model, marginalize: bool | None,
+                      centered: dict[str, bool] | None) -> bool:
+    """Whether the model integrates its level effects out (see the ``marginalize`` argument).
+    By default not when ``centered`` is given, except where it names only factors that stay
+    in the sampler beside an integrated nested pair (:mod:`bayesmix.partial`)."""
     obstacle = marginal_obstacle(model.design, model.family.name, model.link,
                                  predictors=model.predictors, nonlinear=model.nonlinear,
                                  autocor=model.autocor, weights=model.weights)
@@ -417,7 +423,13 @@ def _resolve_marginal(model: Model, marginalize: bool | None, centred_given: boo
         raise FamilyError(f"marginalize=True: the level effects cannot be integrated out "
                           f"because {obstacle}; drop marginalize=True")
     if marginalize is None:
-        return obstacle is None and not centred_given
+        if obstacle is not None or not centered:
+            return obstacle is None
+        design = model.design
+        pair = crossed_nested_pair(design) if nested_pair(design) is None else None
+        return pair is not None and not any(
+            design.blocks[i].name in centered or design.blocks[i].group in centered
+            for i in pair)
     return bool(marginalize)
 
 

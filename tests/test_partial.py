@@ -60,8 +60,9 @@ def test_which_pair_is_integrated_out():
     assert bm.Model(FORMULA, df, marginalize=False).integrated_blocks == ()
     # the sampled blocks are non-centred unless the user says otherwise
     assert model.centered == (False, False, False)
-    assert bm.Model(FORMULA, df, marginalize=True,
-                    centered={"student": True}).centered[_index(d, "student")]
+    centred = bm.Model(FORMULA, df, centered={"student": True})  # check()'s advice, say
+    assert centred.marginal and centred.centered[_index(d, "student")]
+    assert not bm.Model(FORMULA, df, centered={"dept": True}).marginal  # the pair itself
 
 
 @pytest.mark.parametrize("formula", [
