@@ -29,7 +29,7 @@ from bayesmix.formulas import Formula, NonLinear
 from bayesmix import linpred
 from bayesmix.level_effects import derive_level_effects
 from bayesmix.marginal import (MarginalStats, NestedStats, crossed_nested_pair, draw_effects,
-                               marginal_obstacle, model_stats, nested_pair)
+                               marginal_obstacle, model_stats)
 from bayesmix.partial import PartialStats
 from bayesmix.parametrization import (CENTRE_RATIO, choose_centering, information_ratios,
                                       level_covariates)
@@ -294,14 +294,14 @@ class Model:
         return model_stats(self.design, self.y, self.marginal_priors, self.centered) \
             if self.marginal else None
 
-    @property
+    @functools.cached_property
     def integrated_blocks(self) -> tuple[int, ...]:
         """Indices (in ``design.blocks``) of the blocks whose level effects are integrated
         out of the sampled model: all of them, a nested pair among other factors
         (:mod:`bayesmix.partial`), or none."""
         if not self.marginal:
             return ()
-        pair = crossed_nested_pair(self.design) if nested_pair(self.design) is None else None
+        pair = crossed_nested_pair(self.design)  # None for (1 | a/b) alone: two blocks only
         return tuple(sorted(pair)) if pair else tuple(range(len(self.design.blocks)))
 
     def _build(self, marginal: bool) -> pm.Model:
@@ -426,7 +426,7 @@ def _resolve_marginal(model: Model, marginalize: bool | None,
         if obstacle is not None or not centered:
             return obstacle is None
         design = model.design
-        pair = crossed_nested_pair(design) if nested_pair(design) is None else None
+        pair = crossed_nested_pair(design)
         return pair is not None and not any(
             design.blocks[i].name in centered or design.blocks[i].group in centered
             for i in pair)
