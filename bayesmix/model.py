@@ -368,7 +368,8 @@ class Model:
             progressbar: bool = True) -> "FitResult":
         """Sample the posterior with NUTS and return a :class:`~bayesmix.FitResult`.
 
-        A fixed ``random_seed`` gives identical draws on the same machine and versions.
+        A fixed ``random_seed`` gives the same draws on the same machine and versions, equal
+        to rounding (a model loaded from the compile cache may differ in the last bits).
 
         Examples
         --------
