@@ -15,8 +15,8 @@ import warnings as _warnings
 # PyTensor's C backend warns about BLAS on pip installs; nutpie compiles with numba instead.
 _warnings.filterwarnings("ignore", message=".*could not link to a BLAS installation.*")
 
-from bayesmix import datasets, plots  # noqa: E402
-from bayesmix.design import Design, make_design  # noqa: E402
+from bayesmix import datasets  # noqa: E402
+from bayesmix.data.design import Design, make_design  # noqa: E402
 from bayesmix.errors import (  # noqa: E402
     BayesmixError,
     ConvergenceWarning,
@@ -32,17 +32,27 @@ from bayesmix.errors import (  # noqa: E402
     SingularFitWarning,
 )
 from bayesmix.families import Family, get_family  # noqa: E402
-from bayesmix.formula import FormulaSpec, parse_formula  # noqa: E402
-from bayesmix.formulas import Formula, NonLinear  # noqa: E402
-from bayesmix.ml import LRTResult, MLResult, lrt  # noqa: E402
-from bayesmix.model import Model  # noqa: E402
+from bayesmix.spec.formula import FormulaSpec, parse_formula  # noqa: E402
+from bayesmix.spec.distributional import Formula, NonLinear  # noqa: E402
+from bayesmix.inference.ml import LRTResult, MLResult, lrt  # noqa: E402
+from bayesmix.model.model import Model  # noqa: E402
 from bayesmix.priors import Prior  # noqa: E402
-from bayesmix.structured import AR1  # noqa: E402
-from bayesmix.results import FitResult  # noqa: E402
-from bayesmix.compare import LooWarning, compare  # noqa: E402
-from bayesmix.persist import load  # noqa: E402
+from bayesmix.data.structured import AR1  # noqa: E402
+from bayesmix.api.fit import FitResult  # noqa: E402
+from bayesmix.validation.compare import LooWarning, compare  # noqa: E402
+from bayesmix.results.persist import load  # noqa: E402
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # bm.plots loads matplotlib and arviz-plots: only when a picture is asked for
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module("bayesmix.plots")
+    raise AttributeError(f"module 'bayesmix' has no attribute {name!r}")
+
 
 __all__ = [
     "Model", "FitResult", "AR1", "MLResult", "LRTResult", "lrt", "Prior", "Design",

@@ -1,5 +1,5 @@
 import sys
 
-from bayesmix.cli import main
+from bayesmix.cli.main import main
 
 sys.exit(main())

@@ -5,7 +5,7 @@ construction, compilation and sampling, 2 chains x 1000 tuning + 1000 draws unle
 otherwise. bayesmix and bambi run in the same invocation, model by model, alternating.
 
 Compilation caches. Both libraries cache compiled code under PyTensor's ``base_compiledir``
-(bambi: PyTensor's C modules; bayesmix: numba code, see ``bayesmix.compile_cache``). By
+(bambi: PyTensor's C modules; bayesmix: numba code, see ``bayesmix.inference.compile_cache``). By
 default the run uses a fresh, empty ``base_compiledir`` (``--cache fresh``) and starts each
 suite model with a short warm-up job (10 tuning + 10 draws) whose wall time is reported as
 the *cold start*; the timed job then finds the caches warm, as a user's second run would.

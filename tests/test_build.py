@@ -9,9 +9,9 @@ import xarray as xr
 from scipy import stats
 
 import bayesmix as bm
-from bayesmix.build import stored_names
-from bayesmix.parametrization import level_covariates
-from bayesmix.level_effects import derive_level_effects
+from bayesmix.model.build import stored_names
+from bayesmix.model.parametrization import level_covariates
+from bayesmix.model.level_effects import derive_level_effects
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_absorbed_fixed_effects_give_the_same_likelihood(sleep):
     the derived level effects, so the reparametrisation is exact."""
     model = bm.Model("Reaction ~ Days + (Days | Subject) + (1 | Days)", sleep,
                      centered={"Subject": True, "Days": True})
-    from bayesmix.parametrization import _absorption
+    from bayesmix.model.parametrization import _absorption
 
     assert _absorption(model.design, model.centered) == {1: {0: 0}, 0: {1: 1}}
     pmodel = model.pymc_model

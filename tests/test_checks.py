@@ -15,10 +15,10 @@ import pytest
 import xarray as xr
 
 import bayesmix as bm
-from bayesmix.boundary import boundary_flags, prior_cdf
-from bayesmix.checks import check_fit, ebfmi, predictor_scales
-from bayesmix.results import FitResult
-from bayesmix.sample import SamplerSettings
+from bayesmix.diagnostics.boundary import boundary_flags, prior_cdf
+from bayesmix.diagnostics.checks import check_fit, ebfmi, predictor_scales
+from bayesmix.api.fit import FitResult
+from bayesmix.inference.sample import SamplerSettings
 
 
 def funnel_data(seed: int = 3, groups: int = 5, per: int = 3, tau: float = 0.3) -> pd.DataFrame:
@@ -224,7 +224,7 @@ def test_leave_one_group_out_weights_recover_the_exact_posterior_without_the_gro
     mean of the other rows, and PSIS on the group's summed log-likelihood must find it."""
     from scipy import stats
 
-    from bayesmix.influence import _cooks, group_psis
+    from bayesmix.diagnostics.influence import _cooks, group_psis
 
     rng = np.random.default_rng(8)
     index = np.repeat(np.arange(10), 10)

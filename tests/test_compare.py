@@ -12,9 +12,9 @@ from scipy import stats
 
 import bayesmix as bm
 from _post_fits import sleep_fit, sleep_null_fit
-from bayesmix.compare import waic_from_loglik
-from bayesmix.crossval import heldout_loglik
-from bayesmix.results import FitResult
+from bayesmix.validation.compare import waic_from_loglik
+from bayesmix.validation.crossval import heldout_loglik
+from bayesmix.api.fit import FitResult
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +216,7 @@ def test_kfold_input_errors(sleep):
 
 def test_folds_by_a_column_the_formula_does_not_use(sleep):
     """A grouping outside the formula is given as a Series aligned with the model's data."""
-    from bayesmix.crossval import make_folds
+    from bayesmix.validation.crossval import make_folds
 
     data = bm.datasets.load("sleepstudy")
     cohort = (data["Subject"].astype(int) % 3).rename("cohort")  # 3 cohorts of 5-7 subjects

@@ -1,4 +1,4 @@
-"""Tests of bayesmix.design: fixed/random design arrays, coding, missing data, errors, replay."""
+"""Tests of bayesmix.data.design: fixed/random design arrays, coding, missing data, errors, replay."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 import bayesmix
 from bayesmix import datasets
-from bayesmix.design import Design, RandomBlock, lme4_name, make_design
+from bayesmix.data.design import Design, RandomBlock, lme4_name, make_design
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,7 @@ import pytest
 from scipy import stats
 
 import bayesmix as bm
-from bayesmix import predict
-
+from bayesmix.posterior import draws as predict
 A, B, SD_U = -0.5, 0.6, 0.3
 
 

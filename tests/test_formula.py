@@ -1,4 +1,4 @@
-"""Tests of bayesmix.formula: parsing every lme4/brms syntax form, variables, and errors."""
+"""Tests of bayesmix.spec.formula: parsing every lme4/brms syntax form, variables, and errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 import bayesmix
-from bayesmix.formula import FormulaSpec, GroupTerm, Response, expression_variables, parse_formula
+from bayesmix.spec.formula import FormulaSpec, GroupTerm, Response, expression_variables, parse_formula
 
 
 def terms(spec: FormulaSpec) -> list[tuple[str, str, tuple[str, ...], bool]]:

@@ -15,7 +15,7 @@ from scipy import special, stats
 
 import bayesmix as bm
 from _post_fits import ORANGE_PRIORS
-from bayesmix.nonlinear import FUNCTIONS, NonlinearExpr, pytensor_functions
+from bayesmix.spec.nonlinear import FUNCTIONS, NonlinearExpr, pytensor_functions
 
 LOGISTIC = "circumference ~ Asym / (1 + exp(-(age - xmid) / scal))"
 NL_PRIORS = ORANGE_PRIORS
@@ -329,7 +329,7 @@ def test_nonlinear_model_with_a_sigma_formula(orange):
 def test_level_effects_of_centred_predictor_blocks(hetero, orange):
     import xarray as xr
 
-    from bayesmix.level_effects import derive_level_effects
+    from bayesmix.model.level_effects import derive_level_effects
 
     rng = np.random.default_rng(4)
     gamma = rng.normal(1.0, 0.5, size=(1, 3, 8, 1))
@@ -355,8 +355,8 @@ def test_hypothesis_names_nonlinear_and_distributional_coefficients(orange, hete
     SD and a distributional coefficient (``sigma:x``), here on prior draws as the posterior."""
     import xarray as xr
 
-    from bayesmix.hypothesis import parameter_draws
-    from bayesmix.results import FitResult
+    from bayesmix.posterior.hypothesis import parameter_draws
+    from bayesmix.api.fit import FitResult
 
     model = bm.Model(orange_nl(), orange, priors=NL_PRIORS)
     prior = model.prior_predictive(draws=400, random_seed=3)["prior"].to_dataset()

@@ -8,7 +8,7 @@ from scipy import special, stats
 
 import bayesmix as bm
 from _post_fits import cbpp_fit, sleep_fit, sleep_null_fit
-from bayesmix.hypothesis import HypothesisError
+from bayesmix.posterior.hypothesis import HypothesisError
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of bayesmix.ml: REML/ML and Laplace fits against lme4's published estimates.
+"""Tests of bayesmix.inference.ml: REML/ML and Laplace fits against lme4's published estimates.
 
 Every reference number comes from ``bayesmix.datasets.reference_estimates()`` (lme4 1.1 fits,
 see ``bayesmix/datasets/PROVENANCE.md``). Tolerances:
@@ -25,8 +25,8 @@ import pytest
 from scipy import optimize, special, stats
 
 import bayesmix as bm
-from bayesmix import laplace
-from bayesmix.ml import LRTResult, MLResult, fit_ml, lrt
+from bayesmix.inference import laplace
+from bayesmix.inference.ml import LRTResult, MLResult, fit_ml, lrt
 
 LMM_KEYS = ["sleepstudy_slopes", "sleepstudy_uncorrelated", "penicillin_crossed",
             "pastes_nested", "dyestuff", "dyestuff2_singular", "orthodont_slopes",
@@ -251,7 +251,7 @@ def test_z_lambda_products_match_explicit_matrices():
 
 def test_optimizer_leaves_a_saddle_on_the_bound():
     """An even function of a bounded parameter has zero slope at the bound; restart there."""
-    from bayesmix.ml import _optimize
+    from bayesmix.inference.ml import _optimize
 
     def f(x):
         return float((x[0] ** 2 - 0.25) ** 2)  # saddle-like stationary point at 0, min at 0.5

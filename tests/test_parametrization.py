@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bayesmix as bm
-from bayesmix.parametrization import CENTRE_RATIO, choose_centering, information_ratios
+from bayesmix.model.parametrization import CENTRE_RATIO, choose_centering, information_ratios
 
 
 def _ratios(formula: str, dataset: str | pd.DataFrame, family: str = "gaussian"):
@@ -79,7 +79,7 @@ def test_override_wins_and_unknown_factor_is_an_error():
 
 
 def test_nested_blocks_stay_non_centred_and_crossed_ones_do_not_count_as_nested():
-    from bayesmix.parametrization import nested_in
+    from bayesmix.model.parametrization import nested_in
 
     pastes = bm.Model("strength ~ 1 + (1 | batch/cask)", bm.datasets.load("pastes"))
     batch, cask = pastes.design.blocks
@@ -114,7 +114,7 @@ def test_crossed_blocks_one_absorbs_the_intercept_the_other_needs_more_informati
     """Persons x items (bernoulli, as the benchmark's psychometric model): items (25 levels)
     absorb the intercept; the persons' block cannot absorb anything, so it needs
     PARTIAL_CENTRE_RATIO, which its ratio (~2.8) does not reach."""
-    from bayesmix.parametrization import PARTIAL_CENTRE_RATIO
+    from bayesmix.model.parametrization import PARTIAL_CENTRE_RATIO
 
     rng = np.random.default_rng(20240601)
     persons, items = 300, 25

@@ -1,5 +1,5 @@
 """A nested pair of random intercepts integrated out given the other, sampled, random terms
-(bayesmix.partial): which pair, the likelihood against the dense normal, the exact draws
+(bayesmix.model.partial): which pair, the likelihood against the dense normal, the exact draws
 afterwards, and a fit against the conditional model."""
 
 import warnings
@@ -11,8 +11,8 @@ import xarray as xr
 from scipy import stats
 
 import bayesmix as bm
-from bayesmix.marginal import crossed_nested_pair
-from bayesmix.partial import PartialStats, draw_partial_effects
+from bayesmix.model.marginal import crossed_nested_pair
+from bayesmix.model.partial import PartialStats, draw_partial_effects
 
 FORMULA = "y ~ x + (1 | student) + (1 | lecturer) + (1 | dept)"
 
@@ -162,9 +162,9 @@ def test_partial_fit_matches_the_conditional_fit():
 def test_docstring_examples_run():
     import doctest
 
-    import bayesmix.diagnostics
-    import bayesmix.partial
+    import bayesmix.diagnostics.sampling
+    import bayesmix.model.partial
 
-    for module in (bayesmix.partial, bayesmix.diagnostics):
+    for module in (bayesmix.model.partial, bayesmix.diagnostics.sampling):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__

@@ -4,7 +4,7 @@
 * the design of a 10^5-row crossed model fits a small memory budget;
 * the centring rule picks centred for well-measured levels and non-centred for poorly
   measured ones;
-* the compile cache (:mod:`bayesmix.compile_cache`): a second fit of the same structure does
+* the compile cache (:mod:`bayesmix.inference.compile_cache`): a second fit of the same structure does
   not recompile, in the same process (memory) or a fresh one (disk); data are swapped, not
   baked in; cached and fresh compilations give the same draws to rounding (the machine code
   loaded from disk and the code compiled in this process may round differently in the last
@@ -27,8 +27,8 @@ from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import ancestors
 
 import bayesmix as bm
-from bayesmix import compile_cache
-from bayesmix.build import stored_names
+from bayesmix.inference import compile_cache
+from bayesmix.model.build import stored_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,7 +123,7 @@ def test_centring_rule_outer_block_is_measured_through_its_nested_levels():
     df = pd.DataFrame({"y": y, "dept": pd.Categorical([f"d{i:02d}" for i in dept]),
                        "lecturer": pd.Categorical([f"l{i:03d}" for i in lect])})
     model = bm.Model("y ~ 1 + (1 | dept) + (1 | lecturer)", df)
-    from bayesmix.parametrization import information_ratios
+    from bayesmix.model.parametrization import information_ratios
 
     dept_ratio, lect_ratio = information_ratios(model.design, model.family, model.link,
                                                 model.y, model.trials)
@@ -133,8 +133,8 @@ def test_centring_rule_outer_block_is_measured_through_its_nested_levels():
 
 # -- QR coordinates for correlated slopes ---------------------------------------------------
 def test_correlated_slopes_are_sampled_in_qr_coordinates_of_the_same_model(monkeypatch):
-    import bayesmix.build as build
-    from bayesmix.transforms import QRTransform
+    import bayesmix.model.build as build
+    from bayesmix.model.transforms import QRTransform
 
     formula, df = "count ~ zAge + zBase * Trt + (1 | patient)", bm.datasets.load("epilepsy")
     # non-centred: centred, the patient-level predictors move into the patients' means
@@ -162,7 +162,7 @@ def test_absorbed_slopes_keep_the_initial_point_cacheable():
     """Hierarchical centring puts the data's predictor means into the level effects' prior
     mean; their start comes from the priors, so the compile cache can store the initial
     point (without it every fresh process recompiled sleepstudy: 4.7 s instead of 0.5 s)."""
-    from bayesmix.compile_cache import _base_point
+    from bayesmix.inference.compile_cache import _base_point
 
     model = bm.Model("Reaction ~ Days + (Days | Subject)", bm.datasets.load("sleepstudy"),
                      centered={"Subject": True})
@@ -248,7 +248,7 @@ def test_fresh_process_loads_the_compiled_model_from_disk():
 import json, warnings
 warnings.simplefilter("ignore")
 import bayesmix as bm
-from bayesmix import compile_cache
+from bayesmix.inference import compile_cache
 from tests.test_performance_mechanisms import _dyestuff, PRIORS, FIT
 fit = bm.Model("Yield ~ 1 + (1 | Batch)", _dyestuff(), priors=PRIORS).fit(**FIT)
 print(json.dumps({"stats": dict(compile_cache.STATS),

@@ -13,7 +13,7 @@ import xarray as xr
 
 import bayesmix as bm
 from _post_fits import cbpp_fit, sleep_fit
-from bayesmix.persist import FORMAT_VERSION, _decode_frame, _encode_frame, design_fingerprint
+from bayesmix.results.persist import FORMAT_VERSION, _decode_frame, _encode_frame, design_fingerprint
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 import bayesmix as bm
-from bayesmix.cli import main as cli_main
-from bayesmix.printing import format_table
+from bayesmix.cli.main import main as cli_main
+from bayesmix.results.printing import format_table
 
 
 @pytest.fixture(scope="module")

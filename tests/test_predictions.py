@@ -17,7 +17,7 @@ from scipy import special
 
 import bayesmix as bm
 from _post_fits import cbpp_fit, sleep_fit
-from bayesmix.effects import marginal_draws, reference_grid
+from bayesmix.posterior.effects import marginal_draws, reference_grid
 
 
 @pytest.fixture(scope="module")

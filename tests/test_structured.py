@@ -10,9 +10,9 @@ import xarray as xr
 from scipy import stats
 
 import bayesmix as bm
-from bayesmix.build import level_dim
-from bayesmix.level_effects import derive_level_effects
-from bayesmix.structured import (
+from bayesmix.model.build import level_dim
+from bayesmix.model.level_effects import derive_level_effects
+from bayesmix.data.structured import (
     AR1,
     ar1_covariance,
     ar1_loglik,
@@ -328,8 +328,8 @@ def test_ar1_prior_predictive_draws_keep_row_order():
 
 
 def test_gr_and_plain_block_tables_stay_apart_in_ranef_and_summary():
-    from bayesmix.results import FitResult
-    from bayesmix.sample import SamplerSettings
+    from bayesmix.api.fit import FitResult
+    from bayesmix.inference.sample import SamplerSettings
 
     ped, data = small_pedigree()
     A = relationship_matrix(ped)

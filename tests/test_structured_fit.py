@@ -15,8 +15,8 @@ import pytest
 from scipy import optimize, stats
 
 import bayesmix as bm
-from bayesmix.predict import linear_predictor, pointwise_loglik, simulate_response
-from bayesmix.structured import ar1_covariance, relationship_matrix
+from bayesmix.posterior.draws import linear_predictor, pointwise_loglik, simulate_response
+from bayesmix.data.structured import ar1_covariance, relationship_matrix
 
 pytestmark = pytest.mark.slow
 
@@ -204,7 +204,7 @@ def test_ar1_appears_in_summary_and_diagnostics(ar1):
     fit, _ = ar1
     text = str(fit.summary())
     assert "Residual AR(1) in time within subject: rho = 0.5" in text
-    from bayesmix.diagnostics import _label, population_vars
+    from bayesmix.diagnostics.sampling import _label, population_vars
 
     assert "ar" in population_vars(fit.posterior, fit.model.design.blocks)
     assert _label("ar", fit.posterior["ar"], 0) == "the residual AR(1) correlation (ar)"

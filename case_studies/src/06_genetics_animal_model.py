@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 import bayesmix as bm
-from bayesmix.structured import relationship_matrix
+from bayesmix.data.structured import relationship_matrix
 
 rng = np.random.default_rng(2024)
 n_sires, dams_per_sire, offspring_per_dam = 30, 4, 3

@@ -1,0 +1,1 @@
+"""The user-facing façades :class:`~bayesmix.Model` and :class:`~bayesmix.FitResult`."""

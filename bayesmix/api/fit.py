@@ -1,0 +1,588 @@
+""":class:`FitResult`: posterior summaries in lme4's vocabulary, on top of the ArviZ DataTree."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import arviz_stats as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesmix.model.build import level_dim, term_dim
+from bayesmix.diagnostics.sampling import SamplingReport, level_diagnostics, sampling_report
+from bayesmix.errors import BayesmixError
+from bayesmix.inference.sample import SamplerSettings
+
+if TYPE_CHECKING:
+    from bayesmix.model.model import Model
+
+__all__ = ["FitResult", "Summary"]
+
+_SAMPLE_DIMS = ("chain", "draw")
+
+
+def _interval_names(prob: float, interval: str) -> tuple[str, str]:
+    pct = f"{100 * prob:g}"
+    return f"{interval}{pct}_lb", f"{interval}{pct}_ub"
+
+
+def posterior_stats(da: xr.DataArray, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
+    """Mean, sd, interval, ESS, R-hat and MCSE of every element of a posterior variable.
+
+    Rows follow the variable's non-sample dims in C order; the index is a MultiIndex of those
+    coordinates (a plain index for one dim).
+    """
+    if interval not in ("eti", "hdi"):
+        raise BayesmixError(f"interval must be 'eti' or 'hdi', not {interval!r}")
+    if not 0 < prob < 1:
+        raise BayesmixError(f"prob must be between 0 and 1, not {prob!r}")
+    lb, ub = _interval_names(prob, interval)
+    bounds = (az.hdi if interval == "hdi" else az.eti)(da, prob=prob)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        columns = {
+            "mean": da.mean(_SAMPLE_DIMS),
+            "sd": da.std(_SAMPLE_DIMS, ddof=1),
+            lb: bounds.sel(ci_bound="lower"),
+            ub: bounds.sel(ci_bound="upper"),
+            "ess_bulk": az.ess(da, method="bulk"),
+            "ess_tail": az.ess(da, method="tail"),
+            "r_hat": az.rhat(da),
+            "mcse_mean": az.mcse(da),
+        }
+    other = [d for d in da.dims if d not in _SAMPLE_DIMS]
+    if not other:
+        return pd.DataFrame({k: [float(v)] for k, v in columns.items()})
+    index = pd.MultiIndex.from_product([da.coords[d].values for d in other], names=other) \
+        if len(other) > 1 else pd.Index(da.coords[other[0]].values, name=other[0])
+    return pd.DataFrame({k: np.asarray(v.transpose(*other)).ravel() for k, v in columns.items()},
+                        index=index)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """lme4-style printed summary; ``str()``/``repr()`` give the text."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, eq=False)
+class FitResult:
+    """A fitted model: the ArviZ DataTree plus lme4-style accessors.
+
+    Examples
+    --------
+    >>> import bayesmix as bm
+    >>> fit = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff")).fit(
+    ...     draws=200, tune=200, chains=2, random_seed=1, progressbar=False)
+    >>> list(fit.varcorr()["group"])
+    ['Batch', 'Residual']
+    """
+
+    model: "Model"
+    idata: xr.DataTree
+    settings: SamplerSettings
+    timing: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        return self.idata["posterior"].to_dataset()
+
+    # -- tables ---------------------------------------------------------------------------------
+    def _predictor(self, dpar: str) -> Any:
+        for lp in self.model.predictors:
+            if lp.name == dpar:
+                return lp
+        have = ", ".join(repr(lp.name) for lp in self.model.predictors) or "none"
+        raise BayesmixError(f"the model has no formula for the parameter {dpar!r}; "
+                            f"parameters with formulas: {have}")
+
+    def fixef(self, prob: float = 0.95, interval: str = "eti",
+              dpar: str | None = None) -> pd.DataFrame:
+        """Fixed effects: one row per coefficient (lme4 names).
+
+        Columns: mean, sd, interval bounds (``eti95_lb``/``eti95_ub``, or ``hdi...``),
+        ess_bulk, ess_tail, r_hat, mcse_mean. ``dpar`` picks a distributional or nonlinear
+        parameter's formula (``"sigma"``, ``"Asym"``; on its link scale); for a nonlinear
+        model ``dpar=None`` lists every nonlinear parameter's coefficients as
+        ``"Asym:(Intercept)"``.
+
+        Examples
+        --------
+        >>> fit.fixef().loc["Days", ["mean", "eti95_lb", "eti95_ub"]]  # doctest: +SKIP
+        >>> fit.fixef(prob=0.9, interval="hdi")  # doctest: +SKIP
+        >>> fit.fixef(dpar="sigma")  # with bm.Formula("y ~ x", "sigma ~ x")  # doctest: +SKIP
+        """
+        if dpar is None and self.model.nonlinear is not None:
+            parts = [self.fixef(prob, interval, lp.name) for lp in self.model.predictors
+                     if lp.role == "nlpar"]
+            names = [f"{lp.name}:{c}" for lp in self.model.predictors if lp.role == "nlpar"
+                     for c in lp.design.coef_names]
+            table = pd.concat(parts)
+            table.index = pd.Index(names, name="term")
+            return table
+        var = "fixef" if dpar is None else self._predictor(dpar).fixef_var
+        if var not in self.posterior:
+            return pd.DataFrame(columns=["mean", "sd"])
+        table = posterior_stats(self.posterior[var], prob, interval)
+        table.index.name = "term"
+        return table
+
+    def varcorr(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
+        """Variance components: group SDs, correlations and the residual SD.
+
+        Columns: group, term, term2, kind ("sd" | "cor" | "ar"), mean, sd, interval bounds,
+        ess_bulk, ess_tail, r_hat. The residual SD of a gaussian model is the row with
+        group "Residual"; other families' parameters (student_t's scale ``sigma``, which is
+        not the SD of the residuals, included) are in :meth:`family_params`. With
+        ``autocor=bm.AR1(...)`` the row of kind "ar" (term "AR(1) rho") is the residual
+        correlation at a time gap of 1. Blocks of a distributional or nonlinear parameter's
+        formula are listed with their model name as group, e.g. ``"sigma_Subject"``.
+
+        Examples
+        --------
+        >>> vc = fit.varcorr()  # doctest: +SKIP
+        >>> vc[vc.kind == "cor"]  # correlations, one row per pair  # doctest: +SKIP
+        """
+        rows = []
+        post = self.posterior
+        for block in self.model.all_blocks:
+            stats = posterior_stats(post[f"sd_{block.name}"], prob, interval)
+            for term, row in stats.iterrows():
+                rows.append({"group": block.name, "term": term, "term2": "", "kind": "sd",
+                             **row.to_dict()})
+            if block.correlated:
+                cor = posterior_stats(post[f"cor_{block.name}"], prob, interval)
+                names = block.coef_names
+                for i in range(len(names)):
+                    for j in range(i + 1, len(names)):
+                        row = cor.loc[(names[i], names[j])]
+                        rows.append({"group": block.name, "term": names[i], "term2": names[j],
+                                     "kind": "cor", **row.to_dict()})
+        if "sigma" in post and self.model.family.name == "gaussian":
+            row = posterior_stats(post["sigma"], prob, interval).iloc[0]
+            rows.append({"group": "Residual", "term": "", "term2": "", "kind": "sd",
+                         **row.to_dict()})
+        if "ar" in post:  # AR(1) residual correlation at a time gap of 1
+            row = posterior_stats(post["ar"], prob, interval).iloc[0]
+            rows.append({"group": "Residual", "term": "AR(1) rho", "term2": "", "kind": "ar",
+                         **row.to_dict()})
+        return pd.DataFrame(rows)
+
+    def ranef(self, summary: bool = False, prob: float = 0.95,
+              interval: str = "eti") -> dict[str, pd.DataFrame]:
+        """Level effects per grouping factor.
+
+        ``summary=False``: levels x terms posterior means (lme4's ``ranef``);
+        ``summary=True``: long format with level, term, mean, sd and interval bounds.
+        Level labels are exactly those of the data. A distributional or nonlinear
+        parameter's blocks are keyed ``"<parameter>_<group>"`` (``"sigma_Subject"``). A
+        ``gr(g, cov=A)`` block whose levels differ from another block's of ``g`` (relatives
+        without records) has its own table, keyed ``"g__A"``.
+
+        Examples
+        --------
+        >>> fit.ranef()["Subject"].loc[308]  # doctest: +SKIP
+        >>> fit.ranef(summary=True)["Subject"].head()  # doctest: +SKIP
+        """
+        out: dict[str, list[pd.DataFrame]] = {}
+        for key, block, _ in self._keyed_blocks():
+            da = self.posterior[f"r_{block.name}"]
+            if summary:
+                table = posterior_stats(da, prob, interval).reset_index()
+                table.columns = ["level", "term", *table.columns[2:]]
+                out.setdefault(key, []).append(table)
+            else:
+                mean = da.mean(_SAMPLE_DIMS).transpose(level_dim(block), term_dim(block))
+                out.setdefault(key, []).append(pd.DataFrame(
+                    mean.values, index=pd.Index(block.levels, name=block.group),
+                    columns=list(block.coef_names)))
+        if summary:
+            return {g: pd.concat(parts, ignore_index=True) for g, parts in out.items()}
+        return {g: pd.concat(parts, axis=1) for g, parts in out.items()}
+
+    def _keyed_blocks(self) -> list[tuple[str, Any, str | None]]:
+        """(ranef key, block, parameter name or None for the mean) of every block."""
+        # a gr() block with levels of its own (relatives without records) gets its own key
+        out = [(b.dim or b.group, b, None) for b in self.model.design.blocks]
+        out += [(lp.block_key(b), b, lp.name) for lp in self.model.predictors
+                for b in lp.design.blocks]
+        return out
+
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """lme4's ``coef()``: fixed effects plus each level's random effects (posterior means).
+
+        A distributional or nonlinear parameter's groups (``"Asym_Tree"``) combine its own
+        fixed effects with its level effects: each tree's Asym.
+
+        Examples
+        --------
+        >>> fit.coef()["Subject"][["(Intercept)", "Days"]].head()  # doctest: +SKIP
+        """
+        owner = {key: lp for key, _, lp in self._keyed_blocks()}
+        out = {}
+        for group, table in self.ranef().items():
+            fixed = self.fixef(dpar=owner[group])["mean"] if owner[group] or \
+                "fixef" in self.posterior else pd.Series(dtype=float)
+            combined = pd.DataFrame(np.tile(fixed.values, (len(table), 1)),
+                                    index=table.index, columns=list(fixed.index))
+            for term in table.columns:
+                combined[term] = combined[term] + table[term] if term in combined else table[term]
+            out[group] = combined
+        return out
+
+    def family_params(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
+        """The family's parameters, one row each, with the columns of :meth:`fixef`.
+
+        Rows are named as the posterior variables (``sigma``, ``nu``, ``shape``, ``phi``,
+        ``theta``, ``zi``, ``hu``, and ``ar`` with AR(1) residuals); an ordinal model has one
+        row per cutpoint, named by the categories it separates (``"1|2"``, ``"2|3"``..., as R's
+        ``ordinal::clm``). A parameter with its own formula is not scalar and is left out (see
+        ``fixef(dpar=...)``).
+
+        Examples
+        --------
+        >>> fit.family_params().loc["theta", ["mean", "eti95_lb", "eti95_ub"]]  # doctest: +SKIP
+        """
+        tables = []
+        for name in (*self.model.family.params, "ar"):
+            if name not in self.posterior:
+                continue
+            table = posterior_stats(self.posterior[name], prob, interval)
+            table.index = [name] if self.posterior[name].ndim == 2 else \
+                [str(label) for label in table.index]
+            tables.append(table)
+        if not tables:
+            return pd.DataFrame(columns=["mean", "sd"])
+        out = pd.concat(tables)
+        out.index.name = "parameter"
+        return out
+
+    # -- diagnostics ----------------------------------------------------------------------------
+    @functools.cached_property
+    def _levels(self) -> dict[str, Any]:
+        # the level effects' R-hat and ESS take seconds for thousands of levels: once per fit
+        return level_diagnostics(self.posterior, self.model.all_blocks)
+
+    def sampling_report(self) -> SamplingReport:
+        """Divergences, tree depth, worst R-hat and ESS over the non-level parameters."""
+        return sampling_report(self.idata, self.model.all_blocks, self.settings, self._levels)
+
+    def check(self) -> Any:
+        """Every sampling problem (R-hat, ESS, divergences, tree depth, E-BFMI) named in formula
+        terms with remedies in the order to try them, and variance components or correlations
+        at their boundary (lme4's singular fit); see :mod:`bayesmix.diagnostics.checks`.
+
+        Examples
+        --------
+        >>> print(fit.check())  # doctest: +SKIP
+        """
+        from bayesmix.diagnostics.checks import check_fit
+
+        return check_fit(self)
+
+    def residuals(self, type: str = "auto", n_sims: int = 1000,
+                  random_seed: int | None = 0) -> pd.Series:
+        """Residuals per row: "response", "pearson", "quantile" or "auto"; see
+        :func:`bayesmix.diagnostics.residuals.residuals`."""
+        from bayesmix.diagnostics.residuals import residuals
+
+        return residuals(self, type, n_sims, random_seed)
+
+    def simulated_residuals(self, n_sims: int = 1000, random_seed: int | None = 0) -> Any:
+        """DHARMa-style simulated quantile residuals with ``.tests()``; see
+        :func:`bayesmix.diagnostics.residuals.simulated_residuals`."""
+        from bayesmix.diagnostics.residuals import simulated_residuals
+
+        return simulated_residuals(self, n_sims, random_seed)
+
+    def overdispersion(self, n_sims: int = 1000, random_seed: int | None = 0) -> Any:
+        """Overdispersion test of a count or binomial model: ``ratio``, ``p_value``,
+        ``verdict``; see :func:`bayesmix.diagnostics.residuals.overdispersion`."""
+        from bayesmix.diagnostics.residuals import overdispersion
+
+        return overdispersion(self, n_sims, random_seed)
+
+    def influence(self, draws: int | None = None) -> Any:
+        """Pareto k per row and per group, Cook's distance analogue per group; see
+        :func:`bayesmix.diagnostics.influence.influence`."""
+        from bayesmix.diagnostics.influence import influence
+
+        return influence(self, draws)
+
+    def summary(self, prob: float = 0.95, interval: str = "eti") -> Summary:
+        """lme4-style summary: model, data, random effects, fixed effects, diagnostics."""
+        from bayesmix.results.printing import render_summary
+
+        return Summary(render_summary(self, prob, interval))
+
+    # -- pictures -------------------------------------------------------------------------------
+    def plot_caterpillar(self, group: str | None = None, prob: float = 0.95) -> Any:
+        """Level effects with intervals; see :func:`bayesmix.plots.plot_caterpillar`."""
+        from bayesmix.plots import plot_caterpillar
+
+        return plot_caterpillar(self, group, prob)
+
+    def plot_shrinkage(self, group: str | None = None, terms: tuple[str, str] | None = None,
+                       kind: str = "auto") -> Any:
+        """No pooling vs partial pooling per level; see :func:`bayesmix.plots.plot_shrinkage`."""
+        from bayesmix.plots import plot_shrinkage
+
+        return plot_shrinkage(self, group, terms, kind)
+
+    def plot_fixef(self, intercept: bool | None = None, prob: float = 0.95) -> Any:
+        """Forest plot of the fixed effects; see :func:`bayesmix.plots.plot_fixef`."""
+        from bayesmix.plots import plot_fixef
+
+        return plot_fixef(self, intercept, prob)
+
+    plot_forest = plot_fixef
+
+    def plot_residuals(self, kind: str = "all", type: str = "auto", n_sims: int = 1000,
+                       random_seed: int | None = 0) -> Any:
+        """Residuals vs fitted, scale-location, Q-Q, vs predictors, per group; see
+        :func:`bayesmix.plots.plot_residuals`."""
+        from bayesmix.plots import plot_residuals
+
+        return plot_residuals(self, kind, type, n_sims, random_seed)
+
+    def plot_qq(self, kind: str = "residuals", group: str | None = None, type: str = "auto",
+                prob: float = 0.95, random_seed: int | None = 0) -> Any:
+        """Normal Q-Q of residuals or (``kind="ranef"``) of random effects; see
+        :func:`bayesmix.plots.plot_qq`."""
+        from bayesmix.plots import plot_qq
+
+        return plot_qq(self, kind, group, type, prob, random_seed)
+
+    def plot_simulated_residuals(self, n_sims: int = 1000, random_seed: int | None = 0) -> Any:
+        """DHARMa-style uniform Q-Q and residuals vs predicted; see
+        :func:`bayesmix.plots.plot_simulated_residuals`."""
+        from bayesmix.plots import plot_simulated_residuals
+
+        return plot_simulated_residuals(self, n_sims, random_seed)
+
+    def plot_ppc(self, kind: str = "auto", num_samples: int = 50, n_sims: int = 500,
+                 random_seed: int | None = 0) -> Any:
+        """Posterior predictive check (density, ecdf, bars, rootogram, loo_pit); see
+        :func:`bayesmix.plots.plot_ppc`."""
+        from bayesmix.plots import plot_ppc
+
+        return plot_ppc(self, kind, num_samples, n_sims, random_seed)
+
+    def plot_influence(self, group: str | None = None, n_label: int = 3) -> Any:
+        """Pareto k and Cook's distance index plots; see :func:`bayesmix.plots.plot_influence`."""
+        from bayesmix.plots import plot_influence
+
+        return plot_influence(self, group, n_label)
+
+    def plot_diagnostics(self, n_sims: int = 500, random_seed: int | None = 0) -> Any:
+        """One-figure dashboard; see :func:`bayesmix.plots.plot_diagnostics`."""
+        from bayesmix.plots import plot_diagnostics
+
+        return plot_diagnostics(self, n_sims, random_seed)
+
+    # -- predictions (bayesmix.posterior.predict, bayesmix.posterior.effects) ----------------------------------
+    def predict(self, newdata: pd.DataFrame | None = None, kind: str = "mean",
+                re: str = "include", draws: int | None = None, random_seed: int | None = None,
+                summary: bool = False, prob: float = 0.95) -> Any:
+        """Predictions (linear predictor, mean or response draws) for the training rows or
+        new data; see :func:`bayesmix.posterior.predict.predict`.
+
+        Examples
+        --------
+        >>> fit.predict(df.iloc[:3], summary=True)  # doctest: +SKIP
+        """
+        from bayesmix.posterior.predict import predict
+
+        return predict(self, newdata, kind, re, draws, random_seed, summary, prob)
+
+    def posterior_predictive(self, random_seed: int | None = None,
+                             draws: int | None = None) -> xr.DataTree:
+        """``idata`` plus posterior_predictive and log_likelihood groups (ArviZ PPC/LOO).
+
+        Examples
+        --------
+        >>> dt = fit.posterior_predictive(random_seed=1)  # doctest: +SKIP
+        """
+        from bayesmix.posterior.predict import posterior_predictive
+
+        return posterior_predictive(self, random_seed, draws)
+
+    def log_likelihood(self) -> xr.DataTree:
+        """``idata`` plus the pointwise log_likelihood group.
+
+        Examples
+        --------
+        >>> arviz_stats.loo(fit.log_likelihood())  # doctest: +SKIP
+        """
+        from bayesmix.posterior.predict import log_likelihood
+
+        return log_likelihood(self)
+
+    def conditional_effects(self, x: str, **kwargs: Any) -> pd.DataFrame:
+        """Predicted response of a typical group over a grid of ``x``; see
+        :func:`bayesmix.posterior.effects.conditional_effects`.
+
+        Examples
+        --------
+        >>> fit.conditional_effects("Days", by_group="Subject")  # doctest: +SKIP
+        """
+        from bayesmix.posterior.effects import conditional_effects
+
+        return conditional_effects(self, x, **kwargs)
+
+    def marginal_effects(self, x: str, **kwargs: Any) -> pd.DataFrame:
+        """Population-averaged predicted response over a grid of ``x``; see
+        :func:`bayesmix.posterior.effects.marginal_effects`.
+
+        Examples
+        --------
+        >>> fit.marginal_effects("period")  # doctest: +SKIP
+        """
+        from bayesmix.posterior.effects import marginal_effects
+
+        return marginal_effects(self, x, **kwargs)
+
+    def effect_ratios(self, x: str, **kwargs: Any) -> pd.DataFrame:
+        """Odds ratios / rate ratios / differences of each level of ``x`` against its
+        reference, conditional and marginal; see :func:`bayesmix.posterior.effects.effect_ratios`.
+
+        Examples
+        --------
+        >>> fit.effect_ratios("period")  # doctest: +SKIP
+        """
+        from bayesmix.posterior.effects import effect_ratios
+
+        return effect_ratios(self, x, **kwargs)
+
+    def plot_effects(self, x: str, kind: str = "conditional", by_group: str | bool = False,
+                     **kwargs: Any) -> Any:
+        """Predicted response against ``x`` with bands; see :func:`bayesmix.posterior.effects.plot_effects`.
+
+        Examples
+        --------
+        >>> fit.plot_effects("period", kind="both").savefig("period.png")  # doctest: +SKIP
+        """
+        from bayesmix.posterior.effects import plot_effects
+
+        return plot_effects(self, x, kind, by_group, **kwargs)
+
+    # -- interpretation (bayesmix.posterior.interpret, bayesmix.posterior.hypothesis) ----------------------------
+    def icc(self, prob: float = 0.95) -> pd.DataFrame:
+        """Intraclass correlation per grouping factor; see :func:`bayesmix.posterior.interpret.icc`.
+
+        Examples
+        --------
+        >>> fit.icc().loc["Subject", "mean"]  # doctest: +SKIP
+        """
+        from bayesmix.posterior.interpret import icc
+
+        return icc(self, prob)
+
+    def r2(self, prob: float = 0.95) -> pd.DataFrame:
+        """Bayesian, marginal and conditional R^2; see :func:`bayesmix.posterior.interpret.r2`.
+
+        Examples
+        --------
+        >>> fit.r2()  # doctest: +SKIP
+        """
+        from bayesmix.posterior.interpret import r2
+
+        return r2(self, prob)
+
+    def hypothesis(self, hypotheses: str | list[str], prob: float = 0.95,
+                   prior_draws: int = 4000, random_seed: int | None = 0) -> pd.DataFrame:
+        """brms-style hypothesis tests; see :func:`bayesmix.posterior.hypothesis.hypothesis`.
+
+        Examples
+        --------
+        >>> fit.hypothesis(["Days > 8", "2*Days - (Intercept) > 0"])  # doctest: +SKIP
+        """
+        from bayesmix.posterior.hypothesis import hypothesis
+
+        return hypothesis(self, hypotheses, prob, prior_draws, random_seed)
+
+    def contrasts(self, factor: str, scale: str = "linear", **kwargs: Any) -> pd.DataFrame:
+        """Pairwise differences between a factor's levels; see
+        :func:`bayesmix.posterior.interpret.contrasts`.
+
+        Examples
+        --------
+        >>> fit.contrasts("period", scale="response")  # doctest: +SKIP
+        """
+        from bayesmix.posterior.interpret import contrasts
+
+        return contrasts(self, factor, scale, **kwargs)
+
+    # -- model comparison (bayesmix.validation.compare, bayesmix.validation.crossval) ------------------------------
+    def loo(self, pointwise: bool = True) -> Any:
+        """PSIS-LOO-CV with Pareto k advice; see :func:`bayesmix.validation.compare.loo`.
+
+        Examples
+        --------
+        >>> fit.loo().elpd  # doctest: +SKIP
+        """
+        from bayesmix.validation.compare import loo
+
+        return loo(self, pointwise)
+
+    def waic(self) -> Any:
+        """WAIC from the pointwise log-likelihood; see :func:`bayesmix.validation.compare.waic`.
+
+        Examples
+        --------
+        >>> fit.waic().elpd  # doctest: +SKIP
+        """
+        from bayesmix.validation.compare import waic
+
+        return waic(self)
+
+    def kfold(self, k: int = 10, group: Any = None, **kwargs: Any) -> Any:
+        """Exact (grouped) k-fold cross-validation by refitting; see
+        :func:`bayesmix.validation.crossval.kfold`.
+
+        Examples
+        --------
+        >>> fit.kfold(k=5, group="Subject", random_seed=1).elpd  # doctest: +SKIP
+        """
+        from bayesmix.validation.crossval import kfold
+
+        return kfold(self, k, group, **kwargs)
+
+    def logo(self, group: Any = None, **kwargs: Any) -> Any:
+        """Leave-one-group-out cross-validation; see :func:`bayesmix.validation.crossval.logo`.
+
+        Examples
+        --------
+        >>> fit.logo("Subject").elpd  # doctest: +SKIP
+        """
+        from bayesmix.validation.crossval import logo
+
+        return logo(self, group, **kwargs)
+
+    # -- persistence (bayesmix.results.persist) ------------------------------------------------------
+    def save(self, path: Any, overwrite: bool = False) -> Any:
+        """Write the fit to a directory that :func:`bayesmix.load` reads back exactly.
+
+        Examples
+        --------
+        >>> fit.save("sleep.bayesmix")  # doctest: +SKIP
+        """
+        from bayesmix.results.persist import save
+
+        return save(self, path, overwrite)
+
+    def __repr__(self) -> str:
+        return (f"<FitResult {'; '.join(self.model.formula_lines)!r} "
+                f"({self.model.family.name}), "
+                f"{self.settings.chains} chains x {self.settings.draws} draws>")
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython
+        printer.text(repr(self))

@@ -1,0 +1,1 @@
+"""The command line: ``python -m bayesmix demo|fit|gallery``."""

@@ -1,0 +1,1 @@
+"""Designs: a formula evaluated on a DataFrame into arrays, replayable on new data."""

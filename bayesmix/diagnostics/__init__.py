@@ -1,0 +1,1 @@
+"""Sampling diagnostics, the fit check, residuals and influence."""

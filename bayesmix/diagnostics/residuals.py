@@ -1,0 +1,322 @@
+"""Residuals, simulation-based (DHARMa-style) quantile residuals and their tests, overdispersion.
+
+Simulated quantile residuals work for every family: for row ``i`` with observed ``y_i`` and
+posterior predictive draws ``y_i^(s)`` (level effects included, as DHARMa's conditional
+simulations),
+
+    u_i = P(y^(s) < y_i) + U_i * P(y^(s) = y_i),   U_i ~ Uniform(0, 1),
+
+which is uniform on (0, 1) when the model is right (Dunn & Smyth 1996; the jitter handles ties
+of discrete responses). On these, as DHARMa (Hartig 2022):
+
+* uniformity: Kolmogorov-Smirnov test against Uniform(0, 1);
+* dispersion: variance of ``y - mean(sims)`` against the same variance of each simulated data
+  set (two-sided simulation p-value); the ``ratio`` is observed / mean simulated;
+* zero inflation: observed number of zeros against the simulated numbers;
+* outliers: rows outside the whole simulation envelope, against their binomial expectation
+  ``2 / (n_sims + 1)`` per row.
+
+Simulations include the posterior uncertainty of the parameters, so the dispersion test is
+conservative for underdispersion; it keeps its power against overdispersion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from bayesmix.errors import BayesmixError
+from bayesmix.posterior.draws import expected_response, simulate_response
+
+if TYPE_CHECKING:
+    from bayesmix.api.fit import FitResult
+
+__all__ = ["SimulatedResiduals", "ResidualTest", "OverdispersionResult", "simulated_residuals",
+           "residuals", "fitted", "uniformity_test", "dispersion_test", "zero_inflation_test",
+           "outlier_test", "overdispersion", "RESIDUAL_TYPES", "ALPHA"]
+
+RESIDUAL_TYPES = ("auto", "response", "pearson", "quantile")
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class ResidualTest:
+    """One residual test: its statistic (a ratio observed / expected, or KS D), p-value and a
+    one-line verdict."""
+
+    name: str
+    statistic: float
+    p_value: float
+    verdict: str
+
+
+@dataclass(frozen=True, eq=False)
+class SimulatedResiduals:
+    """Simulated quantile residuals of every row (uniform scale) and what they came from."""
+
+    residuals: np.ndarray
+    observed: np.ndarray
+    simulated: np.ndarray  # (n_sims, n)
+    predicted: np.ndarray  # posterior mean of E[y] per row
+    rows: pd.Index
+    response: str
+    family: str
+
+    @property
+    def n_sims(self) -> int:
+        return int(self.simulated.shape[0])
+
+    def normal(self) -> np.ndarray:
+        """The residuals on the normal scale (N(0, 1) when the model is right); rows outside
+        the simulation envelope are set to the quantile of 1 / (2 n_sims) instead of +-inf."""
+        edge = 0.5 / self.n_sims
+        return special.ndtri(np.clip(self.residuals, edge, 1 - edge))
+
+    def tests(self) -> pd.DataFrame:
+        """Uniformity, dispersion, zero-inflation (counts) and outlier tests, one row each.
+
+        Examples
+        --------
+        >>> fit.simulated_residuals().tests()  # doctest: +SKIP
+        """
+        results = [uniformity_test(self), dispersion_test(self)]
+        if self.family not in ("gaussian",):
+            results.append(zero_inflation_test(self))
+        results.append(outlier_test(self))
+        return pd.DataFrame([r.__dict__ for r in results]).set_index("name")
+
+    def text(self) -> str:
+        return "\n".join(f"{name}: {row.verdict}" for name, row in self.tests().iterrows())
+
+    def __repr__(self) -> str:
+        return (f"<SimulatedResiduals: {len(self.residuals)} rows, {self.n_sims} simulations>\n"
+                + self.text())
+
+
+def _n_per_chain(fit: "FitResult", n_sims: int) -> int:
+    if n_sims < 10:
+        raise BayesmixError(f"n_sims must be at least 10, not {n_sims!r}")
+    return int(np.ceil(n_sims / fit.posterior.sizes["chain"]))
+
+
+def simulated_residuals(fit: "FitResult", n_sims: int = 1000,
+                        random_seed: int | None = 0) -> SimulatedResiduals:
+    """Randomized quantile residuals from posterior predictive simulations (any family).
+
+    About ``n_sims`` posterior draws (every k-th draw of each chain; all of them if there are
+    fewer) each give one simulated data set.
+
+    Examples
+    --------
+    >>> res = bm.residuals.simulated_residuals(fit, n_sims=500)  # doctest: +SKIP
+    >>> res.tests().loc["dispersion", ["statistic", "p_value"]]  # doctest: +SKIP
+    """
+    per_chain = _n_per_chain(fit, n_sims)
+    rng = np.random.default_rng(random_seed)
+    sims = simulate_response(fit, draws=per_chain, random_seed=rng)
+    sims = sims.reshape(-1, sims.shape[-1])
+    y = np.asarray(fit.model.y, dtype=float)
+    less = np.mean(sims < y, axis=0)
+    equal = np.mean(sims == y, axis=0)
+    u = less + rng.uniform(size=y.shape) * equal
+    mean = expected_response(fit, draws=per_chain).reshape(-1, y.size).mean(axis=0)
+    return SimulatedResiduals(u, y, sims, mean, fit.model.design.rows,
+                              fit.model.spec.response.name, fit.model.family.name)
+
+
+def _two_sided(simulated: np.ndarray, observed: float) -> float:
+    """Two-sided simulation p-value, with the +1 correction so it is never exactly 0."""
+    n = simulated.size
+    upper = (np.sum(simulated >= observed) + 1) / (n + 1)
+    lower = (np.sum(simulated <= observed) + 1) / (n + 1)
+    return float(min(1.0, 2 * min(upper, lower)))
+
+
+def uniformity_test(res: SimulatedResiduals) -> ResidualTest:
+    """Kolmogorov-Smirnov test of the residuals against Uniform(0, 1).
+
+    Examples
+    --------
+    >>> uniformity_test(fit.simulated_residuals()).p_value  # doctest: +SKIP
+    """
+    ks = stats.kstest(res.residuals, "uniform")
+    verdict = (f"KS D = {ks.statistic:.3f}, p = {ks.pvalue:.3g}: "
+               + ("the residuals are not uniform; the response distribution does not fit"
+                  if ks.pvalue < ALPHA else "consistent with a well-specified model"))
+    return ResidualTest("uniformity", float(ks.statistic), float(ks.pvalue), verdict)
+
+
+def dispersion_test(res: SimulatedResiduals) -> ResidualTest:
+    """DHARMa's simulation test: var(y - mean sims) against var(sim - mean sims).
+
+    Examples
+    --------
+    >>> dispersion_test(fit.simulated_residuals()).statistic  # the ratio  # doctest: +SKIP
+    """
+    centre = res.simulated.mean(axis=0)
+    observed = float(np.var(res.observed - centre))
+    simulated = np.var(res.simulated - centre, axis=1)
+    ratio = observed / float(np.mean(simulated)) if np.mean(simulated) > 0 else np.nan
+    p = _two_sided(simulated, observed)
+    if p < ALPHA and ratio > 1:
+        word = "overdispersed: more variation than the model predicts"
+    elif p < ALPHA:
+        word = "underdispersed: less variation than the model predicts"
+    else:
+        word = "no evidence of over- or underdispersion"
+    return ResidualTest("dispersion", ratio, p,
+                      f"ratio {ratio:.2f} (observed / simulated variance), p = {p:.3g}: {word}")
+
+
+def zero_inflation_test(res: SimulatedResiduals) -> ResidualTest:
+    """Observed number of zeros against the simulated numbers of zeros.
+
+    Examples
+    --------
+    >>> zero_inflation_test(fit.simulated_residuals()).verdict  # doctest: +SKIP
+    """
+    observed = float(np.sum(res.observed == 0))
+    simulated = np.sum(res.simulated == 0, axis=1).astype(float)
+    expected = float(np.mean(simulated))
+    ratio = observed / expected if expected > 0 else (1.0 if observed == 0 else np.inf)
+    p = _two_sided(simulated, observed)
+    if p < ALPHA and ratio > 1:
+        word = "more zeros than the model predicts (zero inflation)"
+    elif p < ALPHA:
+        word = "fewer zeros than the model predicts"
+    else:
+        word = "the number of zeros fits"
+    return ResidualTest("zero_inflation", ratio, p,
+                      f"{observed:.0f} zeros observed, {expected:.1f} expected "
+                      f"(ratio {ratio:.2f}), p = {p:.3g}: {word}")
+
+
+def outlier_test(res: SimulatedResiduals) -> ResidualTest:
+    """Rows outside the simulation envelope against the binomial expectation 2/(n_sims+1).
+
+    Examples
+    --------
+    >>> outlier_test(fit.simulated_residuals()).p_value  # doctest: +SKIP
+    """
+    outside = (res.observed < res.simulated.min(axis=0)) | \
+        (res.observed > res.simulated.max(axis=0))
+    k, n = int(outside.sum()), outside.size
+    p0 = 2.0 / (res.n_sims + 1)
+    p = float(stats.binomtest(k, n, p0).pvalue)
+    ratio = (k / n) / p0
+    word = ("more rows outside all simulations than expected: check them"
+            if p < ALPHA and ratio > 1 else "no excess of outliers")
+    return ResidualTest("outliers", ratio, p,
+                      f"{k} of {n} rows outside all {res.n_sims} simulations "
+                      f"({n * p0:.1f} expected), p = {p:.3g}: {word}")
+
+
+def fitted(fit: "FitResult", draws: int | None = None) -> pd.Series:
+    """Posterior mean of E[y] per training row (binomial: expected successes).
+
+    Examples
+    --------
+    >>> bm.residuals.fitted(fit).head()  # doctest: +SKIP
+    """
+    mean = expected_response(fit, draws=draws)
+    return pd.Series(mean.reshape(-1, mean.shape[-1]).mean(axis=0), index=fit.model.design.rows,
+                     name="fitted")
+
+
+def residuals(fit: "FitResult", type: str = "auto", n_sims: int = 1000,
+              random_seed: int | None = 0) -> pd.Series:
+    """Residuals per training row.
+
+    ``"response"``: y - E[y] (posterior mean); ``"pearson"``: that divided by the SD of y
+    given the parameters (sigma for gaussian models, averaged over the posterior); ``"quantile"``: simulated quantile residuals on the normal scale
+    (N(0, 1) under the model, any family); ``"auto"``: pearson for gaussian models, quantile
+    otherwise.
+
+    Examples
+    --------
+    >>> fit.residuals("pearson").abs().max()  # doctest: +SKIP
+    """
+    if type not in RESIDUAL_TYPES:
+        raise BayesmixError(f"type must be one of {', '.join(map(repr, RESIDUAL_TYPES))}, "
+                            f"not {type!r}")
+    if type == "auto":
+        type = "pearson" if fit.model.family.name == "gaussian" else "quantile"
+    rows = fit.model.design.rows
+    if type == "quantile":
+        values = simulated_residuals(fit, n_sims, random_seed).normal()
+        return pd.Series(values, index=rows, name="quantile residual")
+    y = np.asarray(fit.model.y, dtype=float)
+    per_chain = _n_per_chain(fit, n_sims)
+    mu = expected_response(fit, draws=per_chain).reshape(-1, y.size)
+    mean = mu.mean(axis=0)
+    if type == "response":
+        return pd.Series(y - mean, index=rows, name="response residual")
+    if "sigma" in fit.posterior and fit.model.family.name == "gaussian":
+        variance = np.full(y.size, float((fit.posterior["sigma"] ** 2).mean()))  # as lme4
+    else:  # E[Var(y | theta)] = Var(y_rep) - Var(E[y | theta]) (law of total variance)
+        sims = simulate_response(fit, draws=per_chain, random_seed=random_seed)
+        variance = np.maximum(sims.reshape(-1, y.size).var(axis=0) - mu.var(axis=0), 1e-12)
+    return pd.Series((y - mean) / np.sqrt(variance), index=rows, name="pearson residual")
+
+
+@dataclass(frozen=True)
+class OverdispersionResult:
+    """:meth:`FitResult.overdispersion`: ``ratio`` (observed / simulated residual variance),
+    ``p_value`` (two-sided), ``overdispersed`` and a ``verdict`` with what to do."""
+
+    ratio: float
+    p_value: float
+    overdispersed: bool
+    verdict: str
+    family: str
+    n_sims: int
+
+    def __str__(self) -> str:
+        return self.verdict
+
+    def __repr__(self) -> str:
+        return f"<OverdispersionResult ratio={self.ratio:.2f}, p={self.p_value:.3g}>\n" \
+            f"{self.verdict}"
+
+
+def overdispersion(fit: "FitResult", n_sims: int = 1000,
+                   random_seed: int | None = 0) -> OverdispersionResult:
+    """Is there more variation than a count or binomial model allows? (DHARMa's test)
+
+    Examples
+    --------
+    >>> od = fit.overdispersion()  # doctest: +SKIP
+    >>> od.ratio, od.p_value  # doctest: +SKIP
+    """
+    family = fit.model.family.name
+    trials = fit.model.trials
+    if family in ("gaussian", "bernoulli") or (family == "binomial" and trials is not None
+                                              and np.all(trials == 1)):
+        what = "the residual SD absorbs it" if family == "gaussian" else \
+            "a 0/1 response cannot be overdispersed"
+        raise BayesmixError(f"overdispersion is a check for count and binomial models; for "
+                            f"family {family!r} {what}")
+    res = simulated_residuals(fit, n_sims, random_seed)
+    test = dispersion_test(res)
+    ratio, p = test.statistic, test.p_value
+    over = bool(p < ALPHA and ratio > 1)
+    name = res.response
+    if over:
+        fix = ("switch to family='negativebinomial'" if family == "poisson" else
+               "use a family with its own dispersion parameter")
+        verdict = (f"Overdispersed: the residuals vary {ratio:.2f} times as much as the "
+                   f"{family} model predicts (p = {p:.3g}). Intervals and p-values of the fixed "
+                   f"effects are then too narrow. Fix: {fix}, or add an observation-level "
+                   f"random effect: df['obs'] = range(len(df)) and '{name} ~ ... + (1 | obs)'.")
+    elif p < ALPHA:
+        verdict = (f"Underdispersed: the residuals vary {ratio:.2f} times as much as the "
+                   f"{family} model predicts (p = {p:.3g}): the model is conservative; no "
+                   "action is needed unless the intervals matter at their edges.")
+    else:
+        verdict = (f"No evidence of overdispersion: ratio {ratio:.2f} of observed to "
+                   f"simulated residual variance (p = {p:.3g}); the {family} variance fits.")
+    return OverdispersionResult(ratio, p, over, verdict, family, res.n_sims)

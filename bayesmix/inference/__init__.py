@@ -1,0 +1,1 @@
+"""Estimation: NUTS samplers, the compile cache, and maximum likelihood (REML, Laplace)."""

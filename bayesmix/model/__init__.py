@@ -1,0 +1,1 @@
+"""The PyMC model: the only layer (with :mod:`bayesmix.inference`) that imports PyMC or PyTensor."""

@@ -1,0 +1,370 @@
+"""The linear predictor, family parameters and response draws from a fit (numpy, per draw).
+
+Everything after sampling that needs the model's predictions goes through here: pointwise
+log-likelihood (LOO/WAIC), posterior predictive draws (PPC, simulation-based residuals) and
+predictions on new data. Arrays have shape ``(chain, draw, n)``.
+
+``re`` says what to do with the random effects:
+
+* ``"include"``: each row gets its level's sampled effects; a level not seen in fitting is an
+  error that names it (lme4's ``allow.new.levels = FALSE``).
+* ``"exclude"``: random effects at zero (a typical level: lme4's ``re.form = NA``).
+* ``"sample_new"``: seen levels use their effects; each unseen level gets one draw from the
+  fitted random-effect distribution per posterior draw, shared by that level's rows. For a
+  ``gr(g, cov=A)`` block a new level's relatedness to the fitted ones is unknown (it is not
+  in ``A``), so it is drawn independently, ``N(0, sd^2)``, as an unrelated individual;
+  add it to ``A`` and refit to use its relatives.
+
+Models with several linear predictors (:mod:`bayesmix.data.linpred`): ``linear_predictor(...,
+dpar="sigma")`` gives a distributional or nonlinear parameter's predictor (link scale), and
+:func:`family_param_draws` turns each modelled family parameter into per-row draws. A
+nonlinear model's ``linear_predictor`` is its expression evaluated with numpy on the
+parameters' predictors and the data columns (the tree the PyMC model was built from).
+
+With AR(1) residuals (``autocor=bm.AR1(...)``), :func:`pointwise_loglik` returns one-step-ahead
+densities ``log p(y_i | y_prev(i))`` (they sum to the joint log-likelihood; LOO on them
+approximates leave-future-out, not exact leave-one-out), and :func:`simulate_response` draws
+whole AR(1) residual series: on new data, the series of ``newdata``'s own groups and times,
+not conditioned on the training residuals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from bayesmix.model.build import level_dim, term_dim
+from bayesmix.errors import BayesmixError, DataError
+from bayesmix.families import INVERSE_LINKS
+from bayesmix.data.structured import AR1Structure, ar1_loglik, ar1_simulate, ar1_structure
+
+if TYPE_CHECKING:
+    from bayesmix.api.fit import FitResult
+
+__all__ = ["Arrays", "model_arrays", "linear_predictor", "family_param_draws",
+           "pointwise_loglik", "simulate_response", "expected_response", "newdata_trials",
+           "category_probabilities", "RE_OPTIONS"]
+
+RE_OPTIONS = ("include", "exclude", "sample_new")
+
+
+@dataclass(frozen=True, eq=False)
+class Arrays:
+    """Per-row model inputs: the training design's or a replay of it on new data."""
+
+    X: np.ndarray
+    offset: np.ndarray
+    indices: tuple[np.ndarray, ...]
+    Zs: tuple[np.ndarray, ...]
+    new_levels: dict[str, list[Any]]
+    n: int
+
+
+def model_arrays(fit: "FitResult", newdata: pd.DataFrame | None = None,
+                 design: Any = None) -> Arrays:
+    """The arrays of the training data (``newdata=None``) or of ``newdata`` via the fitted design.
+
+    ``design``: another linear predictor's design (default: the mean's).
+
+    Examples
+    --------
+    >>> arrays = model_arrays(fit, bm.datasets.load("sleepstudy").iloc[:5])  # doctest: +SKIP
+    >>> arrays.X.shape  # doctest: +SKIP
+    (5, 2)
+    """
+    design = fit.model.design if design is None else design
+    if newdata is None:
+        return Arrays(design.X, design.offset, tuple(b.index for b in design.blocks),
+                      tuple(b.Z for b in design.blocks), {}, design.n)
+    replayed = design.replay(newdata)
+    return Arrays(replayed.X, replayed.offset, replayed.indices, replayed.Zs,
+                  replayed.new_levels, len(newdata))
+
+
+def _draw_slice(fit: "FitResult", draws: int | None) -> slice:
+    """Thin to about ``draws`` draws per chain (evenly spaced), to bound memory."""
+    n_draws = fit.posterior.sizes["draw"]
+    if draws is None or draws >= n_draws:
+        return slice(None)
+    if draws < 1:
+        raise BayesmixError(f"draws must be a positive integer, not {draws!r}")
+    return slice(None, None, int(np.ceil(n_draws / draws)))
+
+
+def _posterior_values(fit: "FitResult", name: str, dims: tuple[str, ...],
+                      keep: slice) -> np.ndarray:
+    da = fit.posterior[name].isel(draw=keep)
+    return da.transpose("chain", "draw", *dims).values
+
+
+def _new_level_effects(fit: "FitResult", block: Any, n_new: int, keep: slice,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Draws of effects for ``n_new`` unseen levels from N(0, Sigma) of each posterior draw."""
+    sd = _posterior_values(fit, f"sd_{block.name}", (term_dim(block),), keep)
+    z = rng.standard_normal((*sd.shape[:2], n_new, block.n_terms))
+    if block.correlated:
+        cor = _posterior_values(fit, f"cor_{block.name}",
+                                (term_dim(block), f"{block.name}__term2"), keep)
+        L = sd[..., :, None] * np.linalg.cholesky(cor)
+        return np.einsum("cdkl,cdjl->cdjk", L, z)
+    return z * sd[:, :, None, :]
+
+
+def linear_predictor(fit: "FitResult", newdata: pd.DataFrame | None = None,
+                     re: str = "include", draws: int | None = None,
+                     random_seed: int | np.random.Generator | None = None,
+                     dpar: str | None = None) -> np.ndarray:
+    """Posterior draws of the linear predictor, shape ``(chain, draw, n)``.
+
+    ``dpar``: a distributional or nonlinear parameter's predictor instead of the mean's
+    (``"sigma"``: log sigma per row). A nonlinear model's mean predictor is its expression.
+
+    Examples
+    --------
+    >>> eta = linear_predictor(fit)  # doctest: +SKIP
+    >>> eta.shape  # doctest: +SKIP
+    (4, 1000, 180)
+    >>> log_sigma = linear_predictor(fit, dpar="sigma")  # doctest: +SKIP
+    """
+    if re not in RE_OPTIONS:
+        raise BayesmixError(f"re must be one of {', '.join(map(repr, RE_OPTIONS))}, not {re!r}")
+    keep = _draw_slice(fit, draws)
+    rng = np.random.default_rng(random_seed)
+    if dpar is None and fit.model.nonlinear is not None:
+        return _nonlinear_eta(fit, newdata, re, keep, rng)
+    if dpar is None:
+        return _linear_eta(fit, fit.model.design, "fixef", newdata, re, keep, rng)
+    lp = fit._predictor(dpar)
+    return _linear_eta(fit, lp.design, lp.fixef_var, newdata, re, keep, rng)
+
+
+def _nonlinear_eta(fit: "FitResult", newdata: pd.DataFrame | None, re: str, keep: slice,
+                   rng: np.random.Generator) -> np.ndarray:
+    from bayesmix.data.linpred import covariate_values
+
+    model = fit.model
+    expr = model.nonlinear
+    env: dict[str, Any] = {lp.name: _linear_eta(fit, lp.design, lp.fixef_var, newdata, re,
+                                                keep, rng)
+                           for lp in model.predictors if lp.role == "nlpar"}
+    if newdata is None:
+        env.update(model.setup.covariates)
+    else:
+        missing = [c for c in expr.covariates if c not in newdata.columns]
+        if missing:
+            raise DataError(f"newdata lacks the column(s) {', '.join(map(repr, missing))} "
+                            "used by the nonlinear expression")
+        values = covariate_values(expr, newdata)
+        bad = [c for c, v in values.items() if not np.all(np.isfinite(v))]
+        if bad:
+            raise DataError(f"newdata has missing or infinite values in {', '.join(bad)}")
+        env.update(values)
+    shape = next(iter(env.values())).shape[:2] + (len(newdata) if newdata is not None
+                                                  else model.design.n,)
+    with np.errstate(all="ignore"):  # a draw may overflow exp(); the result says so (inf)
+        return np.array(np.broadcast_to(expr.evaluate(env), shape), dtype=float)
+
+
+def _linear_eta(fit: "FitResult", design: Any, fixef_var: str,
+                newdata: pd.DataFrame | None, re: str, keep: slice,
+                rng: np.random.Generator) -> np.ndarray:
+    arrays = model_arrays(fit, newdata, design)
+    if re == "include" and arrays.new_levels:
+        listing = "; ".join(f"{name}: {', '.join(map(repr, levels[:5]))}"
+                            + (" ..." if len(levels) > 5 else "")
+                            for name, levels in arrays.new_levels.items())
+        raise DataError(f"newdata has levels not seen in fitting ({listing}). Use "
+                        "re='sample_new' to draw their effects from the fitted random-effect "
+                        "distribution, or re='exclude' to predict for a typical level")
+    n_draws = len(range(fit.posterior.sizes["draw"])[keep])
+    eta = np.zeros((fit.posterior.sizes["chain"], n_draws, arrays.n))
+    if design.coef_names:
+        beta = _posterior_values(fit, fixef_var, ("coef" + fixef_var[5:],), keep)
+        eta += np.einsum("cdp,np->cdn", beta, arrays.X)
+    eta += arrays.offset
+    if re == "exclude":
+        return eta
+    for block, idx, Z in zip(design.blocks, arrays.indices, arrays.Zs):
+        r = _posterior_values(fit, f"r_{block.name}", (level_dim(block), term_dim(block)), keep)
+        unseen = idx < 0
+        if unseen.any():  # re == "sample_new": one draw per unseen level, shared by its rows
+            codes = _unseen_codes(newdata, block, unseen)
+            extra = _new_level_effects(fit, block, int(codes.max()) + 1, keep, rng)
+            r = np.concatenate([r, extra], axis=2)
+            idx = idx.copy()
+            idx[unseen] = block.n_levels + codes
+        for c in range(eta.shape[0]):  # per chain: bounds the (draw, n, k) temporary
+            eta[c] += np.einsum("dnk,nk->dn", r[c][:, idx, :], Z)
+    return eta
+
+
+def _unseen_codes(newdata: pd.DataFrame | None, block: Any, unseen: np.ndarray) -> np.ndarray:
+    """0, 1, ... per unseen level label, for the unseen rows (rows of one level share a code)."""
+    from bayesmix.data.design import _group_labels
+
+    labels = _group_labels(newdata, block.term.factors)
+    lookup: dict[Any, int] = {}
+    return np.array([lookup.setdefault(labels[i], len(lookup)) for i in np.flatnonzero(unseen)],
+                    dtype=np.int64)
+
+
+def family_param_draws(fit: "FitResult", draws: int | None = None,
+                       newdata: pd.DataFrame | None = None, re: str = "include",
+                       random_seed: int | np.random.Generator | None = None
+                       ) -> dict[str, np.ndarray]:
+    """The family's parameters as arrays broadcastable against ``(chain, draw, n)``.
+
+    A scalar parameter has shape ``(chain, draw, 1)``; one with its own formula
+    (``bm.Formula("y ~ x", "sigma ~ x")``) is computed per row of the training data or of
+    ``newdata``, shape ``(chain, draw, n)``, with ``re`` as in :func:`linear_predictor`.
+
+    A vector parameter keeps its own dimension last, e.g. the ordinal cutpoints as
+    ``(chain, draw, 1, K - 1)``.
+
+    Examples
+    --------
+    >>> family_param_draws(fit, newdata=new)["sigma"].shape  # doctest: +SKIP
+    (4, 1000, 12)
+    """
+    from bayesmix.families import INVERSE_LINKS
+
+    keep = _draw_slice(fit, draws)
+    rng = np.random.default_rng(random_seed)
+    modelled = {lp.name: lp for lp in fit.model.predictors if lp.role == "dpar"}
+    out = {}
+    for name in fit.model.family.params:
+        if name in modelled:
+            eta = linear_predictor(fit, newdata, re, draws, rng, dpar=name)
+            out[name] = INVERSE_LINKS[modelled[name].link](eta)
+        elif name in fit.posterior:
+            da = fit.posterior[name]
+            own = tuple(d for d in da.dims if d not in ("chain", "draw"))
+            out[name] = _posterior_values(fit, name, own, keep)[:, :, None, ...]
+    return out
+
+
+def newdata_trials(fit: "FitResult", newdata: pd.DataFrame) -> np.ndarray | None:
+    """The binomial trials of ``newdata`` when it has the columns the formula's response names
+    (``n`` of ``s | trials(n)``, ``s`` and ``f`` of ``cbind(s, f)``), else None."""
+    from bayesmix.data.design import _eval_expr
+    from bayesmix.spec.formula import expression_variables
+
+    response = fit.model.spec.response
+    if fit.model.trials is None or response.kind == "single":
+        return None
+    exprs = [response.other] + ([response.expr] if response.kind == "cbind" else [])
+    if not all(v in newdata.columns for e in exprs for v in expression_variables(e)):
+        return None
+    other = np.asarray(_eval_expr(response.other, newdata), dtype=float)
+    trials = other + np.asarray(_eval_expr(response.expr, newdata), float) \
+        if response.kind == "cbind" else other
+    if not np.all(np.isfinite(trials)) or np.any(trials < 0) or np.any(trials != np.round(trials)):
+        raise DataError("the trials in newdata (from the response "
+                        f"'{fit.model.spec.formula.split('~')[0].strip()}') must be "
+                        "non-negative whole numbers")
+    return trials
+
+
+def _trials_for(fit: "FitResult", newdata: pd.DataFrame | None, n: int) -> np.ndarray | None:
+    """Training trials; for new data the trials column when given, else 1 (per-trial scale)."""
+    if fit.model.trials is None:
+        return None
+    if newdata is None:
+        return fit.model.trials
+    trials = newdata_trials(fit, newdata)
+    return np.ones(n) if trials is None else trials
+
+
+def pointwise_loglik(fit: "FitResult", draws: int | None = None,
+                     weighted: bool = False) -> np.ndarray:
+    """log p(y_i | theta) for every draw and training row, shape ``(chain, draw, n)``.
+
+    With observation weights the sampler used ``w_i * log p(y_i | theta)``; these values are
+    the unweighted family densities by default, because LOO/WAIC and predictive checks ask
+    how well the model predicts one observation, and a weight is not part of the
+    observation. ``weighted=True`` returns ``w_i * log p(y_i | theta)`` (brms's ``log_lik``
+    of a weighted model), e.g. when the weights are frequencies of identical rows.
+
+    Examples
+    --------
+    >>> pointwise_loglik(fit).shape  # doctest: +SKIP
+    (4, 1000, 180)
+    """
+    family = fit.model.family
+    eta = linear_predictor(fit, draws=draws)
+    params = family_param_draws(fit, draws)
+    structure = _ar_structure(fit, None)
+    if structure is not None:  # one-step-ahead densities (module docstring)
+        values = ar1_loglik(fit.model.y, INVERSE_LINKS[fit.model.link](eta), params["sigma"],
+                            _ar_draws(fit, draws), structure)
+    else:
+        values = family.loglik(fit.model.y, eta, fit.model.link, params, fit.model.trials)
+    if weighted and fit.model.weights is not None:
+        values = values * fit.model.weights
+    return values
+
+
+def _ar_structure(fit: "FitResult", newdata: pd.DataFrame | None) -> AR1Structure | None:
+    structure = getattr(fit.model, "autocor_structure", None)
+    if structure is None or newdata is None:
+        return structure
+    return ar1_structure(structure.spec, newdata)
+
+
+def _ar_draws(fit: "FitResult", draws: int | None) -> np.ndarray:
+    return _posterior_values(fit, "ar", (), _draw_slice(fit, draws))[..., None]
+
+
+def simulate_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
+                      re: str = "include", draws: int | None = None,
+                      random_seed: int | None = None) -> np.ndarray:
+    """Posterior predictive draws of the response, shape ``(chain, draw, n)``."""
+    rng, eta, params, trials = _response_inputs(fit, newdata, re, draws, random_seed)
+    family = fit.model.family
+    structure = _ar_structure(fit, newdata)
+    if structure is not None:  # whole AR(1) residual series around the mean
+        return ar1_simulate(rng, INVERSE_LINKS[fit.model.link](eta), params["sigma"],
+                            _ar_draws(fit, draws), structure)
+    return family.simulate(rng, eta, fit.model.link, params, trials)
+
+
+def expected_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
+                      re: str = "include", draws: int | None = None,
+                      random_seed: int | None = None) -> np.ndarray:
+    """Posterior draws of E[y] (binomial: expected successes of the row's trials)."""
+    _, eta, params, trials = _response_inputs(fit, newdata, re, draws, random_seed)
+    return fit.model.family.mean(eta, fit.model.link, params, trials)
+
+
+def _response_inputs(fit: "FitResult", newdata: pd.DataFrame | None, re: str,
+                     draws: int | None, random_seed: int | None) -> tuple[Any, ...]:
+    """The generator, linear predictor, family parameter draws and trials of the rows."""
+    rng = np.random.default_rng(random_seed)
+    eta = linear_predictor(fit, newdata, re, draws, rng)
+    params = family_param_draws(fit, draws, newdata, re, rng)
+    return rng, eta, params, _trials_for(fit, newdata, eta.shape[-1])
+
+
+def category_probabilities(fit: "FitResult", newdata: pd.DataFrame | None = None,
+                           re: str = "include", draws: int | None = None,
+                           random_seed: int | None = None) -> np.ndarray:
+    """Posterior draws of P(y = k) for an ordinal model, shape ``(chain, draw, n, K)``;
+    the categories are ``fit.model.categories``.
+
+    Examples
+    --------
+    >>> probs = category_probabilities(fit)  # doctest: +SKIP
+    >>> probs.sum(axis=-1).round(6).min()  # doctest: +SKIP
+    1.0
+    """
+    from bayesmix.families.densities import cumulative_probs
+
+    if not fit.model.family.ordinal:
+        raise BayesmixError(f"category probabilities are for ordinal models; this one is "
+                            f"{fit.model.family.name!r} (use expected_response)")
+    eta = linear_predictor(fit, newdata, re, draws, np.random.default_rng(random_seed))
+    cutpoints = family_param_draws(fit, draws)["cutpoints"]
+    return cumulative_probs(eta, fit.model.link, cutpoints)

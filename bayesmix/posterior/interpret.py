@@ -1,0 +1,210 @@
+"""Variance shares and comparisons: ``fit.icc()``, ``fit.r2()``, ``fit.contrasts()``.
+
+Variance components follow Nakagawa, Johnson & Schielzeth (2017), per posterior draw:
+
+* fixed-effects variance ``V_f = var_i(x_i beta)`` over the training rows;
+* random-effects variance of block b ``V_b = mean_i(z_i' Sigma_b z_i)`` (Johnson 2014): the
+  SD squared for a random intercept, the average over the rows' covariates for slopes;
+* residual variance ``V_e`` on the latent (link) scale: sigma^2 (gaussian, identity link),
+  pi^2/3 (logit), 1 (probit), pi^2/6 (cloglog), and for the log link (Poisson) the log-normal
+  approximation ``log(1 + 1/lambda)`` with lambda the mean expected count over the rows,
+  averaged over the random effects: mean_i exp(x_i beta + offset_i + sum_b V_b / 2).
+
+``icc``: V_b / (sum_b V_b + V_e) per block (the random-intercept variance share for an
+intercept-only block). ``r2``: marginal V_f / (V_f + sum V_b + V_e) and conditional
+(V_f + sum V_b) / (...), plus Bayesian R^2 (Gelman, Goodrich, Gabry & Vehtari 2019):
+var(E[y]) / (var(E[y]) + var(y - E[y])) over the rows, per draw, with residual draws y - E[y]
+as brms ``bayes_R2``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesmix.model.build import term_dim
+from bayesmix.errors import BayesmixError, FamilyError
+from bayesmix.posterior.draws import (
+    _posterior_values,
+    expected_response,
+    family_param_draws,
+    linear_predictor,
+)
+
+if TYPE_CHECKING:
+    from bayesmix.api.fit import FitResult
+
+__all__ = ["icc", "r2", "contrasts", "variance_components", "LATENT_RESIDUAL"]
+
+# Latent-scale residual variance of a binary/binomial model, by link.
+LATENT_RESIDUAL = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}
+
+
+def _stats(values: np.ndarray, prob: float, interval: str = "eti") -> pd.Series:
+    from bayesmix.api.fit import posterior_stats
+
+    da = xr.DataArray(values, dims=("chain", "draw"))
+    return posterior_stats(da, prob, interval).iloc[0]
+
+
+def variance_components(fit: "FitResult") -> dict[str, np.ndarray]:
+    """Per-draw variances (chain, draw): ``fixed``, one per block name, and ``residual``.
+
+    Examples
+    --------
+    >>> sorted(variance_components(fit))  # doctest: +SKIP
+    ['Subject', 'fixed', 'residual']
+    """
+    model = fit.model
+    design = model.design
+    out: dict[str, np.ndarray] = {}
+    fixed = linear_predictor(fit, re="exclude") - design.offset
+    out["fixed"] = fixed.var(axis=-1, ddof=1)
+    total_random = np.zeros(out["fixed"].shape)
+    for block in design.blocks:
+        sd = _posterior_values(fit, f"sd_{block.name}", (term_dim(block),), slice(None))
+        if block.correlated:
+            cor = _posterior_values(fit, f"cor_{block.name}",
+                                    (term_dim(block), f"{block.name}__term2"), slice(None))
+        else:
+            cor = np.broadcast_to(np.eye(block.n_terms), (*sd.shape, block.n_terms))
+        cov = sd[..., :, None] * cor * sd[..., None, :]
+        zz = block.Z.T @ block.Z / design.n  # mean of z_i z_i'
+        out[block.name] = np.einsum("cdkl,kl->cd", cov, zz)
+        total_random = total_random + out[block.name]
+    out["residual"] = _residual_variance(fit, fixed + design.offset, total_random)
+    return out
+
+
+def _residual_variance(fit: "FitResult", eta_fixed: np.ndarray,
+                       total_random: np.ndarray) -> np.ndarray:
+    family, link = fit.model.family.name, fit.model.link
+    shape = eta_fixed.shape[:2]
+    if family == "gaussian" and link == "identity":  # sigma may vary by row (sigma ~ x)
+        return (family_param_draws(fit)["sigma"] ** 2).mean(axis=-1)
+    if family in ("bernoulli", "binomial") and link in LATENT_RESIDUAL:
+        return np.full(shape, LATENT_RESIDUAL[link])
+    if family in ("poisson", "negativebinomial") and link == "log":
+        # lognormal approximation (Nakagawa et al. 2017): log(1 + 1/lambda [+ 1/theta])
+        lam = np.exp(eta_fixed + total_random[..., None] / 2).mean(axis=-1)
+        extra = 0.0
+        if family == "negativebinomial":
+            extra = 1.0 / family_param_draws(fit)["theta"].mean(axis=-1)
+        return np.log1p(1.0 / lam + extra)
+    raise FamilyError(f"the latent-scale residual variance is not defined here for family "
+                      f"{family!r} with link {link!r} (supported: gaussian identity, binomial "
+                      "and bernoulli logit/probit/cloglog, poisson and negativebinomial log)")
+
+
+def icc(fit: "FitResult", prob: float = 0.95) -> pd.DataFrame:
+    """Intraclass correlation of each grouping factor: its share of the (latent-scale)
+    variance, V_b / (sum of random-effect variances + residual variance), with intervals.
+
+    Examples
+    --------
+    >>> fit.icc()  # doctest: +SKIP
+    """
+    blocks = fit.model.design.blocks
+    if not blocks:
+        raise BayesmixError("the model has no random effects, so no intraclass correlation")
+    comps = variance_components(fit)
+    denom = comps["residual"] + sum(comps[b.name] for b in blocks)
+    rows = []
+    for block in blocks:
+        stats = _stats(comps[block.name] / denom, prob)
+        rows.append({"group": block.name, "term": str(block.term), **stats.to_dict()})
+    table = pd.DataFrame(rows).set_index("group")
+    table.attrs["residual"] = _residual_label(fit)
+    return table
+
+
+def _residual_label(fit: "FitResult") -> str:
+    family, link = fit.model.family.name, fit.model.link
+    if family == "gaussian":
+        return "sigma^2"
+    if link in LATENT_RESIDUAL:
+        return {"logit": "pi^2/3", "probit": "1", "cloglog": "pi^2/6"}[link] + \
+            f" (latent {link} scale)"
+    return "log(1 + 1/lambda) (log-normal approximation)"
+
+
+def r2(fit: "FitResult", prob: float = 0.95) -> pd.DataFrame:
+    """R^2 with intervals: ``bayes_R2`` (Gelman et al. 2019) and Nakagawa-Schielzeth
+    ``marginal`` (fixed effects only) and ``conditional`` (fixed + random) on the latent scale.
+
+    Examples
+    --------
+    >>> fit.r2().loc["conditional", "mean"]  # doctest: +SKIP
+    """
+    model = fit.model
+    mu = expected_response(fit)
+    resid = model.y - mu
+    v_fit, v_res = mu.var(axis=-1, ddof=1), resid.var(axis=-1, ddof=1)
+    rows = {"bayes_R2": v_fit / (v_fit + v_res)}
+    try:
+        comps = variance_components(fit)
+    except FamilyError:
+        comps = None
+    if comps is not None:
+        random = sum((comps[b.name] for b in model.design.blocks), np.zeros_like(v_fit))
+        total = comps["fixed"] + random + comps["residual"]
+        rows["marginal"] = comps["fixed"] / total
+        rows["conditional"] = (comps["fixed"] + random) / total
+    table = pd.DataFrame({k: _stats(v, prob) for k, v in rows.items()}).T
+    table.index.name = "R2"
+    return table
+
+
+def contrasts(fit: "FitResult", factor: str, scale: str = "linear", effect: str = "conditional",
+              at: dict[str, Any] | None = None, prob: float = 0.95,
+              draws: int | None = None) -> pd.DataFrame:
+    """Pairwise differences between the levels of a factor of the fixed part: ``"b - a"`` for
+    each pair (a before b), other predictors at their typical values (``at`` overrides).
+
+    ``scale="linear"`` compares linear predictors (with treatment coding ``"2 - 1"`` is the
+    coefficient of level 2); ``scale="response"`` compares E[y] (binomial: per trial), for a
+    typical group (``effect="conditional"``) or averaged over the groups (``"marginal"``).
+    Columns: contrast, mean, sd, interval, p_gt0 = P(difference > 0).
+
+    Examples
+    --------
+    >>> fit.contrasts("period", scale="response")  # doctest: +SKIP
+    """
+    from bayesmix.posterior.effects import (
+        _is_factor,
+        _per_trial_mean,
+        _training_frame,
+        marginal_draws,
+        reference_grid,
+    )
+
+    from bayesmix.posterior.predict import draw_summary
+
+    if scale not in ("linear", "response"):
+        raise BayesmixError(f"scale must be 'linear' or 'response', not {scale!r}")
+    if effect not in ("conditional", "marginal"):
+        raise BayesmixError(f"effect must be 'conditional' or 'marginal', not {effect!r}")
+    grid = reference_grid(fit, factor, None, at)
+    if not _is_factor(_training_frame(fit)[factor]):
+        raise BayesmixError(f"{factor!r} is numeric; contrasts compare the levels of a factor")
+    if effect == "marginal":
+        if scale == "linear":
+            raise BayesmixError("marginal contrasts are on the response scale: "
+                                "pass scale='response'")
+        values = marginal_draws(fit, grid, draws)
+    else:
+        values = linear_predictor(fit, grid, "exclude", draws)
+        if scale == "response":
+            values = _per_trial_mean(fit, values, family_param_draws(fit, draws, grid, "exclude"))
+    levels = list(grid[factor])
+    rows, names = [], []
+    for i in range(len(levels)):
+        for j in range(i + 1, len(levels)):
+            diff = values[..., j] - values[..., i]
+            stats = draw_summary(diff[..., None], prob).iloc[0].to_dict()
+            rows.append({**stats, "p_gt0": float((diff > 0).mean())})
+            names.append(f"{levels[j]} - {levels[i]}")
+    return pd.DataFrame(rows, index=pd.Index(names, name="contrast"))

@@ -1,0 +1,1 @@
+"""Out-of-sample validation: LOO, WAIC, k-fold and leave-one-group-out."""
