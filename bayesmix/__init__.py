@@ -35,12 +35,12 @@ from bayesmix.families import Family, get_family  # noqa: E402
 from bayesmix.spec.formula import FormulaSpec, parse_formula  # noqa: E402
 from bayesmix.spec.distributional import Formula, NonLinear  # noqa: E402
 from bayesmix.inference.ml import LRTResult, MLResult, lrt  # noqa: E402
-from bayesmix.model.model import Model  # noqa: E402
+from bayesmix.api.model import Model  # noqa: E402
 from bayesmix.priors import Prior  # noqa: E402
 from bayesmix.data.structured import AR1  # noqa: E402
 from bayesmix.api.fit import FitResult  # noqa: E402
 from bayesmix.validation.compare import LooWarning, compare  # noqa: E402
-from bayesmix.results.persist import load  # noqa: E402
+from bayesmix.api.persist import load  # noqa: E402
 
 __version__ = "0.1.0"
 

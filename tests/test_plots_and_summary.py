@@ -14,7 +14,7 @@ import pytest
 
 import bayesmix as bm
 from bayesmix.cli.main import main as cli_main
-from bayesmix.results.printing import format_table
+from bayesmix.text import format_table
 
 
 @pytest.fixture(scope="module")

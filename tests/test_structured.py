@@ -10,7 +10,7 @@ import xarray as xr
 from scipy import stats
 
 import bayesmix as bm
-from bayesmix.model.build import level_dim
+from bayesmix.varnames import level_dim
 from bayesmix.model.level_effects import derive_level_effects
 from bayesmix.data.structured import (
     AR1,

@@ -6,72 +6,17 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import arviz_stats as az
-import numpy as np
 import pandas as pd
 import xarray as xr
-
-from bayesmix.model.build import level_dim, term_dim
 from bayesmix.diagnostics.sampling import SamplingReport, level_diagnostics, sampling_report
-from bayesmix.errors import BayesmixError
+from bayesmix.results import tables
+from bayesmix.text import Summary
 from bayesmix.inference.sample import SamplerSettings
 
 if TYPE_CHECKING:
-    from bayesmix.model.model import Model
+    from bayesmix.api.model import Model
 
-__all__ = ["FitResult", "Summary"]
-
-_SAMPLE_DIMS = ("chain", "draw")
-
-
-def _interval_names(prob: float, interval: str) -> tuple[str, str]:
-    pct = f"{100 * prob:g}"
-    return f"{interval}{pct}_lb", f"{interval}{pct}_ub"
-
-
-def posterior_stats(da: xr.DataArray, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
-    """Mean, sd, interval, ESS, R-hat and MCSE of every element of a posterior variable.
-
-    Rows follow the variable's non-sample dims in C order; the index is a MultiIndex of those
-    coordinates (a plain index for one dim).
-    """
-    if interval not in ("eti", "hdi"):
-        raise BayesmixError(f"interval must be 'eti' or 'hdi', not {interval!r}")
-    if not 0 < prob < 1:
-        raise BayesmixError(f"prob must be between 0 and 1, not {prob!r}")
-    lb, ub = _interval_names(prob, interval)
-    bounds = (az.hdi if interval == "hdi" else az.eti)(da, prob=prob)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        columns = {
-            "mean": da.mean(_SAMPLE_DIMS),
-            "sd": da.std(_SAMPLE_DIMS, ddof=1),
-            lb: bounds.sel(ci_bound="lower"),
-            ub: bounds.sel(ci_bound="upper"),
-            "ess_bulk": az.ess(da, method="bulk"),
-            "ess_tail": az.ess(da, method="tail"),
-            "r_hat": az.rhat(da),
-            "mcse_mean": az.mcse(da),
-        }
-    other = [d for d in da.dims if d not in _SAMPLE_DIMS]
-    if not other:
-        return pd.DataFrame({k: [float(v)] for k, v in columns.items()})
-    index = pd.MultiIndex.from_product([da.coords[d].values for d in other], names=other) \
-        if len(other) > 1 else pd.Index(da.coords[other[0]].values, name=other[0])
-    return pd.DataFrame({k: np.asarray(v.transpose(*other)).ravel() for k, v in columns.items()},
-                        index=index)
-
-
-@dataclass(frozen=True)
-class Summary:
-    """lme4-style printed summary; ``str()``/``repr()`` give the text."""
-
-    text: str
-
-    def __repr__(self) -> str:
-        return self.text
-
-    __str__ = __repr__
-
+__all__ = ["FitResult"]
 
 @dataclass(frozen=True, eq=False)
 class FitResult:
@@ -96,14 +41,6 @@ class FitResult:
         return self.idata["posterior"].to_dataset()
 
     # -- tables ---------------------------------------------------------------------------------
-    def _predictor(self, dpar: str) -> Any:
-        for lp in self.model.predictors:
-            if lp.name == dpar:
-                return lp
-        have = ", ".join(repr(lp.name) for lp in self.model.predictors) or "none"
-        raise BayesmixError(f"the model has no formula for the parameter {dpar!r}; "
-                            f"parameters with formulas: {have}")
-
     def fixef(self, prob: float = 0.95, interval: str = "eti",
               dpar: str | None = None) -> pd.DataFrame:
         """Fixed effects: one row per coefficient (lme4 names).
@@ -120,20 +57,7 @@ class FitResult:
         >>> fit.fixef(prob=0.9, interval="hdi")  # doctest: +SKIP
         >>> fit.fixef(dpar="sigma")  # with bm.Formula("y ~ x", "sigma ~ x")  # doctest: +SKIP
         """
-        if dpar is None and self.model.nonlinear is not None:
-            parts = [self.fixef(prob, interval, lp.name) for lp in self.model.predictors
-                     if lp.role == "nlpar"]
-            names = [f"{lp.name}:{c}" for lp in self.model.predictors if lp.role == "nlpar"
-                     for c in lp.design.coef_names]
-            table = pd.concat(parts)
-            table.index = pd.Index(names, name="term")
-            return table
-        var = "fixef" if dpar is None else self._predictor(dpar).fixef_var
-        if var not in self.posterior:
-            return pd.DataFrame(columns=["mean", "sd"])
-        table = posterior_stats(self.posterior[var], prob, interval)
-        table.index.name = "term"
-        return table
+        return tables.fixef(self.idata, self.model, prob, interval, dpar)
 
     def varcorr(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
         """Variance components: group SDs, correlations and the residual SD.
@@ -151,30 +75,7 @@ class FitResult:
         >>> vc = fit.varcorr()  # doctest: +SKIP
         >>> vc[vc.kind == "cor"]  # correlations, one row per pair  # doctest: +SKIP
         """
-        rows = []
-        post = self.posterior
-        for block in self.model.all_blocks:
-            stats = posterior_stats(post[f"sd_{block.name}"], prob, interval)
-            for term, row in stats.iterrows():
-                rows.append({"group": block.name, "term": term, "term2": "", "kind": "sd",
-                             **row.to_dict()})
-            if block.correlated:
-                cor = posterior_stats(post[f"cor_{block.name}"], prob, interval)
-                names = block.coef_names
-                for i in range(len(names)):
-                    for j in range(i + 1, len(names)):
-                        row = cor.loc[(names[i], names[j])]
-                        rows.append({"group": block.name, "term": names[i], "term2": names[j],
-                                     "kind": "cor", **row.to_dict()})
-        if "sigma" in post and self.model.family.name == "gaussian":
-            row = posterior_stats(post["sigma"], prob, interval).iloc[0]
-            rows.append({"group": "Residual", "term": "", "term2": "", "kind": "sd",
-                         **row.to_dict()})
-        if "ar" in post:  # AR(1) residual correlation at a time gap of 1
-            row = posterior_stats(post["ar"], prob, interval).iloc[0]
-            rows.append({"group": "Residual", "term": "AR(1) rho", "term2": "", "kind": "ar",
-                         **row.to_dict()})
-        return pd.DataFrame(rows)
+        return tables.varcorr(self.idata, self.model, prob, interval)
 
     def ranef(self, summary: bool = False, prob: float = 0.95,
               interval: str = "eti") -> dict[str, pd.DataFrame]:
@@ -192,29 +93,7 @@ class FitResult:
         >>> fit.ranef()["Subject"].loc[308]  # doctest: +SKIP
         >>> fit.ranef(summary=True)["Subject"].head()  # doctest: +SKIP
         """
-        out: dict[str, list[pd.DataFrame]] = {}
-        for key, block, _ in self._keyed_blocks():
-            da = self.posterior[f"r_{block.name}"]
-            if summary:
-                table = posterior_stats(da, prob, interval).reset_index()
-                table.columns = ["level", "term", *table.columns[2:]]
-                out.setdefault(key, []).append(table)
-            else:
-                mean = da.mean(_SAMPLE_DIMS).transpose(level_dim(block), term_dim(block))
-                out.setdefault(key, []).append(pd.DataFrame(
-                    mean.values, index=pd.Index(block.levels, name=block.group),
-                    columns=list(block.coef_names)))
-        if summary:
-            return {g: pd.concat(parts, ignore_index=True) for g, parts in out.items()}
-        return {g: pd.concat(parts, axis=1) for g, parts in out.items()}
-
-    def _keyed_blocks(self) -> list[tuple[str, Any, str | None]]:
-        """(ranef key, block, parameter name or None for the mean) of every block."""
-        # a gr() block with levels of its own (relatives without records) gets its own key
-        out = [(b.dim or b.group, b, None) for b in self.model.design.blocks]
-        out += [(lp.block_key(b), b, lp.name) for lp in self.model.predictors
-                for b in lp.design.blocks]
-        return out
+        return tables.ranef(self.idata, self.model, summary, prob, interval)
 
     def coef(self) -> dict[str, pd.DataFrame]:
         """lme4's ``coef()``: fixed effects plus each level's random effects (posterior means).
@@ -226,17 +105,7 @@ class FitResult:
         --------
         >>> fit.coef()["Subject"][["(Intercept)", "Days"]].head()  # doctest: +SKIP
         """
-        owner = {key: lp for key, _, lp in self._keyed_blocks()}
-        out = {}
-        for group, table in self.ranef().items():
-            fixed = self.fixef(dpar=owner[group])["mean"] if owner[group] or \
-                "fixef" in self.posterior else pd.Series(dtype=float)
-            combined = pd.DataFrame(np.tile(fixed.values, (len(table), 1)),
-                                    index=table.index, columns=list(fixed.index))
-            for term in table.columns:
-                combined[term] = combined[term] + table[term] if term in combined else table[term]
-            out[group] = combined
-        return out
+        return tables.coef(self.idata, self.model)
 
     def family_params(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
         """The family's parameters, one row each, with the columns of :meth:`fixef`.
@@ -251,19 +120,7 @@ class FitResult:
         --------
         >>> fit.family_params().loc["theta", ["mean", "eti95_lb", "eti95_ub"]]  # doctest: +SKIP
         """
-        tables = []
-        for name in (*self.model.family.params, "ar"):
-            if name not in self.posterior:
-                continue
-            table = posterior_stats(self.posterior[name], prob, interval)
-            table.index = [name] if self.posterior[name].ndim == 2 else \
-                [str(label) for label in table.index]
-            tables.append(table)
-        if not tables:
-            return pd.DataFrame(columns=["mean", "sd"])
-        out = pd.concat(tables)
-        out.index.name = "parameter"
-        return out
+        return tables.family_params(self.idata, self.model, prob, interval)
 
     # -- diagnostics ----------------------------------------------------------------------------
     @functools.cached_property
@@ -577,7 +434,7 @@ class FitResult:
         """
         from bayesmix.results.persist import save
 
-        return save(self, path, overwrite)
+        return save(self.idata, self.model, self.settings, self.timing, path, overwrite)
 
     def __repr__(self) -> str:
         return (f"<FitResult {'; '.join(self.model.formula_lines)!r} "

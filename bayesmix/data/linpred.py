@@ -47,6 +47,7 @@ from bayesmix.spec.formula import FormulaSpec
 from bayesmix.spec.distributional import Formula, NonLinear
 from bayesmix.spec.nonlinear import NonlinearExpr
 from bayesmix.priors import Prior, PriorSpec, _sd
+from bayesmix import varnames
 
 __all__ = ["LinearPredictor", "Setup", "make_setup", "extend_priors", "finish_priors",
            "local_priors", "split_centering", "covariate_values"]
@@ -70,11 +71,11 @@ class LinearPredictor:
 
     @property
     def fixef_var(self) -> str:
-        return f"fixef_{self.name}"
+        return varnames.fixef(self.name)
 
     @property
     def coef_dim(self) -> str:
-        return f"coef_{self.name}"
+        return varnames.coef_dim(self.name)
 
     @property
     def center(self) -> bool:

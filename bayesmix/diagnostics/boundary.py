@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from bayesmix import varnames
 from scipy import stats
-
-from bayesmix.model.build import term_dim
 
 if TYPE_CHECKING:
     from bayesmix.api.fit import FitResult
@@ -97,7 +96,7 @@ def _unit(fit: "FitResult") -> tuple[float, str]:
 
 def _sd_flags(fit: "FitResult", block: Any, unit: float, unit_text: str) -> list[BoundaryFlag]:
     specs = {s.key: s.prior for s in fit.model.prior_specs}
-    sd = fit.posterior[f"sd_{block.name}"].transpose("chain", "draw", term_dim(block)).values
+    sd = fit.posterior[varnames.sd(block)].transpose("chain", "draw", varnames.term_dim(block)).values
     out = []
     for k, term in enumerate(block.coef_names):
         z = block.Z[:, k]
@@ -142,7 +141,7 @@ def _cor_flags(fit: "FitResult", block: Any) -> list[BoundaryFlag]:
     eta = specs.get(f"cor|{block.name}").kwargs.get("eta", 1.0) \
         if f"cor|{block.name}" in specs else 1.0
     prior = _lkj_tail(eta, block.n_terms, COR_LIMIT)
-    cor = fit.posterior[f"cor_{block.name}"].transpose("chain", "draw", ...).values
+    cor = fit.posterior[varnames.cor(block)].transpose("chain", "draw", ...).values
     out = []
     names = block.coef_names
     for i in range(block.n_terms):
@@ -178,9 +177,9 @@ def boundary_flags(fit: "FitResult") -> list[BoundaryFlag]:
     unit, unit_text = _unit(fit)
     out: list[BoundaryFlag] = []
     for block in fit.model.design.blocks:
-        if f"sd_{block.name}" not in fit.posterior:
+        if varnames.sd(block) not in fit.posterior:
             continue
         out += _sd_flags(fit, block, unit, unit_text)
-        if block.correlated and f"cor_{block.name}" in fit.posterior:
+        if block.correlated and varnames.cor(block) in fit.posterior:
             out += _cor_flags(fit, block)
     return out

@@ -18,11 +18,11 @@ import numpy as np
 import xarray as xr
 
 from bayesmix.diagnostics.boundary import BoundaryFlag, boundary_flags
-from bayesmix.model.build import level_dim, term_dim
 from bayesmix.diagnostics.sampling import (ESS_MIN_PER_CHAIN, RHAT_MAX, SamplingReport, _label,
                                   population_vars, sampling_report)
 from bayesmix.errors import ConvergenceWarning, SingularFitWarning, warn
 from bayesmix.model.parametrization import centre_threshold, information_ratios, rule_may_centre
+from bayesmix import varnames
 
 if TYPE_CHECKING:
     from bayesmix.api.fit import FitResult
@@ -183,7 +183,7 @@ def _level_problems(levels: dict[str, tuple[xr.DataArray, xr.DataArray]], blocks
     for block in blocks:
         if block.name not in levels:
             continue
-        dims = (level_dim(block), term_dim(block))
+        dims = (varnames.level_dim(block), varnames.term_dim(block))
         rhat, ess = (np.asarray(v.transpose(*dims)) for v in levels[block.name])
         for k, term in enumerate(block.coef_names):
             worst_r, worst_e = np.nanmax(rhat[:, k]), np.nanmin(ess[:, k])
@@ -202,7 +202,7 @@ def _funnel_blocks(posterior: xr.Dataset, diverging: np.ndarray, blocks: Any) ->
     """(block, term, shift) where divergent draws sit at small SDs: the funnel signature."""
     out = []
     for block in blocks:
-        sd = posterior[f"sd_{block.name}"].transpose("chain", "draw", term_dim(block)).values
+        sd = posterior[varnames.sd(block)].transpose("chain", "draw", varnames.term_dim(block)).values
         logsd = np.log(np.maximum(sd, 1e-300)).reshape(-1, block.n_terms)
         flat = diverging.reshape(-1)
         for k, term in enumerate(block.coef_names):

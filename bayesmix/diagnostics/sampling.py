@@ -11,6 +11,7 @@ import xarray as xr
 
 from bayesmix.errors import ConvergenceWarning, warn
 from bayesmix.families import PARAM_LINKS
+from bayesmix import varnames
 
 __all__ = ["SamplingReport", "sampling_report", "population_vars", "rank_diagnostics",
            "level_diagnostics"]
@@ -70,15 +71,15 @@ def population_vars(posterior: xr.Dataset, blocks: Any) -> dict[str, xr.DataArra
         if name == "fixef" or str(name).startswith("fixef_"):
             out[str(name)] = posterior[name]
     for block in blocks:
-        out[f"sd_{block.name}"] = posterior[f"sd_{block.name}"]
-        if f"cor_{block.name}" in posterior:
-            cor = posterior[f"cor_{block.name}"]
+        out[varnames.sd(block)] = posterior[varnames.sd(block)]
+        if varnames.cor(block) in posterior:
+            cor = posterior[varnames.cor(block)]
             k = cor.shape[-1]
             iu = np.triu_indices(k, 1)
             flat = cor.values[..., iu[0], iu[1]]
             labels = [f"{cor.coords[cor.dims[-2]].values[i]}~{cor.coords[cor.dims[-1]].values[j]}"
                       for i, j in zip(*iu)]
-            out[f"cor_{block.name}"] = xr.DataArray(
+            out[varnames.cor(block)] = xr.DataArray(
                 flat, dims=("chain", "draw", "pair"), coords={"pair": labels})
     for name in (*PARAM_LINKS, "ar"):  # the family's parameters (sigma, theta...), AR(1)
         if name in posterior:
@@ -103,9 +104,9 @@ def _label(name: str, da: xr.DataArray, flat_index: int, blocks: Any = ()) -> st
         # a distributional or nonlinear parameter's block: say whose it is
         own = "" if block.name == block.group or block.name.startswith(f"{block.group}.") \
             else f" of {block.name[:block.name.rfind('_' + block.group)]}"
-        if name == f"sd_{block.name}":
+        if name == varnames.sd(block):
             return f"the SD of {parts[0]} in {block.term}{own}"
-        if name == f"cor_{block.name}":
+        if name == varnames.cor(block):
             a, b = parts[0].split("~")
             return f"the correlation of {a} and {b} in {block.term}{own}"
     return f"{name}[{', '.join(parts)}]" if parts else name
@@ -194,8 +195,8 @@ def level_diagnostics(posterior: xr.Dataset, blocks: Any
                       ) -> dict[str, tuple[xr.DataArray, xr.DataArray]]:
     """Per block with level effects in ``posterior``: their R-hat and bulk ESS
     (:func:`rank_diagnostics`), computed once for the report and the checks."""
-    return {b.name: rank_diagnostics(posterior[f"r_{b.name}"]) for b in blocks
-            if f"r_{b.name}" in posterior}
+    return {b.name: rank_diagnostics(posterior[varnames.ranef(b)]) for b in blocks
+            if varnames.ranef(b) in posterior}
 
 
 def sampling_report(idata: xr.DataTree, blocks: Any, settings: Any,

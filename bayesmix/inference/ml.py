@@ -26,10 +26,11 @@ from scipy import optimize, stats
 
 from bayesmix.errors import BayesmixError, DataError, FamilyError, warn
 from bayesmix.inference.laplace import GlmmProblem, LmmProblem, RandomStructure, random_structure
-from bayesmix.api.fit import Summary
+from bayesmix.text import Summary
+from bayesmix import varnames
 
 if TYPE_CHECKING:
-    from bayesmix.model.model import Model
+    from bayesmix.model.model import ModelSpec as Model
 
 __all__ = ["MLResult", "LRTResult", "fit_ml", "lrt"]
 
@@ -194,13 +195,13 @@ class MLResult:
         values: dict[str, Any] = {"fixef": self.beta.copy()}
         for block, cov in zip(self.model.design.blocks, self.covariances().values()):
             sd = np.sqrt(np.diag(cov))
-            values[f"sd_{block.name}"] = sd
+            values[varnames.sd(block)] = sd
             if block.correlated:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     cor = cov / np.outer(sd, sd)
                 cor = np.where(np.isfinite(cor), cor, 0.0)
                 np.fill_diagonal(cor, 1.0)  # exactly, whatever the rounding of cov / sd sd
-                values[f"cor_{block.name}"] = cor
+                values[varnames.cor(block)] = cor
         if self.sigma is not None:
             values["sigma"] = self.sigma
         return values

@@ -5,6 +5,7 @@ Returns an ArviZ DataTree with the internal variables (names starting with ``_``
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import time
@@ -17,9 +18,11 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
+from bayesmix import varnames
 from bayesmix.errors import SamplerError
+from bayesmix.model.model import clean_draws
 
-__all__ = ["SamplerSettings", "run_sampler", "SAMPLERS"]
+__all__ = ["SamplerSettings", "run_sampler", "sample_model", "SAMPLERS"]
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
 
@@ -114,23 +117,41 @@ def run_sampler(model: pm.Model, settings: SamplerSettings, compiled: Any = None
                 target_accept=settings.target_accept, progressbar=settings.progressbar,
                 nuts_sampler=settings.sampler, compute_convergence_checks=False, **kwargs)
         timing["sampling"] = time.perf_counter() - t0
-    return clean(idata, postprocess), timing, compiled
+    return clean_draws(idata, postprocess), timing, compiled
 
 
-def clean(idata: xr.DataTree,
-          postprocess: Callable[[xr.Dataset], xr.Dataset] | None = None) -> xr.DataTree:
-    """Drop internal variables (``_*``), unused coordinates and warm-up groups; apply
-    ``postprocess`` to the posterior and prior groups first."""
-    children = {}
-    for name, node in idata.children.items():
-        if name.startswith("warmup"):
-            continue
-        ds = node.to_dataset()
-        if postprocess is not None and name in ("posterior", "prior"):
-            ds = postprocess(ds)
-        internal = [v for v in ds.data_vars if str(v).startswith("_")]
-        ds = ds.drop_vars(internal)
-        unused = [d for d in ds.coords if str(d).startswith("_")]
-        ds = ds.drop_vars(unused)
-        children[name] = ds
-    return xr.DataTree.from_dict(children)
+def sample_model(model: Any, settings: SamplerSettings, compiled: Any = None
+                 ) -> tuple[xr.DataTree, dict[str, float], Any]:
+    """Sample a :class:`~bayesmix.model.ModelSpec`: the one path every fit takes (``fit``,
+    k-fold refits, ``update``-style refits).
+
+    Returns the DataTree (posterior with derived level effects, sample stats, observed and
+    constant data), timings in seconds (``build``, ``compile``, ``sampling``) and the
+    compiled nutpie model (None for other samplers), which ``compiled`` passes back in for a
+    model of the same structure (see :meth:`CompiledPyMCModel.with_data`).
+    """
+    t0 = time.perf_counter()
+    pm_model = model.pymc_model
+    build_time = time.perf_counter() - t0
+    idata, timing, compiled = run_sampler(
+        pm_model, settings, compiled if settings.sampler == "nutpie" else None,
+        var_names=model.stored_names(),
+        postprocess=functools.partial(model._derive, marginal=model.marginal,
+                                      seed=settings.random_seed))
+    return _add_data_groups(idata, model), {"build": build_time, **timing}, compiled
+
+
+def _add_data_groups(idata: xr.DataTree, model: Any) -> xr.DataTree:
+    """Attach observed data (and trials) so ArviZ's PPC and LOO functions find them."""
+    obs_dim = varnames.obs_dim(model.response_name)
+    rows = model.design.rows
+    labels = np.asarray(rows) if rows.is_unique else np.arange(len(rows))  # row labels if usable
+    groups = {name: node.to_dataset() for name, node in idata.children.items()}
+    groups["observed_data"] = xr.Dataset(
+        {model.response_name: ((obs_dim,), model.y)},
+        coords={obs_dim: labels})
+    constant = {name: ((obs_dim,), values) for name, values in
+                (("trials", model.trials), ("weights", model.weights)) if values is not None}
+    if constant:
+        groups["constant_data"] = xr.Dataset(constant, coords={obs_dim: labels})
+    return xr.DataTree.from_dict(groups)

@@ -43,7 +43,7 @@ from typing import Any, Collection
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-import xarray as xr
+
 
 from bayesmix.data.design import Design, RandomBlock
 from bayesmix.errors import PriorError
@@ -56,8 +56,9 @@ from bayesmix.model.parametrization import _absorption, level_values
 from bayesmix.priors import Prior, PriorSpec, cutpoint_labels
 from bayesmix.data.structured import AR_PRIOR_KEY, AR1Structure, ar1_simulate
 from bayesmix.model.transforms import qr_transform
+from bayesmix import varnames
 
-__all__ = ["BuildPlan", "build_model", "term_dim", "level_dim", "LIKELIHOODS"]
+__all__ = ["BuildPlan", "build_model", "LIKELIHOODS"]
 
 
 @dataclass(frozen=True)
@@ -76,20 +77,6 @@ class BuildPlan:
     categories: tuple[Any, ...] = ()  # ordinal families: the response's categories in order
     marginal: MarginalStats | NestedStats | PartialStats | None = None  # integrated out
     level_covariates: dict[int, tuple[int, ...]] | None = None  # see level_covariates()
-
-
-def term_dim(block: RandomBlock) -> str:
-    return f"{block.name}__term"
-
-
-_RESERVED_DIMS = {"chain", "draw", "sample"}  # ArviZ's sample dims
-
-
-def level_dim(block: RandomBlock) -> str:
-    """The levels' dimension: the grouping factor's name (``<name>__level`` if ArviZ reserves it)."""
-    if block.dim:  # a gr() block whose levels differ from another block's of its factor
-        return block.dim
-    return f"{block.group}__level" if block.group in _RESERVED_DIMS else block.group
 
 
 def _data(name: str, values: np.ndarray) -> pt.TensorVariable:
@@ -130,11 +117,6 @@ def _stacked(name: str, priors: list[Prior], **kwargs: Any) -> pt.TensorVariable
     return getattr(pm, priors[0].dist)(name, **params, **kwargs)
 
 
-def _sfx(lp: str) -> str:
-    """Name suffix of a further linear predictor's variables (``fixef_sigma``)."""
-    return f"_{lp}" if lp else ""
-
-
 def _fixed_part(design: Design, priors: dict[str, Prior], lp: str = "", center: bool = True,
                 ordinal: bool = False, absorbed: Collection[int] = (), rows: bool = True
                 ) -> tuple[pt.TensorVariable | None, Any, dict[int, Any]]:
@@ -150,16 +132,16 @@ def _fixed_part(design: Design, priors: dict[str, Prior], lp: str = "", center: 
     ordinal family has no intercept (its cutpoints play that role): all columns are centred
     and the second value is the shift ``mean(X) @ beta`` that maps the centred cutpoints back.
     """
-    names, sfx = list(design.coef_names), _sfx(lp)
+    names, sfx = list(design.coef_names), varnames.suffix(lp)
     if not names:
         return None, None, {}
     if ordinal:
         means = design.X.mean(axis=0)
-        fixef = _vector_rv(f"fixef{sfx}", [priors[n] for n in names], dims=f"coef{sfx}")
+        fixef = _vector_rv(varnames.fixef(lp), [priors[n] for n in names], dims=varnames.coef_dim(lp))
         return (pt.dot(_data(f"Xc{sfx}", design.X - means), fixef),
                 pt.dot(_data(f"Xmeans{sfx}", means), fixef), {})
     if not design.has_intercept or not center:
-        fixef = _vector_rv(f"fixef{sfx}", [priors[n] for n in names], dims=f"coef{sfx}")
+        fixef = _vector_rv(varnames.fixef(lp), [priors[n] for n in names], dims=varnames.coef_dim(lp))
         return (pt.dot(_data(f"X{sfx}", design.X), fixef) if rows else None), None, {}
     j0 = names.index("(Intercept)")
     others = [j for j in range(len(names)) if j != j0]
@@ -187,17 +169,17 @@ def _fixed_part(design: Design, priors: dict[str, Prior], lp: str = "", center: 
             rest = pt.dot(_data(f"Xc{sfx}", Xc), beta if not moved else beta[kept])
     else:
         fixef = pt.set_subtensor(fixef[j0], intercept_c)
-    pm.Deterministic(f"fixef{sfx}", fixef, dims=f"coef{sfx}")
+    pm.Deterministic(varnames.fixef(lp), fixef, dims=varnames.coef_dim(lp))
     return rest, intercept, slopes
 
 
 def _block_scale(block: RandomBlock, priors: dict[str, Prior]) -> pt.TensorVariable:
     """A block's SDs (``sd_<block>``) and correlations (``cor_<block>``): the Cholesky factor
     of its covariance (terms x terms) if correlated, else the vector of SDs."""
-    name, tdim = block.name, term_dim(block)
+    name, tdim = block.name, varnames.term_dim(block)
     sd_priors = [priors[f"{'1' if t == '(Intercept)' else t}|{name}"] for t in block.coef_names]
     if not block.correlated:
-        return _vector_rv(f"sd_{name}", sd_priors, dims=tdim)
+        return _vector_rv(varnames.sd(block), sd_priors, dims=tdim)
     if len({p.dist for p in sd_priors}) > 1:
         raise PriorError(f"the SDs of the correlated block ({block.term.expr} | "
                          f"{block.group}) must share one distribution; got "
@@ -208,8 +190,8 @@ def _block_scale(block: RandomBlock, priors: dict[str, Prior]) -> pt.TensorVaria
     chol, corr, sds = pm.LKJCholeskyCov(
         f"_chol_{name}", n=block.n_terms, eta=priors[f"cor|{name}"].kwargs.get("eta", 1.0),
         sd_dist=sd_dist, compute_corr=True, store_in_trace=False)
-    pm.Deterministic(f"sd_{name}", sds, dims=tdim)
-    pm.Deterministic(f"cor_{name}", corr, dims=(tdim, f"{name}__term2"))
+    pm.Deterministic(varnames.sd(block), sds, dims=tdim)
+    pm.Deterministic(varnames.cor(block), corr, dims=(tdim, varnames.term2_dim(block)))
     return chol
 
 
@@ -221,7 +203,7 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
     block only, see ``bayesmix.model.parametrization._absorption``) the block samples ``mean + r``
     for those terms directly.
     """
-    name, tdim, ldim = block.name, term_dim(block), level_dim(block)
+    name, tdim, ldim = block.name, varnames.term_dim(block), varnames.level_dim(block)
     mean: Any = 0.0
     start = None
     if means:  # a level covariate makes a mean vary over the levels
@@ -238,16 +220,16 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
     scale = _block_scale(block, priors)
     if block.correlated:
         if centered:
-            gamma = pm.MvNormal(f"_gamma_{name}", mu=mean, chol=scale, dims=(ldim, tdim),
+            gamma = pm.MvNormal(varnames.gamma(block), mu=mean, chol=scale, dims=(ldim, tdim),
                                 **init)
         else:
-            z = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=(ldim, tdim))
+            z = pm.Normal(varnames.z(block), 0.0, 1.0, dims=(ldim, tdim))
             gamma = pt.dot(z, scale.T)
     else:
         if centered:
-            gamma = pm.Normal(f"_gamma_{name}", mean, scale, dims=(ldim, tdim), **init)
+            gamma = pm.Normal(varnames.gamma(block), mean, scale, dims=(ldim, tdim), **init)
         else:
-            z = pm.Normal(f"_z_{name}", 0.0, 1.0, dims=(ldim, tdim))
+            z = pm.Normal(varnames.z(block), 0.0, 1.0, dims=(ldim, tdim))
             gamma = z * scale
     if block.cov_chol is not None:  # gr(g, cov=A): r = L_A z L_Sigma^T, never A's inverse
         if centered:
@@ -271,11 +253,11 @@ def _location(prior: Prior) -> float:
 
 def stored_names(design: Design, family: str | None = None, lp: str = "") -> list[str]:
     """Deterministics the sampler must store (free variables are always stored)."""
-    names = [f"fixef{_sfx(lp)}"] if design.coef_names else []
+    names = [varnames.fixef(lp)] if design.coef_names else []
     for block in design.blocks:
-        names.append(f"sd_{block.name}")
+        names.append(varnames.sd(block))
         if block.correlated:
-            names.append(f"cor_{block.name}")
+            names.append(varnames.cor(block))
     if family is not None and get_family(family).ordinal:
         names.append("cutpoints")
     return names
@@ -283,15 +265,15 @@ def stored_names(design: Design, family: str | None = None, lp: str = "") -> lis
 
 def coords_of(design: Design, lp: str = "") -> dict[str, list[Any]]:
     """Named dimensions and their labels (level names exactly as in the data)."""
-    sfx = _sfx(lp)
-    coords: dict[str, list[Any]] = {f"coef{sfx}": list(design.coef_names)}
+    sfx = varnames.suffix(lp)
+    coords: dict[str, list[Any]] = {varnames.coef_dim(lp): list(design.coef_names)}
     if design.has_intercept and len(design.coef_names) > 1:
         coords[f"_slope{sfx}"] = [n for n in design.coef_names if n != "(Intercept)"]
     for block in design.blocks:
-        coords[level_dim(block)] = list(block.levels)
-        coords[term_dim(block)] = list(block.coef_names)
+        coords[varnames.level_dim(block)] = list(block.levels)
+        coords[varnames.term_dim(block)] = list(block.coef_names)
         if block.correlated:
-            coords[f"{block.name}__term2"] = list(block.coef_names)
+            coords[varnames.term2_dim(block)] = list(block.coef_names)
     return coords
 
 
@@ -312,7 +294,7 @@ def _linear_part(design: Design, centered: tuple[bool, ...], priors: dict[str, P
     shift = intercept if ordinal else None
     intercept = None if ordinal else intercept
     # zeros as data, not pt.zeros(n): kfold refits change the number of rows
-    eta = _data(f"zeros{_sfx(lp)}", np.zeros(design.n)) if rest is None else rest
+    eta = _data(f"zeros{varnames.suffix(lp)}", np.zeros(design.n)) if rest is None else rest
     if intercept is not None and j0 not in columns:
         eta = eta + intercept
     for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
@@ -326,7 +308,7 @@ def _linear_part(design: Design, centered: tuple[bool, ...], priors: dict[str, P
             means[k0] = (means[k0][0] + level_mean, means[k0][1])
         eta = eta + _random_effects(block, is_centred, priors, means)
     if design.has_offset:
-        eta = eta + _data(f"offset{_sfx(lp)}", design.offset)
+        eta = eta + _data(f"offset{varnames.suffix(lp)}", design.offset)
     return eta, shift
 
 

@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-
-from bayesmix.model.build import _sfx, level_dim, term_dim
 from bayesmix.data.design import Design
 from bayesmix.model.parametrization import _absorption, level_values
+from bayesmix import varnames
 
 __all__ = ["derive_level_effects"]
 
@@ -43,9 +42,9 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
     means = _absorbed_means(draws, design, absorb, lp, extra) if absorb else {}
     out = {}
     for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
-        name, dims = block.name, ("chain", "draw", level_dim(block), term_dim(block))
+        dims = ("chain", "draw", varnames.level_dim(block), varnames.term_dim(block))
         if is_centred:
-            gamma = draws[f"_gamma_{name}"].transpose(*dims)
+            gamma = draws[varnames.gamma(block)].transpose(*dims)
             values = gamma.values if inplace else gamma.values.copy()
             for k, j in absorb.get(i, {}).items():
                 values[..., k] -= means[j][..., None]
@@ -54,12 +53,12 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
                 k0 = block.coef_names.index("(Intercept)")
                 values[..., k0] -= np.einsum("cdp,lp->cdl", means["fixef"][..., cols],
                                              level_values(block, design.X[:, cols]))
-            out[f"r_{name}"] = gamma.copy(data=values)
+            out[varnames.ranef(block)] = gamma.copy(data=values)
             continue
-        z = draws[f"_z_{name}"].transpose(*dims)
-        sd = draws[f"sd_{name}"].transpose("chain", "draw", dims[3]).values
+        z = draws[varnames.z(block)].transpose(*dims)
+        sd = draws[varnames.sd(block)].transpose("chain", "draw", dims[3]).values
         if block.correlated:
-            cor = draws[f"cor_{name}"].transpose("chain", "draw", ...).values
+            cor = draws[varnames.cor(block)].transpose("chain", "draw", ...).values
             L = sd[..., :, None] * np.linalg.cholesky(cor)
             values = np.einsum("cdkl,cdjl->cdjk", L, z.values)
         else:
@@ -67,7 +66,7 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
             values *= sd[:, :, None, :]
         if block.cov_chol is not None:  # gr(g, cov=A): r = L_A (z L_Sigma^T)
             values = np.matmul(block.cov_chol, values)
-        out[f"r_{name}"] = z.copy(data=values)
+        out[varnames.ranef(block)] = z.copy(data=values)
     return draws.assign(out)
 
 
@@ -77,11 +76,11 @@ def _absorbed_means(draws: xr.Dataset, design: Design, absorb: dict[int, dict[in
     a slope's fixed coefficient; for the intercept, the centred intercept minus the share of
     the centring of the absorbed slopes and the ``extra`` (level covariate) columns; and
     ``"fixef"``, all coefficients."""
-    sfx = _sfx(lp)
+    sfx = varnames.suffix(lp)
     j0 = design.coef_names.index("(Intercept)")
     columns = sorted({j for terms in absorb.values() for j in terms.values()})
     moved = sorted({j for j in columns if j != j0} | set(extra))
-    fixef = draws[f"fixef{sfx}"].transpose("chain", "draw", f"coef{sfx}").values \
+    fixef = draws[varnames.fixef(lp)].transpose("chain", "draw", varnames.coef_dim(lp)).values \
         if moved else None
     out: dict[Any, np.ndarray] = {j: fixef[..., j] for j in moved}
     out["fixef"] = fixef

@@ -52,6 +52,7 @@ import numpy as np
 import xarray as xr
 
 from bayesmix.data.design import Design
+from bayesmix import varnames
 
 __all__ = ["MAX_TERMS", "MAX_FIXED", "FixedPrior", "MarginalStats", "NestedStats",
            "marginal_obstacle", "nested_pair", "crossed_nested_pair", "fixed_prior",
@@ -217,12 +218,11 @@ def draw_nested_effects(draws: xr.Dataset, design: Design, stats: NestedStats,
     conditional posterior with the inner ones integrated out (precision ``1/t_a^2 + A_j``,
     mean ``B_j / precision``), then the inner ones given them (precision ``1/t_b^2 + n_k /
     s^2``, mean ``(S_k - n_k a_j) / s^2 / precision``)."""
-    from bayesmix.model.build import level_dim, term_dim
 
     outer, inner = (design.blocks[i] for i in stats.pair)
     sigma = draws["sigma"].transpose("chain", "draw").values[..., None]
-    ta = draws[f"sd_{outer.name}"].transpose("chain", "draw", ...).values.reshape(sigma.shape)
-    tb = draws[f"sd_{inner.name}"].transpose("chain", "draw", ...).values.reshape(sigma.shape)
+    ta = draws[varnames.sd(outer)].transpose("chain", "draw", ...).values.reshape(sigma.shape)
+    tb = draws[varnames.sd(inner)].transpose("chain", "draw", ...).values.reshape(sigma.shape)
     S = np.broadcast_to(stats.Sy, sigma.shape[:2] + stats.Sy.shape[-1:])  # or per draw
     if design.coef_names:
         beta = draws["fixef"].transpose("chain", "draw", "coef").values
@@ -243,8 +243,8 @@ def draw_nested_effects(draws: xr.Dataset, design: Design, stats: NestedStats,
     b = mean_b + rng.standard_normal(mean_b.shape) / np.sqrt(prec_b)
     result = {}
     for block, values in ((outer, a), (inner, b)):
-        dims = ("chain", "draw", level_dim(block), term_dim(block))
-        result[f"r_{block.name}"] = xr.DataArray(
+        dims = ("chain", "draw", varnames.level_dim(block), varnames.term_dim(block))
+        result[varnames.ranef(block)] = xr.DataArray(
             values[..., None], dims=dims,
             coords={dims[2]: list(block.levels), dims[3]: list(block.coef_names)})
     return draws.assign(result)
@@ -460,10 +460,10 @@ def _factor(draws: xr.Dataset, design: Design, draw_slice: slice, chain: int) ->
     start = 0
     for block in design.blocks:
         k = block.n_terms
-        sd = draws[f"sd_{block.name}"].isel(chain=chain, draw=draw_slice).values.reshape(n, k)
+        sd = draws[varnames.sd(block)].isel(chain=chain, draw=draw_slice).values.reshape(n, k)
         part = np.zeros((n, k, k))
         if block.correlated:
-            cor = draws[f"cor_{block.name}"].isel(chain=chain, draw=draw_slice).values
+            cor = draws[varnames.cor(block)].isel(chain=chain, draw=draw_slice).values
             part = sd[:, :, None] * np.linalg.cholesky(cor)
         else:
             part[:, np.arange(k), np.arange(k)] = sd
@@ -484,7 +484,6 @@ def draw_level_effects(draws: xr.Dataset, design: Design, stats: MarginalStats,
     >>> fit.posterior["r_Subject"].dims  # doctest: +SKIP
     ('chain', 'draw', 'Subject', 'Subject__term')
     """
-    from bayesmix.model.build import level_dim, term_dim
 
     n_chain, n_draw = draws.sizes["chain"], draws.sizes["draw"]
     J, q = stats.Zty.shape
@@ -520,8 +519,8 @@ def draw_level_effects(draws: xr.Dataset, design: Design, stats: MarginalStats,
                                        coords={"coef": list(design.coef_names)})
     for block in design.blocks:
         k = block.n_terms
-        dims = ("chain", "draw", level_dim(block), term_dim(block))
-        result[f"r_{block.name}"] = xr.DataArray(
+        dims = ("chain", "draw", varnames.level_dim(block), varnames.term_dim(block))
+        result[varnames.ranef(block)] = xr.DataArray(
             out[..., start:start + k].copy(), dims=dims,
             coords={dims[2]: list(block.levels), dims[3]: list(block.coef_names)})
         start += k

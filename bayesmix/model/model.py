@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 import warnings
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,9 +20,8 @@ import pytensor
 import xarray as xr
 
 from bayesmix.model.build import BuildPlan, build_model, stored_names
-from bayesmix.diagnostics.checks import warn_on_fit
 from bayesmix.data.design import Design, make_design
-from bayesmix.errors import DataError, FamilyError, FormulaError
+from bayesmix.errors import BayesmixError, DataError, FamilyError, FormulaError
 from bayesmix.families import PARAM_LINKS, Family, get_family, ordinal_levels
 from bayesmix.spec.formula import FormulaSpec, parse_formula
 from bayesmix.spec.distributional import Formula, NonLinear
@@ -34,73 +33,19 @@ from bayesmix.model.partial import PartialStats
 from bayesmix.model.parametrization import (CENTRE_RATIO, choose_centering, information_ratios,
                                       level_covariates)
 from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resolve_priors
-from bayesmix.inference.sample import SamplerSettings, clean, run_sampler
 from bayesmix.data.structured import (AR1, AR_PRIOR_KEY, AR1Structure, ar_prior_specs,
                                  check_ar_prior, model_ar1_structure)
+from bayesmix import varnames
 
-if TYPE_CHECKING:
-    from bayesmix.inference.ml import MLResult
-    from bayesmix.api.fit import FitResult
+__all__ = ["ModelSpec", "clean_draws"]
 
-__all__ = ["Model"]
+class ModelSpec:
+    """A mixed model as checked and decided: formula, data and family turned into a design,
+    priors, the parametrisation and what is integrated out; and its PyMC model.
 
-class Model:
-    """A Bayesian mixed model: lme4 formula, data and family.
-
-    Parameters
-    ----------
-    formula : str, Formula or NonLinear
-        lme4/brms syntax, e.g. ``"Reaction ~ Days + (Days | Subject)"``; a
-        :class:`~bayesmix.Formula` adds formulas for family parameters
-        (``bm.Formula("y ~ x", "sigma ~ x")``), a :class:`~bayesmix.NonLinear` makes the
-        mean a nonlinear function of parameters with their own formulas.
-    data : pandas.DataFrame
-        Never modified; rows with missing values in used columns are dropped with a warning.
-    family : str
-        ``"gaussian"`` (default), ``"student_t"``, ``"lognormal"``, ``"gamma"``,
-        ``"bernoulli"``, ``"binomial"``, ``"beta_binomial"``, ``"beta"``, ``"poisson"``,
-        ``"negativebinomial"``, ``"zero_inflated_poisson"``,
-        ``"zero_inflated_negativebinomial"``, ``"hurdle_poisson"``,
-        ``"hurdle_negativebinomial"`` or ``"cumulative"`` (ordinal); see
-        :mod:`bayesmix.families` for their parametrisations.
-    link : str, optional
-        Defaults to the family's canonical link.
-    priors : dict, optional
-        Overrides, e.g. ``{"Days": bm.Prior("Normal", mu=0, sigma=5)}``; see ``model.priors``.
-    centered : dict, optional
-        Force the parametrisation per grouping factor, e.g. ``{"Subject": False}``; by
-        default it is chosen from the data (see :mod:`bayesmix.model.parametrization`).
-    na_action : {"drop", "raise"}
-    weights : str, optional
-        A column of positive observation weights: each row's log-likelihood is multiplied by
-        its weight (brms's ``weights()``; a weight of 2 counts the row twice). Rows with a
-        missing weight are handled like other missing data. Stored as ``model.weights``.
-    data2 : dict, optional
-        Matrices the formula names, e.g. ``{"A": A}`` for ``(1 | gr(animal, cov=A))``: a
-        DataFrame whose index and columns are the levels (see :mod:`bayesmix.data.structured`).
-    autocor : AR1, optional
-        ``bm.AR1(time="Days", group="Subject")``: AR(1) residuals within each group (gaussian
-        family; marginal SD ``sigma``, correlation ``ar ** |t_i - t_j|`` as in nlme).
-    marginalize : bool, optional
-        Integrate the level effects out of the likelihood and draw them exactly after
-        sampling (:mod:`bayesmix.model.marginal`): the sampler explores the fixed effects, SDs,
-        correlations and ``sigma`` only, which mixes several times better per second. By
-        default on where possible: gaussian family with identity link, every random term on
-        one grouping factor (at most 5 terms) or two nested random intercepts (``(1 |
-        a/b)``), no AR(1), weights or further formulas, and ``centered`` not given. Such a
-        nested pair beside other factors (``(1 | student) + (1 | lecturer) + (1 | dept)``,
-        lecturers within departments) is integrated out given the other factors' effects,
-        which are sampled, non-centred unless ``centered`` names them (it may, and the pair
-        stays integrated out; :mod:`bayesmix.model.partial`, ``model.integrated_blocks``).
-        ``True`` where impossible raises a ``FamilyError`` saying why. Stored as
-        ``model.marginal``.
-
-    Examples
-    --------
-    >>> import bayesmix as bm
-    >>> model = bm.Model("Reaction ~ Days + (Days | Subject)", bm.datasets.load("sleepstudy"))
-    >>> model.priors.loc["Days", "prior"]
-    'Normal(mu=0, sigma=48.89)'
+    Everything below the user-facing :class:`bayesmix.Model` (which adds ``fit``) works on
+    this object: analyses take it with the fit's DataTree. The arguments are
+    :class:`bayesmix.Model`'s.
     """
 
     def __init__(self, formula: str | FormulaSpec | Formula | NonLinear, data: pd.DataFrame,
@@ -260,6 +205,23 @@ class Model:
         """Random-effects blocks of every linear predictor (the mean's first)."""
         return self.design.blocks + tuple(b for lp in self.predictors for b in lp.design.blocks)
 
+    def predictor(self, dpar: str) -> linpred.LinearPredictor:
+        """The linear predictor of a distributional or nonlinear parameter, by name."""
+        for lp in self.predictors:
+            if lp.name == dpar:
+                return lp
+        have = ", ".join(repr(lp.name) for lp in self.predictors) or "none"
+        raise BayesmixError(f"the model has no formula for the parameter {dpar!r}; "
+                            f"parameters with formulas: {have}")
+
+    def keyed_blocks(self) -> list[tuple[str, Any, str | None]]:
+        """(``fit.ranef()`` key, block, parameter name or None for the mean) of every block."""
+        # a gr() block with levels of its own (relatives without records) gets its own key
+        out = [(b.dim or b.group, b, None) for b in self.design.blocks]
+        out += [(lp.block_key(b), b, lp.name) for lp in self.predictors
+                for b in lp.design.blocks]
+        return out
+
     @property
     def formula_lines(self) -> tuple[str, ...]:
         return self.setup.lines if self.setup is not None else (self.spec.formula,)
@@ -303,6 +265,11 @@ class Model:
             return ()
         pair = crossed_nested_pair(self.design)  # None for (1 | a/b) alone: two blocks only
         return tuple(sorted(pair)) if pair else tuple(range(len(self.design.blocks)))
+
+    def stored_names(self) -> list[str]:
+        """The deterministics the sampler stores besides the free variables."""
+        return stored_names(self.design, self.family.name) + [
+            v for lp in self.predictors for v in stored_names(lp.design, lp=lp.name)]
 
     def _build(self, marginal: bool) -> pm.Model:
         stats = self.marginal_stats if marginal else None
@@ -348,7 +315,7 @@ class Model:
                 idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
             finally:
                 logger.setLevel(level)
-        return clean(idata, functools.partial(self._derive, marginal=False))
+        return clean_draws(idata, functools.partial(self._derive, marginal=False))
 
     def _derive(self, draws: xr.Dataset, marginal: bool = False,
                 seed: int | None = None) -> xr.Dataset:
@@ -362,57 +329,8 @@ class Model:
                                          lp.center)
         return draws
 
-    def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, *,
-            sampler: str = "nutpie", random_seed: int | None = None, cores: int | None = None,
-            target_accept: float = 0.8, max_treedepth: int = 10,
-            progressbar: bool = True) -> "FitResult":
-        """Sample the posterior with NUTS and return a :class:`~bayesmix.FitResult`.
 
-        A fixed ``random_seed`` gives the same draws on the same machine and versions, equal
-        to rounding (a model loaded from the compile cache may differ in the last bits).
-
-        Examples
-        --------
-        >>> import bayesmix as bm
-        >>> m = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff"))
-        >>> fit = m.fit(draws=500, tune=500, chains=2, random_seed=1, progressbar=False)
-        >>> round(float(fit.fixef().loc["(Intercept)", "mean"]), -2)
-        1500.0
-        """
-        from bayesmix.api.fit import FitResult
-
-        settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains,
-                                   cores=cores, random_seed=random_seed,
-                                   target_accept=target_accept, max_treedepth=max_treedepth,
-                                   progressbar=progressbar)
-        t0 = time.perf_counter()
-        model = self.pymc_model
-        build_time = time.perf_counter() - t0
-        idata, timing, compiled = run_sampler(
-            model, settings, self._compiled if sampler == "nutpie" else None,
-            var_names=stored_names(self.design, self.family.name) + [
-                v for lp in self.predictors for v in stored_names(lp.design, lp=lp.name)],
-            postprocess=functools.partial(self._derive, marginal=self.marginal,
-                                          seed=settings.random_seed))
-        if sampler == "nutpie":
-            self._compiled = compiled
-        timing = {"build": build_time, **timing}
-        idata = _add_data_groups(idata, self)
-        fit = FitResult(model=self, idata=idata, settings=settings, timing=timing)
-        warn_on_fit(fit)
-        return fit
-
-    def fit_ml(self, reml: bool = True) -> "MLResult":
-        """Maximum-likelihood fit: REML/ML (gaussian) or Laplace (``reml=False``; GLMMs).
-
-        See :func:`bayesmix.inference.ml.fit_ml`.
-        """
-        from bayesmix.inference.ml import fit_ml
-
-        return fit_ml(self, reml=reml)
-
-
-def _resolve_marginal(model: Model, marginalize: bool | None,
+def _resolve_marginal(model: ModelSpec, marginalize: bool | None,
                       centered: dict[str, bool] | None) -> bool:
     """Whether the model integrates its level effects out (see the ``marginalize`` argument).
     By default not when ``centered`` is given, except where it names only factors that stay
@@ -433,21 +351,6 @@ def _resolve_marginal(model: Model, marginalize: bool | None,
             for i in pair)
     return bool(marginalize)
 
-
-def _add_data_groups(idata: xr.DataTree, model: Model) -> xr.DataTree:
-    """Attach observed data (and trials) so ArviZ's PPC and LOO functions find them."""
-    obs_dim = f"{model.response_name}_dim_0"
-    rows = model.design.rows
-    labels = np.asarray(rows) if rows.is_unique else np.arange(len(rows))  # row labels if usable
-    groups = {name: node.to_dataset() for name, node in idata.children.items()}
-    groups["observed_data"] = xr.Dataset(
-        {model.response_name: ((obs_dim,), model.y)},
-        coords={obs_dim: labels})
-    constant = {name: ((obs_dim,), values) for name, values in
-                (("trials", model.trials), ("weights", model.weights)) if values is not None}
-    if constant:
-        groups["constant_data"] = xr.Dataset(constant, coords={obs_dim: labels})
-    return xr.DataTree.from_dict(groups)
 
 
 def _family_response(family: Family, design: Design) -> Any:
@@ -495,3 +398,22 @@ def _ordinal_design(design: Design, formula: str) -> Design:
             "already provide; with '0 +' or '- 1' a factor gets a column for every level. "
             "Keep the intercept in the formula (bayesmix drops it for you)")
     return stripped
+
+
+def clean_draws(idata: xr.DataTree,
+          postprocess: Callable[[xr.Dataset], xr.Dataset] | None = None) -> xr.DataTree:
+    """Drop internal variables (``_*``), unused coordinates and warm-up groups; apply
+    ``postprocess`` to the posterior and prior groups first."""
+    children = {}
+    for name, node in idata.children.items():
+        if name.startswith("warmup"):
+            continue
+        ds = node.to_dataset()
+        if postprocess is not None and name in ("posterior", "prior"):
+            ds = postprocess(ds)
+        internal = [v for v in ds.data_vars if varnames.is_internal(str(v))]
+        ds = ds.drop_vars(internal)
+        unused = [d for d in ds.coords if varnames.is_internal(str(d))]
+        ds = ds.drop_vars(unused)
+        children[name] = ds
+    return xr.DataTree.from_dict(children)

@@ -35,6 +35,7 @@ import xarray as xr
 from bayesmix.data.design import Design
 from bayesmix.model.marginal import (NestedStats, _response, crossed_nested_pair, draw_nested_effects,
                                nested_stats)
+from bayesmix import varnames
 
 __all__ = ["PartialStats", "partial_stats", "partial_loglik_data", "draw_partial_effects",
            "restricted"]
@@ -123,7 +124,6 @@ def draw_partial_effects(draws: xr.Dataset, design: Design, stats: PartialStats,
     then the pair's, per draw exactly from their conditional posterior given the fixed
     effects and the sampled terms (:func:`bayesmix.model.marginal.draw_nested_effects` on each
     draw's residual sums)."""
-    from bayesmix.model.build import level_dim, term_dim
     from bayesmix.model.level_effects import derive_level_effects
 
     draws = derive_level_effects(draws, restricted(design, stats.sampled),
@@ -133,7 +133,7 @@ def draw_partial_effects(draws: xr.Dataset, design: Design, stats: PartialStats,
     taken = np.zeros((stats.nested.Sy.size, n_chain * n_draw))
     for i in stats.sampled:
         b = design.blocks[i]
-        r = draws[f"r_{b.name}"].transpose("chain", "draw", level_dim(b), term_dim(b)).values
+        r = draws[varnames.ranef(b)].transpose("chain", "draw", varnames.level_dim(b), varnames.term_dim(b)).values
         for t, matrix in enumerate(stats.coupling[b.name]):
             taken += matrix @ r[..., t].reshape(n_chain * n_draw, -1).T
     Sy = stats.nested.Sy - taken.T.reshape(n_chain, n_draw, -1)

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from bayesmix.errors import BayesmixError
+from bayesmix import varnames
 
 if TYPE_CHECKING:
     from bayesmix.api.fit import FitResult
@@ -46,7 +47,7 @@ def plot_caterpillar(fit: "FitResult", group: str | None = None, prob: float = 0
     >>> fig.savefig("ranef.png")  # doctest: +SKIP
     """
     block = _block_for(fit, group)
-    key = next(k for k, b, _ in fit._keyed_blocks() if b is block)
+    key = next(k for k, b, _ in fit.model.keyed_blocks() if b is block)
     table = fit.ranef(summary=True, prob=prob)[key]
     table = table[table["term"].isin(block.coef_names)]
     lb, ub = [c for c in table.columns if c.endswith("_lb") or c.endswith("_ub")]
@@ -133,11 +134,11 @@ def _population_ellipse(fit: "FitResult", block: Any, a: str, b: str,
                         prob: float) -> tuple[np.ndarray, np.ndarray]:
     """Contour of the fitted normal distribution of (a, b) coefficients holding ``prob``."""
     i, j = block.coef_names.index(a), block.coef_names.index(b)
-    sd = fit.posterior[f"sd_{block.name}"].transpose("chain", "draw", ...).values
+    sd = fit.posterior[varnames.sd(block)].transpose("chain", "draw", ...).values
     sd = sd.reshape(-1, block.n_terms)[:, [i, j]]
     rho = np.zeros(len(sd))
     if block.correlated:
-        cor = fit.posterior[f"cor_{block.name}"].transpose("chain", "draw", ...).values
+        cor = fit.posterior[varnames.cor(block)].transpose("chain", "draw", ...).values
         rho = cor.reshape(-1, block.n_terms, block.n_terms)[:, i, j]
     cov = np.array([[np.mean(sd[:, 0] ** 2), np.mean(rho * sd[:, 0] * sd[:, 1])],
                     [np.mean(rho * sd[:, 0] * sd[:, 1]), np.mean(sd[:, 1] ** 2)]])

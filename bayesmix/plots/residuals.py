@@ -14,11 +14,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy import special, stats
-
-from bayesmix.model.build import level_dim, term_dim
 from bayesmix.errors import BayesmixError
 from bayesmix.spec.formula import expression_variables
 from bayesmix.diagnostics.residuals import fitted, residuals, simulated_residuals
+from bayesmix import varnames
 
 if TYPE_CHECKING:
     from bayesmix.api.fit import FitResult
@@ -228,8 +227,8 @@ def plot_residuals(fit: "FitResult", kind: str = "all", type: str = "auto",
 
 
 def _ranef_panel(ax: Axes, fit: "FitResult", block: Any, k: int, prob: float) -> None:
-    draws = fit.posterior[f"r_{block.name}"].transpose(
-        "chain", "draw", level_dim(block), term_dim(block)).values[..., k]
+    draws = fit.posterior[varnames.ranef(block)].transpose(
+        "chain", "draw", varnames.level_dim(block), varnames.term_dim(block)).values[..., k]
     flat = draws.reshape(-1, draws.shape[-1])
     mean = flat.mean(axis=0)
     lo, hi = np.quantile(flat, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
@@ -238,7 +237,7 @@ def _ranef_panel(ax: Axes, fit: "FitResult", block: Any, k: int, prob: float) ->
     theory = special.ndtri((np.arange(1, n + 1) - 0.375) / (n + 0.25))
     ax.vlines(theory, lo[order], hi[order], color="0.6", lw=0.9)
     ax.scatter(theory, mean[order], s=14, color="C0", zorder=3)
-    sd = float(fit.posterior[f"sd_{block.name}"].isel({term_dim(block): k}).mean())
+    sd = float(fit.posterior[varnames.sd(block)].isel({varnames.term_dim(block): k}).mean())
     ax.plot(theory, theory * sd, **REFERENCE, label=f"N(0, {sd:.3g}) (posterior mean SD)")
     term = block.coef_names[k]
     ax.set_xlabel("standard normal quantile")

@@ -35,11 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-
-from bayesmix.model.build import level_dim, term_dim
 from bayesmix.errors import BayesmixError, DataError
 from bayesmix.families import INVERSE_LINKS
 from bayesmix.data.structured import AR1Structure, ar1_loglik, ar1_simulate, ar1_structure
+from bayesmix import varnames
 
 if TYPE_CHECKING:
     from bayesmix.api.fit import FitResult
@@ -103,11 +102,11 @@ def _posterior_values(fit: "FitResult", name: str, dims: tuple[str, ...],
 def _new_level_effects(fit: "FitResult", block: Any, n_new: int, keep: slice,
                        rng: np.random.Generator) -> np.ndarray:
     """Draws of effects for ``n_new`` unseen levels from N(0, Sigma) of each posterior draw."""
-    sd = _posterior_values(fit, f"sd_{block.name}", (term_dim(block),), keep)
+    sd = _posterior_values(fit, varnames.sd(block), (varnames.term_dim(block),), keep)
     z = rng.standard_normal((*sd.shape[:2], n_new, block.n_terms))
     if block.correlated:
-        cor = _posterior_values(fit, f"cor_{block.name}",
-                                (term_dim(block), f"{block.name}__term2"), keep)
+        cor = _posterior_values(fit, varnames.cor(block),
+                                (varnames.term_dim(block), varnames.term2_dim(block)), keep)
         L = sd[..., :, None] * np.linalg.cholesky(cor)
         return np.einsum("cdkl,cdjl->cdjk", L, z)
     return z * sd[:, :, None, :]
@@ -137,7 +136,7 @@ def linear_predictor(fit: "FitResult", newdata: pd.DataFrame | None = None,
         return _nonlinear_eta(fit, newdata, re, keep, rng)
     if dpar is None:
         return _linear_eta(fit, fit.model.design, "fixef", newdata, re, keep, rng)
-    lp = fit._predictor(dpar)
+    lp = fit.model.predictor(dpar)
     return _linear_eta(fit, lp.design, lp.fixef_var, newdata, re, keep, rng)
 
 
@@ -188,7 +187,7 @@ def _linear_eta(fit: "FitResult", design: Any, fixef_var: str,
     if re == "exclude":
         return eta
     for block, idx, Z in zip(design.blocks, arrays.indices, arrays.Zs):
-        r = _posterior_values(fit, f"r_{block.name}", (level_dim(block), term_dim(block)), keep)
+        r = _posterior_values(fit, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)), keep)
         unseen = idx < 0
         if unseen.any():  # re == "sample_new": one draw per unseen level, shared by its rows
             codes = _unseen_codes(newdata, block, unseen)

@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-
-from bayesmix.model.build import level_dim, term_dim
 from bayesmix.errors import BayesmixError, DataError
 from bayesmix.spec.formula import expression_variables
 from bayesmix.posterior.draws import (
@@ -34,6 +32,7 @@ from bayesmix.posterior.draws import (
     model_arrays,
 )
 from bayesmix.posterior.predict import draw_summary
+from bayesmix import varnames
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -143,13 +142,13 @@ def _params_for(params: dict[str, np.ndarray], chain: int) -> dict[str, np.ndarr
 def _antithetic_effects(fit: "FitResult", block: Any, keep: slice, n_draws: int,
                         rng: np.random.Generator) -> np.ndarray:
     """(chain, draw, M, k) draws of b ~ N(0, Sigma) per posterior draw, in +/- pairs."""
-    sd = _posterior_values(fit, f"sd_{block.name}", (term_dim(block),), keep)
+    sd = _posterior_values(fit, varnames.sd(block), (varnames.term_dim(block),), keep)
     half = max(1, n_draws // 2)
     z = rng.standard_normal((*sd.shape[:2], half, block.n_terms))
     z = np.concatenate([z, -z], axis=2)
     if block.correlated:
-        cor = _posterior_values(fit, f"cor_{block.name}",
-                                (term_dim(block), f"{block.name}__term2"), keep)
+        cor = _posterior_values(fit, varnames.cor(block),
+                                (varnames.term_dim(block), varnames.term2_dim(block)), keep)
         L = sd[..., :, None] * np.linalg.cholesky(cor)
         return np.einsum("cdkl,cdml->cdmk", L, z)
     return z * sd[:, :, None, :]
@@ -201,7 +200,7 @@ def _group_draws(fit: "FitResult", grid: pd.DataFrame, block: Any, levels: list[
     params = family_param_draws(fit, draws, grid, "exclude")
     i = fit.model.design.blocks.index(block)
     Z = model_arrays(fit, grid).Zs[i]
-    r = _posterior_values(fit, f"r_{block.name}", (level_dim(block), term_dim(block)), keep)
+    r = _posterior_values(fit, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)), keep)
     lookup = {v: j for j, v in enumerate(block.levels)}
     missing = [v for v in levels if v not in lookup]
     if missing:

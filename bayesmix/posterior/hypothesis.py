@@ -36,6 +36,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesmix.errors import BayesmixError
+from bayesmix import varnames
 
 if TYPE_CHECKING:
     from bayesmix.api.fit import FitResult
@@ -58,7 +59,7 @@ def parameter_draws(draws: xr.Dataset, fit: "FitResult") -> dict[str, np.ndarray
         if name in draws and draws[name].ndim == 2:  # vector params (cutpoints) have no one name
             out[name] = draws[name].transpose("chain", "draw").values
     for lp in fit.model.predictors:  # distributional / nonlinear parameters' coefficients
-        var = f"fixef_{lp.name}"
+        var = varnames.fixef(lp.name)
         if var not in draws:
             continue
         fixef = draws[var].transpose("chain", "draw", ...)
@@ -68,13 +69,13 @@ def parameter_draws(draws: xr.Dataset, fit: "FitResult") -> dict[str, np.ndarray
         if coefs == ["(Intercept)"] and lp.name not in out:
             out[lp.name] = fixef.values[..., 0]  # a nonlinear parameter with no predictors
     for block in fit.model.all_blocks:
-        sd = draws[f"sd_{block.name}"].transpose("chain", "draw", ...).values
+        sd = draws[varnames.sd(block)].transpose("chain", "draw", ...).values
         for j, term in enumerate(block.coef_names):
             out[f"sd_{block.name}[{term}]"] = sd[..., j]
         if block.n_terms == 1:
-            out[f"sd_{block.name}"] = sd[..., 0]
+            out[varnames.sd(block)] = sd[..., 0]
         if block.correlated:
-            cor = draws[f"cor_{block.name}"].transpose("chain", "draw", ...).values
+            cor = draws[varnames.cor(block)].transpose("chain", "draw", ...).values
             for i, a in enumerate(block.coef_names):
                 for j, b in enumerate(block.coef_names):
                     if i != j:

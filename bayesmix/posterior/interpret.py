@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-
-from bayesmix.model.build import term_dim
 from bayesmix.errors import BayesmixError, FamilyError
 from bayesmix.posterior.draws import (
     _posterior_values,
@@ -33,6 +31,7 @@ from bayesmix.posterior.draws import (
     family_param_draws,
     linear_predictor,
 )
+from bayesmix import varnames
 
 if TYPE_CHECKING:
     from bayesmix.api.fit import FitResult
@@ -44,7 +43,7 @@ LATENT_RESIDUAL = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2
 
 
 def _stats(values: np.ndarray, prob: float, interval: str = "eti") -> pd.Series:
-    from bayesmix.api.fit import posterior_stats
+    from bayesmix.results.tables import posterior_stats
 
     da = xr.DataArray(values, dims=("chain", "draw"))
     return posterior_stats(da, prob, interval).iloc[0]
@@ -65,10 +64,10 @@ def variance_components(fit: "FitResult") -> dict[str, np.ndarray]:
     out["fixed"] = fixed.var(axis=-1, ddof=1)
     total_random = np.zeros(out["fixed"].shape)
     for block in design.blocks:
-        sd = _posterior_values(fit, f"sd_{block.name}", (term_dim(block),), slice(None))
+        sd = _posterior_values(fit, varnames.sd(block), (varnames.term_dim(block),), slice(None))
         if block.correlated:
-            cor = _posterior_values(fit, f"cor_{block.name}",
-                                    (term_dim(block), f"{block.name}__term2"), slice(None))
+            cor = _posterior_values(fit, varnames.cor(block),
+                                    (varnames.term_dim(block), varnames.term2_dim(block)), slice(None))
         else:
             cor = np.broadcast_to(np.eye(block.n_terms), (*sd.shape, block.n_terms))
         cov = sd[..., :, None] * cor * sd[..., None, :]

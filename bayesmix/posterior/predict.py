@@ -29,6 +29,7 @@ from bayesmix.posterior.draws import (
     linear_predictor,
     pointwise_loglik,
 )
+from bayesmix import varnames
 
 if TYPE_CHECKING:
     from bayesmix.api.fit import FitResult
@@ -117,7 +118,7 @@ def predict(fit: "FitResult", newdata: pd.DataFrame | None = None, kind: str = "
 
 def _log_likelihood_dataset(fit: "FitResult") -> xr.Dataset:
     name = fit.model.response_name
-    obs_dim = f"{name}_dim_0"
+    obs_dim = varnames.obs_dim(name)
     observed = fit.idata["observed_data"].to_dataset()
     values = pointwise_loglik(fit)
     return xr.Dataset({name: (("chain", "draw", obs_dim), values)},
@@ -156,7 +157,7 @@ def posterior_predictive(fit: "FitResult", random_seed: int | None = None,
     >>> arviz_plots.plot_ppc_dist(dt)  # doctest: +SKIP
     """
     name = fit.model.response_name
-    obs_dim = f"{name}_dim_0"
+    obs_dim = varnames.obs_dim(name)
     values = _predict_values(fit, None, "response", "include", draws, random_seed)
     keep = _draw_slice(fit, draws)
     observed = fit.idata["observed_data"].to_dataset()

@@ -24,7 +24,7 @@ import hashlib
 import json
 import shutil
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,16 +32,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesmix.errors import MissingDataWarning, PersistError
+from bayesmix.errors import PersistError
 from bayesmix.priors import Prior
 from bayesmix.inference.sample import SamplerSettings
 from bayesmix.data.structured import AR1
 
 if TYPE_CHECKING:
-    from bayesmix.model.model import Model
-    from bayesmix.api.fit import FitResult
+    from bayesmix.model.model import ModelSpec
 
-__all__ = ["save", "load", "FORMAT_VERSION", "design_fingerprint"]
+__all__ = ["save", "read", "SavedFit", "FORMAT_VERSION", "design_fingerprint"]
 
 FORMAT_VERSION = 1
 _META = "bayesmix.json"
@@ -100,7 +99,7 @@ def _decode_frame(spec: dict[str, Any]) -> pd.DataFrame:
 
 
 # -- model arguments ---------------------------------------------------------------------------
-def design_fingerprint(model: "Model") -> str:
+def design_fingerprint(model: "ModelSpec") -> str:
     """SHA-256 of the model's design arrays, names and levels (see the module docstring)."""
     h = hashlib.sha256()
     design = model.design
@@ -152,8 +151,8 @@ def _data2_json(data2: dict[str, Any] | None) -> dict[str, Any] | None:
     out = {}
     for key, matrix in data2.items():
         frame = matrix if isinstance(matrix, pd.DataFrame) else pd.DataFrame(np.asarray(matrix))
-        out[key] = {"index": [_plain(v) for v in frame.index],
-                    "columns": [_plain(v) for v in frame.columns],
+        out[key] = {"index": [_scalar(v) for v in frame.index],
+                    "columns": [_scalar(v) for v in frame.columns],
                     "values": frame.to_numpy(dtype=float).tolist(),
                     "frame": isinstance(matrix, pd.DataFrame)}
     return out
@@ -170,11 +169,11 @@ def _data2_from_json(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def _plain(value: Any) -> Any:
+def _scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _model_args(model: "Model") -> dict[str, Any]:
+def _model_args(model: "ModelSpec") -> dict[str, Any]:
     args = model.constructor_args()
     autocor = args["autocor"]
     return {"formula": _formula_json(args["formula"]), "family": args["family"],
@@ -187,8 +186,10 @@ def _model_args(model: "Model") -> dict[str, Any]:
             "priors": {k: {"dist": p.dist, "params": p.kwargs} for k, p in args["priors"].items()}}
 
 
-def save(fit: "FitResult", path: str | Path, overwrite: bool = False) -> Path:
-    """Write ``fit`` to the directory ``path`` (format in the module docstring).
+def save(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings,
+         timing: dict[str, float], path: str | Path, overwrite: bool = False) -> Path:
+    """Write a fit (its DataTree, model, sampler settings and timings) to the directory
+    ``path`` (format in the module docstring); ``fit.save(path)`` calls it.
 
     Examples
     --------
@@ -199,12 +200,12 @@ def save(fit: "FitResult", path: str | Path, overwrite: bool = False) -> Path:
 
     path = Path(path)
     meta = {"format": "bayesmix-fit", "format_version": FORMAT_VERSION,
-            "bayesmix_version": __version__, "model": _model_args(fit.model),
-            "data": _encode_frame(fit.model.data), "settings": _settings_json(fit.settings),
-            "timing": {k: float(v) for k, v in fit.timing.items()},
-            "design_sha256": design_fingerprint(fit.model)}
+            "bayesmix_version": __version__, "model": _model_args(model),
+            "data": _encode_frame(model.data), "settings": _settings_json(settings),
+            "timing": {k: float(v) for k, v in timing.items()},
+            "design_sha256": design_fingerprint(model)}
     check = _decode_frame(json.loads(json.dumps(meta["data"])))
-    if not check.equals(fit.model.data) or not check.index.equals(fit.model.data.index):
+    if not check.equals(model.data) or not check.index.equals(model.data.index):
         raise PersistError("the model's data do not survive storage unchanged (unusual column "
                            "types?); convert them to numbers, strings or categoricals")
     if path.exists():
@@ -217,7 +218,7 @@ def save(fit: "FitResult", path: str | Path, overwrite: bool = False) -> Path:
     path.mkdir(parents=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zarr notes on string encodings and metadata
-        fit.idata.to_zarr(path / _IDATA, consolidated=False)
+        idata.to_zarr(path / _IDATA, consolidated=False)
     (path / _META).write_text(json.dumps(meta, indent=1))
     return path
 
@@ -238,16 +239,26 @@ def _object_coords(dt: xr.DataTree) -> xr.DataTree:
     return out
 
 
-def load(path: str | Path) -> "FitResult":
-    """Read a fit written by :meth:`FitResult.save`.
+@dataclass(frozen=True, eq=False)
+class SavedFit:
+    """What a saved fit holds: the model's constructor arguments, the DataTree, the sampler
+    settings and timings, and the design's fingerprint to check the rebuilt model against."""
+
+    model_args: dict[str, Any]
+    idata: xr.DataTree
+    settings: SamplerSettings
+    timing: dict[str, float]
+    fingerprint: str
+
+
+def read(path: str | Path) -> SavedFit:
+    """Read a fit written by :func:`save`; :func:`bayesmix.load` rebuilds the model from it.
 
     Examples
     --------
-    >>> fit = bm.load("sleep.bayesmix")  # doctest: +SKIP
+    >>> saved = read("sleep.bayesmix")  # doctest: +SKIP
     """
     from bayesmix import __version__
-    from bayesmix.model.model import Model
-    from bayesmix.api.fit import FitResult
 
     path = Path(path)
     if not (path / _META).is_file():
@@ -262,20 +273,16 @@ def load(path: str | Path) -> "FitResult":
             f"format version {version}; this bayesmix ({__version__}) reads versions up to "
             f"{FORMAT_VERSION}: upgrade bayesmix to load it")
     args = meta["model"]
-    priors = {k: Prior(v["dist"], **v["params"]) for k, v in args["priors"].items()}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MissingDataWarning)  # warned when first built
-        autocor = args.get("autocor")
-        model = Model(_formula_from_json(args["formula"]), _decode_frame(meta["data"]),
-                      family=args["family"], link=args["link"], priors=priors or None,
-                      centered=args["centered"], na_action=args["na_action"],
-                      data2=_data2_from_json(args.get("data2")), weights=args.get("weights"),
-                      autocor=None if autocor is None else AR1(**autocor),
-                      marginalize=args.get("marginalize", False))  # older files: not marginal
-    if design_fingerprint(model) != meta["design_sha256"]:
-        raise PersistError(f"the design rebuilt from {str(path)!r} differs from the saved one "
-                           "(different formulae or pandas version?): its predictions would "
-                           "differ, so it is not loaded")
+    autocor = args.get("autocor")
+    model_args = {
+        "formula": _formula_from_json(args["formula"]), "data": _decode_frame(meta["data"]),
+        "family": args["family"], "link": args["link"],
+        "priors": {k: Prior(v["dist"], **v["params"]) for k, v in args["priors"].items()}
+        or None,
+        "centered": args["centered"], "na_action": args["na_action"],
+        "data2": _data2_from_json(args.get("data2")), "weights": args.get("weights"),
+        "autocor": None if autocor is None else AR1(**autocor),
+        "marginalize": args.get("marginalize", False)}  # older files: not marginal
     idata = xr.open_datatree(path / _IDATA, engine="zarr", consolidated=False).load()
-    return FitResult(model=model, idata=_object_coords(idata),
-                     settings=SamplerSettings(**meta["settings"]), timing=meta["timing"])
+    return SavedFit(model_args, _object_coords(idata), SamplerSettings(**meta["settings"]),
+                    meta["timing"], meta["design_sha256"])

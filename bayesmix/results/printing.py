@@ -4,52 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
+
+from bayesmix.text import format_table
 
 if TYPE_CHECKING:
     from bayesmix.api.fit import FitResult
 
-__all__ = ["render_summary", "format_table"]
+__all__ = ["render_summary"]
 
 _KIND = {"gaussian": "Linear mixed model", "cumulative": "Cumulative link mixed model"}
-
-
-def _num(x: float, digits: int = 4) -> str:
-    if not np.isfinite(x):
-        return "NA"
-    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
-        return f"{x:.{digits - 1}e}"
-    return f"{x:#.{digits}g}" if abs(x) >= 1 else f"{x:.{digits - 1}f}"
-
-
-def format_table(table: pd.DataFrame, index: bool = True) -> str:
-    """Plain-text table: text left-aligned, numbers right-aligned to 4 significant digits."""
-    cols: list[tuple[str, list[str], bool]] = []
-    if index:
-        cols.append(("", [str(v) for v in table.index], False))
-    for col in table.columns:
-        values = table[col]
-        if pd.api.types.is_float_dtype(values):
-            if str(col).startswith("ess"):
-                cells = ["NA" if not np.isfinite(v) else f"{v:.0f}" for v in values]
-            elif col == "r_hat":
-                cells = ["NA" if not np.isfinite(v) else f"{v:.3f}" for v in values]
-            else:
-                cells = [_num(v) for v in values]
-            cols.append((str(col), cells, True))
-        else:
-            cols.append((str(col), [str(v) for v in values], False))
-    widths = [max(len(name), *(len(c) for c in cells)) if cells else len(name)
-              for name, cells, _ in cols]
-    lines = []
-    for row in range(-1, len(table)):
-        parts = []
-        for (name, cells, right), width in zip(cols, widths):
-            cell = name if row < 0 else cells[row]
-            parts.append(cell.rjust(width) if right else cell.ljust(width))
-        lines.append(" ".join(parts).rstrip())
-    return "\n".join(lines)
 
 
 def render_summary(fit: "FitResult", prob: float, interval: str) -> str:

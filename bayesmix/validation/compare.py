@@ -27,6 +27,7 @@ from scipy.special import logsumexp
 
 from bayesmix.errors import BayesmixError, warn
 from bayesmix.posterior.draws import pointwise_loglik
+from bayesmix import varnames
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,7 +52,7 @@ class ELPDDataWAIC(ELPDData):
 
 
 def _obs_dim(fit: "FitResult") -> tuple[str, np.ndarray]:
-    dim = f"{fit.model.response_name}_dim_0"
+    dim = varnames.obs_dim(fit.model.response_name)
     return dim, fit.idata["observed_data"][dim].values
 
 

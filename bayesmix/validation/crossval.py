@@ -41,19 +41,14 @@ import xarray as xr
 from arviz_stats.utils import ELPDDataLOOKFold
 from scipy.special import logsumexp
 
-from bayesmix.model.build import (
-    BuildPlan,
-    build_model,
-    level_dim,
-    stored_names,
-    term_dim,
-)
+from bayesmix.model.build import BuildPlan, build_model, stored_names
 from bayesmix.data.design import Design, _group_labels
 from bayesmix.errors import BayesmixError, ConvergenceWarning, DataError, warn
 from bayesmix.model.level_effects import derive_level_effects
 from bayesmix.model.marginal import draw_effects, model_stats
 from bayesmix.posterior.draws import _posterior_values, family_param_draws, pointwise_loglik
 from bayesmix.inference.sample import compile_nutpie, run_sampler
+from bayesmix import varnames
 
 if TYPE_CHECKING:
     from bayesmix.api.fit import FitResult
@@ -174,7 +169,7 @@ def heldout_loglik(fit: "FitResult", rows: np.ndarray, seen: list[np.ndarray],
     eta = (eta + design.offset[rows])[:, :, None, :]  # (chain, draw, M, n)
     for block, is_seen in zip(design.blocks, seen):
         idx, Z = block.index[rows], block.Z[rows]
-        r = _posterior_values(fit, f"r_{block.name}", (level_dim(block), term_dim(block)),
+        r = _posterior_values(fit, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)),
                               slice(None))
         known = is_seen[idx]
         part = np.einsum("cdnk,nk->cdn", r[:, :, idx, :], Z) * known
@@ -288,7 +283,7 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
              ConvergenceWarning)
     full = pointwise_loglik(fit).reshape(-1, design.n)
     lpd_i = logsumexp(full, axis=0) - np.log(full.shape[0])
-    dim = f"{model.response_name}_dim_0"
+    dim = varnames.obs_dim(model.response_name)
     coords = {dim: fit.idata["observed_data"][dim].values}
     n = design.n
     return KFoldResult(
