@@ -141,15 +141,15 @@ def test_sd_rule_compares_posterior_and_prior_mass_near_zero():
     # eps = 0.1 x sigma (50) = 5. Prior HalfNormal(sd(y) = 56.8): P(SD < 5) = 0.07.
     near_zero = np.abs(rng.normal(0, 8, (4, 500)))  # P(SD < 5) ~ 0.47 > 0.07
     away = np.abs(rng.normal(40, 8, (4, 500)))  # P(SD < 5) ~ 0
-    flagged = boundary_flags(_synthetic_fit("Yield ~ 1 + (1 | Batch)", data,
-                                            _dyestuff_posterior(near_zero)))
+    near = _synthetic_fit("Yield ~ 1 + (1 | Batch)", data, _dyestuff_posterior(near_zero))
+    flagged = boundary_flags(near.idata, near.model)
     assert len(flagged) == 1 and flagged[0].threshold == pytest.approx(5.0)
     prior = bm.Model("Yield ~ 1 + (1 | Batch)", data).prior_specs
     sd_prior = next(s.prior for s in prior if s.key == "1|Batch")
     assert flagged[0].prior_mass == pytest.approx(prior_cdf(sd_prior, 5.0))
     assert flagged[0].posterior_mass == pytest.approx(np.mean(near_zero < 5.0))
-    assert boundary_flags(_synthetic_fit("Yield ~ 1 + (1 | Batch)", data,
-                                         _dyestuff_posterior(away))) == []
+    far = _synthetic_fit("Yield ~ 1 + (1 | Batch)", data, _dyestuff_posterior(away))
+    assert boundary_flags(far.idata, far.model) == []
 
 
 def _sleep_posterior(rho: np.ndarray) -> dict:
@@ -169,13 +169,13 @@ def test_correlation_at_plus_one_is_flagged_with_the_uncorrelated_term():
     rng = np.random.default_rng(3)
     high = 1 - np.abs(rng.normal(0, 0.08, (4, 500)))  # P(|cor| > 0.9) ~ 0.79
     fit = _synthetic_fit("Reaction ~ Days + (Days | Subject)", data, _sleep_posterior(high))
-    flags = [f for f in boundary_flags(fit) if f.kind == "cor"]
+    flags = [f for f in boundary_flags(fit.idata, fit.model) if f.kind == "cor"]
     assert len(flags) == 1
     assert flags[0].prior_mass == pytest.approx(0.1)  # LKJ(1) in 2-D: uniform on (-1, 1)
     assert "piles up at +1" in flags[0].message and "(Days || Subject)" in flags[0].advice
     modest = np.tanh(rng.normal(0.1, 0.3, (4, 500)))
     fit = _synthetic_fit("Reaction ~ Days + (Days | Subject)", data, _sleep_posterior(modest))
-    assert [f for f in boundary_flags(fit) if f.kind == "cor"] == []
+    assert [f for f in boundary_flags(fit.idata, fit.model) if f.kind == "cor"] == []
 
 
 def test_ebfmi_separates_a_random_walk_from_independent_energies():
@@ -199,7 +199,7 @@ def test_low_ebfmi_and_tree_depth_are_reported_with_their_remedies():
              "diverging": (("chain", "draw"), np.zeros((2, 500), bool))}
     sd = np.abs(rng.normal(40, 8, (2, 500)))
     fit = _synthetic_fit("Yield ~ 1 + (1 | Batch)", data, _dyestuff_posterior(sd), stats)
-    report = check_fit(fit)
+    report = check_fit(fit.idata, fit.model, fit.settings)
     kinds = [p.kind for p in report.problems]
     assert "treedepth" in kinds and "ebfmi" in kinds
     assert "50 draws (5.0%) hit the maximum tree depth (10)" in str(report)

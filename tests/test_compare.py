@@ -189,7 +189,7 @@ def test_heldout_rows_of_a_new_group_integrate_over_its_effect(sleep):
         {"posterior": post, "observed_data": sleep.idata["observed_data"].to_dataset()}))
     rows = np.arange(10)  # subject 308
     seen = [np.arange(18) != 0]
-    ll = heldout_loglik(small, rows, seen, 2000, np.random.default_rng(0))
+    ll = heldout_loglik(small.idata, small.model, rows, seen, 2000, np.random.default_rng(0))
     fixef = post["fixef"]
     mu = fixef.sel(coef="(Intercept)").values[..., None] + \
         fixef.sel(coef="Days").values[..., None] * sleep.model.design.X[rows, 1]
@@ -199,7 +199,7 @@ def test_heldout_rows_of_a_new_group_integrate_over_its_effect(sleep):
     assert ll.shape == (2, 10, 10)
     assert np.sqrt(np.mean(err ** 2)) < 0.06 and abs(err.mean()) < 0.02
     # A seen subject uses its fitted effect: the plain log-likelihood.
-    known = heldout_loglik(small, rows, [np.ones(18, bool)], 5, np.random.default_rng(0))
+    known = heldout_loglik(small.idata, small.model, rows, [np.ones(18, bool)], 5, np.random.default_rng(0))
     r = post["r_Subject"].sel(Subject="308").values[..., 0][..., None]
     np.testing.assert_allclose(known, stats.norm.logpdf(sleep.model.y[rows], mu + r,
                                                         post["sigma"].values[..., None]))
@@ -220,13 +220,13 @@ def test_folds_by_a_column_the_formula_does_not_use(sleep):
 
     data = bm.datasets.load("sleepstudy")
     cohort = (data["Subject"].astype(int) % 3).rename("cohort")  # 3 cohorts of 5-7 subjects
-    folds, labels = make_folds(sleep, k=3, group=cohort, random_seed=0)
+    folds, labels = make_folds(sleep.idata, sleep.model, k=3, group=cohort, random_seed=0)
     assert sorted(np.bincount(folds)) == sorted(cohort.value_counts())
     for c in range(3):  # each cohort in exactly one fold
         assert len(set(folds[labels == c])) == 1
     with pytest.raises(bm.DataError, match=r"group=df\['cohort'\]"):
         sleep.kfold(k=3, group="cohort")
     with pytest.raises(bm.DataError, match="group 'cohort' has no label for 30"):
-        make_folds(sleep, k=3, group=cohort.iloc[30:])
+        make_folds(sleep.idata, sleep.model, k=3, group=cohort.iloc[30:])
     with pytest.raises(bm.BayesmixError, match="number of 'cohort' groups"):
-        make_folds(sleep, k=5, group=cohort)
+        make_folds(sleep.idata, sleep.model, k=5, group=cohort)

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 import bayesmix as bm
-from bayesmix.diagnostics.sampling import sampling_report, warn_on_problems
+from bayesmix.inference.convergence import sampling_report, warn_on_problems
 
 
 def _posterior(sd_shift: float, n_div: int = 0) -> xr.DataTree:
@@ -70,8 +70,8 @@ def test_rank_diagnostics_equal_arviz(draws, chunk, monkeypatch):
     (7 at a time here)."""
     import arviz as az
 
-    from bayesmix.diagnostics import sampling as diagnostics
-    from bayesmix.diagnostics.sampling import rank_diagnostics
+    from bayesmix.inference import convergence as diagnostics
+    from bayesmix.inference.convergence import rank_diagnostics
 
     monkeypatch.setattr(diagnostics, "RANK_CHUNK", chunk)
 

@@ -84,17 +84,17 @@ def test_sigma_per_row_on_training_and_new_data(fit, data):
     beta = post["fixef_sigma"].transpose("chain", "draw", "coef_sigma").values
     u = post["r_sigma_g"].values[..., 0]
     by_hand = np.exp(beta[..., :1] + beta[..., 1:] * data["x"].to_numpy() + u[..., data["g"]])
-    params = predict.family_param_draws(fit)
+    params = predict.family_param_draws(fit.idata, fit.model)
     assert params["sigma"].shape == (2, 500, 400)
     np.testing.assert_allclose(params["sigma"], by_hand, rtol=1e-10)
-    np.testing.assert_allclose(predict.linear_predictor(fit, dpar="sigma"), np.log(by_hand),
+    np.testing.assert_allclose(predict.linear_predictor(fit.idata, fit.model, dpar="sigma"), np.log(by_hand),
                                rtol=1e-10, atol=1e-12)
     new = pd.DataFrame({"x": [-1.5, 0.0, 1.5], "g": [0, 1, 99]})
-    typical = predict.family_param_draws(fit, newdata=new, re="exclude")["sigma"]
+    typical = predict.family_param_draws(fit.idata, fit.model, newdata=new, re="exclude")["sigma"]
     np.testing.assert_allclose(typical, np.exp(beta[..., :1] + beta[..., 1:] * new["x"].values))
     with pytest.raises(bm.DataError, match="levels not seen in fitting"):
-        predict.family_param_draws(fit, newdata=new)
-    drawn = predict.family_param_draws(fit, newdata=new, re="sample_new", random_seed=1)
+        predict.family_param_draws(fit.idata, fit.model, newdata=new)
+    drawn = predict.family_param_draws(fit.idata, fit.model, newdata=new, re="sample_new", random_seed=1)
     np.testing.assert_allclose(drawn["sigma"][..., 0],  # a seen group keeps its effect
                                np.exp(beta[..., 0] - 1.5 * beta[..., 1] + u[..., 0]))
     new_effect = np.log(drawn["sigma"][..., 2] / typical[..., 2])  # drawn from N(0, sd)
@@ -103,14 +103,14 @@ def test_sigma_per_row_on_training_and_new_data(fit, data):
 
 
 def test_loglik_and_simulation_use_the_row_sigma(fit, data):
-    sigma = predict.family_param_draws(fit, draws=100)["sigma"]
-    mu = predict.linear_predictor(fit, draws=100)
-    ll = predict.pointwise_loglik(fit, draws=100)
+    sigma = predict.family_param_draws(fit.idata, fit.model, draws=100)["sigma"]
+    mu = predict.linear_predictor(fit.idata, fit.model, draws=100)
+    ll = predict.pointwise_loglik(fit.idata, fit.model, draws=100)
     np.testing.assert_allclose(ll, stats.norm.logpdf(data["y"].to_numpy(), mu, sigma))
     # Simulated spread at x = -1.5 and 1.5 (typical group) is exp(0.6 * 3) ~ 6 times apart.
     new = pd.DataFrame({"x": [-1.5] * 200 + [1.5] * 200, "g": [0] * 400})
-    sims = predict.simulate_response(fit, newdata=new, re="exclude", random_seed=2)
-    resid = sims - predict.expected_response(fit, newdata=new, re="exclude")
+    sims = predict.simulate_response(fit.idata, fit.model, newdata=new, re="exclude", random_seed=2)
+    resid = sims - predict.expected_response(fit.idata, fit.model, newdata=new, re="exclude")
     ratio = resid[..., 200:].std() / resid[..., :200].std()
     truth = np.exp(B * 3.0)
     # 200 000 draws per side: the ratio's Monte-Carlo error is < 1 %; the posterior of the

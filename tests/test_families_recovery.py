@@ -165,19 +165,19 @@ def test_short_runs_converge(fits, name):
 # -- predictions from the new families ----------------------------------------------------------
 def test_cumulative_predictions_are_consistent(fits):
     fit = fits["cumulative"]
-    draws = predict.family_param_draws(fit)
+    draws = predict.family_param_draws(fit.idata, fit.model)
     assert draws["cutpoints"].shape == (2, 500, 1, 3)
-    probs = predict.category_probabilities(fit, draws=50)
+    probs = predict.category_probabilities(fit.idata, fit.model, draws=50)
     assert probs.shape == (2, 50, N, 4)
     np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-12)
-    mean = predict.expected_response(fit, draws=50)
+    mean = predict.expected_response(fit.idata, fit.model, draws=50)
     np.testing.assert_allclose(mean, (probs * np.arange(1, 5)).sum(axis=-1), rtol=1e-10)
     # the pointwise log-likelihood is log P(y = observed category), from independent draws
-    loglik = predict.pointwise_loglik(fit, draws=50)
+    loglik = predict.pointwise_loglik(fit.idata, fit.model, draws=50)
     chosen = np.take_along_axis(probs, (fit.model.y.astype(int) - 1)[None, None, :, None],
                                 axis=-1)[..., 0]
     np.testing.assert_allclose(loglik, np.log(chosen), rtol=1e-8)
-    sims = predict.simulate_response(fit, draws=50, random_seed=1)
+    sims = predict.simulate_response(fit.idata, fit.model, draws=50, random_seed=1)
     assert set(np.unique(sims)) <= {1.0, 2.0, 3.0, 4.0}
     # posterior predictive category shares match the data's within sampling noise
     observed = np.bincount(fit.model.y.astype(int), minlength=5)[1:] / N
@@ -201,7 +201,7 @@ def test_zero_inflated_pointwise_loglik_matches_scipy_at_a_posterior_draw(fits):
     zi, y = float(post["zi"]), fit.model.y
     pois = stats.poisson(np.exp(eta))
     expected = np.log(np.where(y == 0, zi + (1 - zi) * pois.pmf(0), (1 - zi) * pois.pmf(y)))
-    values = predict.pointwise_loglik(fit)[1, 123]
+    values = predict.pointwise_loglik(fit.idata, fit.model)[1, 123]
     np.testing.assert_allclose(values, expected, rtol=1e-9)
     summary = fit.family_params()
     assert list(summary.index) == ["zi"]
@@ -214,16 +214,16 @@ def test_negative_binomial_reports_theta_not_a_residual(fits):
     assert "theta" in fit.posterior and "sigma" not in fit.posterior
     text = str(fit.summary())
     assert "Family parameters:" in text and "\ntheta " in text
-    sims = predict.simulate_response(fit, draws=100, random_seed=3)
+    sims = predict.simulate_response(fit.idata, fit.model, draws=100, random_seed=3)
     # NB2 variance mu + mu^2 / theta: the predictive variance exceeds the mean
     assert sims.var() > 1.5 * sims.mean()
 
 
 def test_beta_expected_response_is_the_mean_proportion(fits):
     fit = fits["beta"]
-    mean = predict.expected_response(fit, draws=100)
+    mean = predict.expected_response(fit.idata, fit.model, draws=100)
     assert np.all((mean > 0) & (mean < 1))
-    eta = predict.linear_predictor(fit, draws=100)
+    eta = predict.linear_predictor(fit.idata, fit.model, draws=100)
     np.testing.assert_allclose(mean, special.expit(eta))
 
 
@@ -269,7 +269,7 @@ def test_weighted_fit_matches_the_fit_of_duplicated_rows():
         gap = abs(a.loc[row, "mean"] - b.loc[row, "mean"])
         assert gap <= 4 * np.hypot(a.loc[row, "mcse_mean"], b.loc[row, "mcse_mean"]), row
     # the pointwise log-likelihood is per row, unweighted unless asked
-    plain = predict.pointwise_loglik(weighted, draws=20)
-    np.testing.assert_allclose(predict.pointwise_loglik(weighted, draws=20, weighted=True),
+    plain = predict.pointwise_loglik(weighted.idata, weighted.model, draws=20)
+    np.testing.assert_allclose(predict.pointwise_loglik(weighted.idata, weighted.model, draws=20, weighted=True),
                                2 * plain)
     assert plain.shape == (2, 20, 30)

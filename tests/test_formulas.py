@@ -15,7 +15,8 @@ from scipy import special, stats
 
 import bayesmix as bm
 from _post_fits import ORANGE_PRIORS
-from bayesmix.spec.nonlinear import FUNCTIONS, NonlinearExpr, pytensor_functions
+from bayesmix.model.build import pytensor_functions
+from bayesmix.spec.nonlinear import FUNCTIONS, NonlinearExpr
 
 LOGISTIC = "circumference ~ Asym / (1 + exp(-(age - xmid) / scal))"
 NL_PRIORS = ORANGE_PRIORS
@@ -361,7 +362,7 @@ def test_hypothesis_names_nonlinear_and_distributional_coefficients(orange, hete
     model = bm.Model(orange_nl(), orange, priors=NL_PRIORS)
     prior = model.prior_predictive(draws=400, random_seed=3)["prior"].to_dataset()
     fit = FitResult(model=model, settings=None, idata=xr.DataTree.from_dict({"posterior": prior}))
-    values = parameter_draws(prior, fit)
+    values = parameter_draws(prior, fit.model)
     assert {"Asym", "Asym:(Intercept)", "xmid", "scal", "sd_Asym_Tree"} <= set(values)
     np.testing.assert_allclose(values["Asym"], prior["fixef_Asym"].values[..., 0])
     table = fit.hypothesis("Asym - xmid / 4 > 0", prior_draws=0)
@@ -370,6 +371,6 @@ def test_hypothesis_names_nonlinear_and_distributional_coefficients(orange, hete
     assert table["post_prob"].iloc[0] == pytest.approx((diff > 0).mean())
     dist = bm.Model(bm.Formula("y ~ x + (1 | g)", "sigma ~ x"), hetero)
     prior = dist.prior_predictive(draws=50, random_seed=1)["prior"].to_dataset()
-    values = parameter_draws(prior, FitResult(model=dist, settings=None, idata=None))
+    values = parameter_draws(prior, dist)
     np.testing.assert_allclose(values["sigma:x"],
                                prior["fixef_sigma"].sel(coef_sigma="x").values)

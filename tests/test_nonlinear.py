@@ -77,18 +77,18 @@ def test_predictions_evaluate_the_expression(fit, orange):
     age = orange["age"].to_numpy(float)
     by_hand = (asym[..., None] + r[..., idx]) / (
         1 + np.exp(-(age - xmid[..., None]) / scal[..., None]))
-    np.testing.assert_allclose(predict.linear_predictor(fit), by_hand, rtol=1e-10)
-    np.testing.assert_allclose(predict.linear_predictor(fit, dpar="Asym"),
+    np.testing.assert_allclose(predict.linear_predictor(fit.idata, fit.model), by_hand, rtol=1e-10)
+    np.testing.assert_allclose(predict.linear_predictor(fit.idata, fit.model, dpar="Asym"),
                                asym[..., None] + r[..., idx], rtol=1e-12)
     new = pd.DataFrame({"age": [100.0, 700.0, 1500.0], "Tree": ["1", "1", "9"]})
-    typical = predict.expected_response(fit, newdata=new, re="exclude")
+    typical = predict.expected_response(fit.idata, fit.model, newdata=new, re="exclude")
     np.testing.assert_allclose(typical, asym[..., None] / (
         1 + np.exp(-(new["age"].to_numpy() - xmid[..., None]) / scal[..., None])))
     with pytest.raises(bm.DataError, match="levels not seen in fitting"):
-        predict.linear_predictor(fit, newdata=new)
+        predict.linear_predictor(fit.idata, fit.model, newdata=new)
     with pytest.raises(bm.DataError, match="lacks the column\\(s\\) 'age'"):
-        predict.linear_predictor(fit, newdata=new[["Tree"]], re="exclude")
-    sims = predict.simulate_response(fit, newdata=new, re="sample_new", random_seed=3)
+        predict.linear_predictor(fit.idata, fit.model, newdata=new[["Tree"]], re="exclude")
+    sims = predict.simulate_response(fit.idata, fit.model, newdata=new, re="sample_new", random_seed=3)
     # A new tree at age 1500 varies by the tree SD and the residual around the population
     # curve: Var = E[(sd_tree^2 f^2 + sigma^2)] + Var(Asym f), f = the logistic factor.
     f = 1 / (1 + np.exp(-(1500 - xmid) / scal))
@@ -96,5 +96,5 @@ def test_predictions_evaluate_the_expression(fit, orange):
     expected = np.sqrt(np.mean(sd_tree ** 2 * f ** 2 + sigma ** 2) + np.var(asym * f))
     # 2000 draws of a heavy-tailed mixture: the sample SD is within ~5 % of its expectation
     assert sims[..., 2].std() == pytest.approx(expected, rel=0.12)
-    ll = predict.pointwise_loglik(fit, draws=50)
+    ll = predict.pointwise_loglik(fit.idata, fit.model, draws=50)
     assert ll.shape == (2, 50, 35) and np.isfinite(ll).all()

@@ -162,9 +162,9 @@ def test_partial_fit_matches_the_conditional_fit():
 def test_docstring_examples_run():
     import doctest
 
-    import bayesmix.diagnostics.sampling
+    import bayesmix.inference.convergence
     import bayesmix.model.partial
 
-    for module in (bayesmix.model.partial, bayesmix.diagnostics.sampling):
+    for module in (bayesmix.model.partial, bayesmix.inference.convergence):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__

@@ -218,7 +218,7 @@ def test_two_dimensional_shrinkage_draws_the_population_ellipses(sleep, tmp_path
 
 
 def test_radon_shrinkage_grows_as_county_size_falls(radon, tmp_path):
-    table = bm.plots.shrinkage_table(radon, "county")
+    table = bm.plots.shrinkage_table(radon.idata, radon.model, "county")
     assert len(table) == 85 and table["n_rows"].min() == 1
     # Small counties move most: rank correlation of size and distance about -0.5.
     assert table["n_rows"].corr(table["distance"], method="spearman") < -0.3

@@ -28,7 +28,7 @@ def fit():
 
 def test_no_pooling_estimates_are_per_subject_least_squares(fit):
     df = bm.datasets.load("sleepstudy")
-    raw = bm.plots.no_pooling_estimates(fit, "Subject")
+    raw = bm.plots.no_pooling_estimates(fit.idata, fit.model, "Subject")
     for subject, part in df.groupby("Subject", observed=True):
         slope, intercept = np.polyfit(part["Days"], part["Reaction"], 1)
         assert raw.loc[subject, "(Intercept)"] == pytest.approx(intercept)

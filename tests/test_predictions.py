@@ -190,9 +190,9 @@ def test_by_group_curves_use_each_levels_effects(sleep):
 
 def test_reference_grid_errors_name_the_predictors(sleep):
     with pytest.raises(bm.DataError, match="'Dayz' is not a predictor.*choose one of Days"):
-        reference_grid(sleep, "Dayz")
+        reference_grid(sleep.idata, sleep.model, "Dayz")
     with pytest.raises(bm.DataError, match="at=\\{'Age': ...\\} is not a column"):
-        reference_grid(sleep, "Days", at={"Age": 3})
+        reference_grid(sleep.idata, sleep.model, "Days", at={"Age": 3})
 
 
 def test_marginal_odds_ratio_is_attenuated_as_zeger_predicts(cbpp):
@@ -200,8 +200,8 @@ def test_marginal_odds_ratio_is_attenuated_as_zeger_predicts(cbpp):
     Liang & Albert 1988) for a random intercept with SD sigma. Their probit approximation of
     the logistic-normal integral is accurate to about 1-2% at sigma ~ 0.6; the Monte-Carlo
     error of 100 antithetic draws per posterior draw averages out over 1000 draws. 5%."""
-    grid = reference_grid(cbpp, "period")
-    mu = marginal_draws(cbpp, grid, n_re_draws=200, random_seed=1)
+    grid = reference_grid(cbpp.idata, cbpp.model, "period")
+    mu = marginal_draws(cbpp.idata, cbpp.model, grid, n_re_draws=200, random_seed=1)
     log_or = special.logit(mu[..., 1]) - special.logit(mu[..., 0])
     beta = cbpp.posterior["fixef"].sel(coef="period2").values
     sigma = cbpp.posterior["sd_herd"].values[..., 0]

@@ -80,6 +80,7 @@ def test_negative_binomial_fit_of_the_same_data_is_not_overdispersed():
 def test_overdispersion_refuses_gaussian_models():
     fit_like = type("F", (), {})()
     fit_like.model = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff"))
+    fit_like.idata = None
     with pytest.raises(bm.BayesmixError, match="count and binomial models.*'gaussian'"):
         bm.FitResult.overdispersion(fit_like)
 

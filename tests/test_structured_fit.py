@@ -129,7 +129,7 @@ def test_breeding_values_cover_relatives_without_records(animal):
 def test_new_animals_get_independent_effects_with_the_fitted_sd(animal):
     fit, *_ = animal
     new = pd.DataFrame({"animal": ["newcomer"] * 2})
-    eta = linear_predictor(fit, new, re="sample_new", random_seed=1)
+    eta = linear_predictor(fit.idata, fit.model, new, re="sample_new", random_seed=1)
     base = fit.posterior["fixef"].sel(coef="(Intercept)").values
     effect = eta[..., 0] - base
     np.testing.assert_allclose(eta[..., 0], eta[..., 1])  # one effect per new level
@@ -173,9 +173,9 @@ def test_ar1_correlation_is_recovered_and_matches_maximum_likelihood(ar1):
 
 def test_ar1_pointwise_loglik_sums_to_the_joint_density(ar1):
     fit, df = ar1
-    ll = pointwise_loglik(fit, draws=20)
+    ll = pointwise_loglik(fit.idata, fit.model, draws=20)
     assert ll.shape == (2, 20, len(df))
-    eta = linear_predictor(fit, draws=20)
+    eta = linear_predictor(fit.idata, fit.model, draws=20)
     c, d = 1, 7
     keep = slice(None, None, 25)
     sigma = float(fit.posterior["sigma"].isel(draw=keep).values[c, d])
@@ -189,8 +189,8 @@ def test_ar1_pointwise_loglik_sums_to_the_joint_density(ar1):
 
 def test_ar1_posterior_predictive_residuals_are_autocorrelated(ar1):
     fit, df = ar1
-    ysim = simulate_response(fit, draws=100, random_seed=2)
-    eta = linear_predictor(fit, draws=100)
+    ysim = simulate_response(fit.idata, fit.model, draws=100, random_seed=2)
+    eta = linear_predictor(fit.idata, fit.model, draws=100)
     e = (ysim - eta).reshape(-1, len(df))
     order = np.lexsort((df["time"], df["subject"]))
     later = order[1:][df["subject"].to_numpy()[order][1:] == df["subject"].to_numpy()[order][:-1]]
@@ -204,7 +204,7 @@ def test_ar1_appears_in_summary_and_diagnostics(ar1):
     fit, _ = ar1
     text = str(fit.summary())
     assert "Residual AR(1) in time within subject: rho = 0.5" in text
-    from bayesmix.diagnostics.sampling import _label, population_vars
+    from bayesmix.inference.convergence import _label, population_vars
 
     assert "ar" in population_vars(fit.posterior, fit.model.design.blocks)
     assert _label("ar", fit.posterior["ar"], 0) == "the residual AR(1) correlation (ar)"

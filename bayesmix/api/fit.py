@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import xarray as xr
-from bayesmix.diagnostics.sampling import SamplingReport, level_diagnostics, sampling_report
+from bayesmix.inference.convergence import SamplingReport, level_diagnostics, sampling_report
 from bayesmix.results import tables
 from bayesmix.text import Summary
 from bayesmix.inference.sample import SamplerSettings
@@ -143,7 +143,7 @@ class FitResult:
         """
         from bayesmix.diagnostics.checks import check_fit
 
-        return check_fit(self)
+        return check_fit(self.idata, self.model, self.settings, levels=self._levels)
 
     def residuals(self, type: str = "auto", n_sims: int = 1000,
                   random_seed: int | None = 0) -> pd.Series:
@@ -151,54 +151,55 @@ class FitResult:
         :func:`bayesmix.diagnostics.residuals.residuals`."""
         from bayesmix.diagnostics.residuals import residuals
 
-        return residuals(self, type, n_sims, random_seed)
+        return residuals(self.idata, self.model, type, n_sims, random_seed)
 
     def simulated_residuals(self, n_sims: int = 1000, random_seed: int | None = 0) -> Any:
         """DHARMa-style simulated quantile residuals with ``.tests()``; see
         :func:`bayesmix.diagnostics.residuals.simulated_residuals`."""
         from bayesmix.diagnostics.residuals import simulated_residuals
 
-        return simulated_residuals(self, n_sims, random_seed)
+        return simulated_residuals(self.idata, self.model, n_sims, random_seed)
 
     def overdispersion(self, n_sims: int = 1000, random_seed: int | None = 0) -> Any:
         """Overdispersion test of a count or binomial model: ``ratio``, ``p_value``,
         ``verdict``; see :func:`bayesmix.diagnostics.residuals.overdispersion`."""
         from bayesmix.diagnostics.residuals import overdispersion
 
-        return overdispersion(self, n_sims, random_seed)
+        return overdispersion(self.idata, self.model, n_sims, random_seed)
 
     def influence(self, draws: int | None = None) -> Any:
         """Pareto k per row and per group, Cook's distance analogue per group; see
         :func:`bayesmix.diagnostics.influence.influence`."""
         from bayesmix.diagnostics.influence import influence
 
-        return influence(self, draws)
+        return influence(self.idata, self.model, draws)
 
     def summary(self, prob: float = 0.95, interval: str = "eti") -> Summary:
         """lme4-style summary: model, data, random effects, fixed effects, diagnostics."""
         from bayesmix.results.printing import render_summary
 
-        return Summary(render_summary(self, prob, interval))
+        return Summary(render_summary(self.idata, self.model, self.settings, self.timing,
+                                      self.sampling_report(), prob, interval))
 
     # -- pictures -------------------------------------------------------------------------------
     def plot_caterpillar(self, group: str | None = None, prob: float = 0.95) -> Any:
         """Level effects with intervals; see :func:`bayesmix.plots.plot_caterpillar`."""
         from bayesmix.plots import plot_caterpillar
 
-        return plot_caterpillar(self, group, prob)
+        return plot_caterpillar(self.idata, self.model, group, prob)
 
     def plot_shrinkage(self, group: str | None = None, terms: tuple[str, str] | None = None,
                        kind: str = "auto") -> Any:
         """No pooling vs partial pooling per level; see :func:`bayesmix.plots.plot_shrinkage`."""
         from bayesmix.plots import plot_shrinkage
 
-        return plot_shrinkage(self, group, terms, kind)
+        return plot_shrinkage(self.idata, self.model, group, terms, kind)
 
     def plot_fixef(self, intercept: bool | None = None, prob: float = 0.95) -> Any:
         """Forest plot of the fixed effects; see :func:`bayesmix.plots.plot_fixef`."""
         from bayesmix.plots import plot_fixef
 
-        return plot_fixef(self, intercept, prob)
+        return plot_fixef(self.idata, self.model, intercept, prob)
 
     plot_forest = plot_fixef
 
@@ -208,7 +209,7 @@ class FitResult:
         :func:`bayesmix.plots.plot_residuals`."""
         from bayesmix.plots import plot_residuals
 
-        return plot_residuals(self, kind, type, n_sims, random_seed)
+        return plot_residuals(self.idata, self.model, kind, type, n_sims, random_seed)
 
     def plot_qq(self, kind: str = "residuals", group: str | None = None, type: str = "auto",
                 prob: float = 0.95, random_seed: int | None = 0) -> Any:
@@ -216,14 +217,14 @@ class FitResult:
         :func:`bayesmix.plots.plot_qq`."""
         from bayesmix.plots import plot_qq
 
-        return plot_qq(self, kind, group, type, prob, random_seed)
+        return plot_qq(self.idata, self.model, kind, group, type, prob, random_seed)
 
     def plot_simulated_residuals(self, n_sims: int = 1000, random_seed: int | None = 0) -> Any:
         """DHARMa-style uniform Q-Q and residuals vs predicted; see
         :func:`bayesmix.plots.plot_simulated_residuals`."""
         from bayesmix.plots import plot_simulated_residuals
 
-        return plot_simulated_residuals(self, n_sims, random_seed)
+        return plot_simulated_residuals(self.idata, self.model, n_sims, random_seed)
 
     def plot_ppc(self, kind: str = "auto", num_samples: int = 50, n_sims: int = 500,
                  random_seed: int | None = 0) -> Any:
@@ -231,19 +232,19 @@ class FitResult:
         :func:`bayesmix.plots.plot_ppc`."""
         from bayesmix.plots import plot_ppc
 
-        return plot_ppc(self, kind, num_samples, n_sims, random_seed)
+        return plot_ppc(self.idata, self.model, kind, num_samples, n_sims, random_seed)
 
     def plot_influence(self, group: str | None = None, n_label: int = 3) -> Any:
         """Pareto k and Cook's distance index plots; see :func:`bayesmix.plots.plot_influence`."""
         from bayesmix.plots import plot_influence
 
-        return plot_influence(self, group, n_label)
+        return plot_influence(self.idata, self.model, group, n_label)
 
     def plot_diagnostics(self, n_sims: int = 500, random_seed: int | None = 0) -> Any:
         """One-figure dashboard; see :func:`bayesmix.plots.plot_diagnostics`."""
         from bayesmix.plots import plot_diagnostics
 
-        return plot_diagnostics(self, n_sims, random_seed)
+        return plot_diagnostics(self.idata, self.model, n_sims, random_seed)
 
     # -- predictions (bayesmix.posterior.predict, bayesmix.posterior.effects) ----------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, kind: str = "mean",
@@ -258,7 +259,7 @@ class FitResult:
         """
         from bayesmix.posterior.predict import predict
 
-        return predict(self, newdata, kind, re, draws, random_seed, summary, prob)
+        return predict(self.idata, self.model, newdata, kind, re, draws, random_seed, summary, prob)
 
     def posterior_predictive(self, random_seed: int | None = None,
                              draws: int | None = None) -> xr.DataTree:
@@ -270,7 +271,7 @@ class FitResult:
         """
         from bayesmix.posterior.predict import posterior_predictive
 
-        return posterior_predictive(self, random_seed, draws)
+        return posterior_predictive(self.idata, self.model, random_seed, draws)
 
     def log_likelihood(self) -> xr.DataTree:
         """``idata`` plus the pointwise log_likelihood group.
@@ -281,7 +282,7 @@ class FitResult:
         """
         from bayesmix.posterior.predict import log_likelihood
 
-        return log_likelihood(self)
+        return log_likelihood(self.idata, self.model)
 
     def conditional_effects(self, x: str, **kwargs: Any) -> pd.DataFrame:
         """Predicted response of a typical group over a grid of ``x``; see
@@ -293,7 +294,7 @@ class FitResult:
         """
         from bayesmix.posterior.effects import conditional_effects
 
-        return conditional_effects(self, x, **kwargs)
+        return conditional_effects(self.idata, self.model, x, **kwargs)
 
     def marginal_effects(self, x: str, **kwargs: Any) -> pd.DataFrame:
         """Population-averaged predicted response over a grid of ``x``; see
@@ -305,7 +306,7 @@ class FitResult:
         """
         from bayesmix.posterior.effects import marginal_effects
 
-        return marginal_effects(self, x, **kwargs)
+        return marginal_effects(self.idata, self.model, x, **kwargs)
 
     def effect_ratios(self, x: str, **kwargs: Any) -> pd.DataFrame:
         """Odds ratios / rate ratios / differences of each level of ``x`` against its
@@ -317,7 +318,7 @@ class FitResult:
         """
         from bayesmix.posterior.effects import effect_ratios
 
-        return effect_ratios(self, x, **kwargs)
+        return effect_ratios(self.idata, self.model, x, **kwargs)
 
     def plot_effects(self, x: str, kind: str = "conditional", by_group: str | bool = False,
                      **kwargs: Any) -> Any:
@@ -327,9 +328,9 @@ class FitResult:
         --------
         >>> fit.plot_effects("period", kind="both").savefig("period.png")  # doctest: +SKIP
         """
-        from bayesmix.posterior.effects import plot_effects
+        from bayesmix.plots.effects import plot_effects
 
-        return plot_effects(self, x, kind, by_group, **kwargs)
+        return plot_effects(self.idata, self.model, x, kind, by_group, **kwargs)
 
     # -- interpretation (bayesmix.posterior.interpret, bayesmix.posterior.hypothesis) ----------------------------
     def icc(self, prob: float = 0.95) -> pd.DataFrame:
@@ -341,7 +342,7 @@ class FitResult:
         """
         from bayesmix.posterior.interpret import icc
 
-        return icc(self, prob)
+        return icc(self.idata, self.model, prob)
 
     def r2(self, prob: float = 0.95) -> pd.DataFrame:
         """Bayesian, marginal and conditional R^2; see :func:`bayesmix.posterior.interpret.r2`.
@@ -352,7 +353,7 @@ class FitResult:
         """
         from bayesmix.posterior.interpret import r2
 
-        return r2(self, prob)
+        return r2(self.idata, self.model, prob)
 
     def hypothesis(self, hypotheses: str | list[str], prob: float = 0.95,
                    prior_draws: int = 4000, random_seed: int | None = 0) -> pd.DataFrame:
@@ -364,7 +365,7 @@ class FitResult:
         """
         from bayesmix.posterior.hypothesis import hypothesis
 
-        return hypothesis(self, hypotheses, prob, prior_draws, random_seed)
+        return hypothesis(self.idata, self.model, hypotheses, prob, prior_draws, random_seed)
 
     def contrasts(self, factor: str, scale: str = "linear", **kwargs: Any) -> pd.DataFrame:
         """Pairwise differences between a factor's levels; see
@@ -376,7 +377,7 @@ class FitResult:
         """
         from bayesmix.posterior.interpret import contrasts
 
-        return contrasts(self, factor, scale, **kwargs)
+        return contrasts(self.idata, self.model, factor, scale, **kwargs)
 
     # -- model comparison (bayesmix.validation.compare, bayesmix.validation.crossval) ------------------------------
     def loo(self, pointwise: bool = True) -> Any:
@@ -388,7 +389,7 @@ class FitResult:
         """
         from bayesmix.validation.compare import loo
 
-        return loo(self, pointwise)
+        return loo(self.idata, self.model, pointwise)
 
     def waic(self) -> Any:
         """WAIC from the pointwise log-likelihood; see :func:`bayesmix.validation.compare.waic`.
@@ -399,7 +400,7 @@ class FitResult:
         """
         from bayesmix.validation.compare import waic
 
-        return waic(self)
+        return waic(self.idata, self.model)
 
     def kfold(self, k: int = 10, group: Any = None, **kwargs: Any) -> Any:
         """Exact (grouped) k-fold cross-validation by refitting; see
@@ -411,7 +412,7 @@ class FitResult:
         """
         from bayesmix.validation.crossval import kfold
 
-        return kfold(self, k, group, **kwargs)
+        return kfold(self.idata, self.model, self.settings, k, group, **kwargs)
 
     def logo(self, group: Any = None, **kwargs: Any) -> Any:
         """Leave-one-group-out cross-validation; see :func:`bayesmix.validation.crossval.logo`.
@@ -422,7 +423,7 @@ class FitResult:
         """
         from bayesmix.validation.crossval import logo
 
-        return logo(self, group, **kwargs)
+        return logo(self.idata, self.model, self.settings, group, **kwargs)
 
     # -- persistence (bayesmix.results.persist) ------------------------------------------------------
     def save(self, path: Any, overwrite: bool = False) -> Any:

@@ -109,7 +109,7 @@ class Model(ModelSpec):
         if sampler == "nutpie":
             self._compiled = compiled
         fit = FitResult(model=self, idata=idata, settings=settings, timing=timing)
-        warn_on_fit(fit)
+        warn_on_fit(idata, self, settings, levels=fit._levels)
         return fit
 
     def fit_ml(self, reml: bool = True) -> MLResult:

@@ -42,10 +42,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesmix.errors import DataError, PriorError
+from bayesmix.errors import DataError
 
-__all__ = ["AR1", "AR1Structure", "ar1_structure", "model_ar1_structure", "ar_prior_specs",
-           "ar1_phi", "ar1_loglik", "ar1_simulate", "ar1_covariance", "check_ar_prior",
+__all__ = ["AR1", "AR1Structure", "ar1_structure", "model_ar1_structure",
+           "ar1_phi", "ar1_loglik", "ar1_simulate", "ar1_covariance",
            "AR_PRIOR_KEY", "known_covariance_factor", "relationship_matrix"]
 
 AR_PRIOR_KEY = "ar"
@@ -182,26 +182,6 @@ def model_ar1_structure(spec: AR1, data: pd.DataFrame, design: Any,
     used = [v for v in design.spec.variables if v in data.columns]
     kept = ~data[used].isna().any(axis=1).to_numpy()  # as make_design's missing-value rule
     return ar1_structure(spec, data.iloc[np.flatnonzero(kept)])
-
-
-def ar_prior_specs(structure: AR1Structure | None) -> list[Any]:
-    """The default prior of ``ar``: Uniform over its admissible interval (none without AR1)."""
-    from bayesmix.priors import Prior, PriorSpec
-
-    if structure is None:
-        return []
-    lo, hi = structure.bounds
-    return [PriorSpec(AR_PRIOR_KEY, "ar", Prior("Uniform", lower=lo, upper=hi), "default")]
-
-
-def check_ar_prior(prior: Any, structure: AR1Structure) -> None:
-    """The prior of ``ar`` must be a Uniform inside the admissible interval."""
-    lo, hi = structure.bounds
-    lower, upper = prior.kwargs.get("lower", -np.inf), prior.kwargs.get("upper", np.inf)
-    if prior.dist != "Uniform" or not lo <= lower < upper <= hi:
-        what = "(-1, 1)" if structure.integer_gaps else "(0, 1) (fractional time gaps: CAR1)"
-        raise PriorError(f"the AR(1) correlation 'ar' takes a Uniform prior inside {what}, "
-                         f"e.g. Prior('Uniform', lower={lo:g}, upper={hi:g}); got {prior!r}")
 
 
 def ar1_phi(rho: np.ndarray, structure: AR1Structure) -> np.ndarray:

@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import xarray as xr
+from bayesmix.results.tables import posterior_of
 from bayesmix import varnames
 from scipy import stats
 
 if TYPE_CHECKING:
-    from bayesmix.api.fit import FitResult
+    from bayesmix.model import ModelSpec
 
 __all__ = ["BoundaryFlag", "boundary_flags", "prior_cdf", "SD_FRACTION", "SD_MASS_MIN",
            "COR_MASS_MIN", "COR_LIMIT"]
@@ -85,18 +87,17 @@ def prior_cdf(prior: Any, x: float) -> float:
     return 0.0
 
 
-def _unit(fit: "FitResult") -> tuple[float, str]:
+def _unit(idata: xr.DataTree, model: "ModelSpec") -> tuple[float, str]:
     """The natural scale of the linear predictor and how to say it."""
-    model = fit.model
-    if model.family.name == "gaussian" and model.link == "identity" and "sigma" in fit.posterior:
-        sigma = float(fit.posterior["sigma"].median())
+    if model.family.name == "gaussian" and model.link == "identity" and "sigma" in posterior_of(idata):
+        sigma = float(posterior_of(idata)["sigma"].median())
         return sigma, f"{SD_FRACTION:g} x the residual SD {sigma:.3g}"
     return 1.0, f"{SD_FRACTION:g} on the {model.link} scale"
 
 
-def _sd_flags(fit: "FitResult", block: Any, unit: float, unit_text: str) -> list[BoundaryFlag]:
-    specs = {s.key: s.prior for s in fit.model.prior_specs}
-    sd = fit.posterior[varnames.sd(block)].transpose("chain", "draw", varnames.term_dim(block)).values
+def _sd_flags(idata: xr.DataTree, model: "ModelSpec", block: Any, unit: float, unit_text: str) -> list[BoundaryFlag]:
+    specs = {s.key: s.prior for s in model.prior_specs}
+    sd = posterior_of(idata)[varnames.sd(block)].transpose("chain", "draw", varnames.term_dim(block)).values
     out = []
     for k, term in enumerate(block.coef_names):
         z = block.Z[:, k]
@@ -136,12 +137,12 @@ def _lkj_tail(eta: float, k: int, limit: float) -> float:
     return float(2.0 * stats.beta.sf((1.0 + limit) / 2.0, a, a))
 
 
-def _cor_flags(fit: "FitResult", block: Any) -> list[BoundaryFlag]:
-    specs = {s.key: s.prior for s in fit.model.prior_specs}
+def _cor_flags(idata: xr.DataTree, model: "ModelSpec", block: Any) -> list[BoundaryFlag]:
+    specs = {s.key: s.prior for s in model.prior_specs}
     eta = specs.get(f"cor|{block.name}").kwargs.get("eta", 1.0) \
         if f"cor|{block.name}" in specs else 1.0
     prior = _lkj_tail(eta, block.n_terms, COR_LIMIT)
-    cor = fit.posterior[varnames.cor(block)].transpose("chain", "draw", ...).values
+    cor = posterior_of(idata)[varnames.cor(block)].transpose("chain", "draw", ...).values
     out = []
     names = block.coef_names
     for i in range(block.n_terms):
@@ -166,20 +167,20 @@ def _cor_flags(fit: "FitResult", block: Any) -> list[BoundaryFlag]:
     return out
 
 
-def boundary_flags(fit: "FitResult") -> list[BoundaryFlag]:
+def boundary_flags(idata: xr.DataTree, model: "ModelSpec") -> list[BoundaryFlag]:
     """Every SD and correlation whose posterior piles up at its boundary (module docstring).
 
     Examples
     --------
-    >>> [f.short for f in boundary_flags(fit)]  # doctest: +SKIP
+    >>> [f.short for f in boundary_flags(fit.idata, fit.model)]  # doctest: +SKIP
     ['SD of (Intercept) in (1 | Batch)']
     """
-    unit, unit_text = _unit(fit)
+    unit, unit_text = _unit(idata, model)
     out: list[BoundaryFlag] = []
-    for block in fit.model.design.blocks:
-        if varnames.sd(block) not in fit.posterior:
+    for block in model.design.blocks:
+        if varnames.sd(block) not in posterior_of(idata):
             continue
-        out += _sd_flags(fit, block, unit, unit_text)
-        if block.correlated and varnames.cor(block) in fit.posterior:
-            out += _cor_flags(fit, block)
+        out += _sd_flags(idata, model, block, unit, unit_text)
+        if block.correlated and varnames.cor(block) in posterior_of(idata):
+            out += _cor_flags(idata, model, block)
     return out

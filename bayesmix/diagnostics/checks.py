@@ -17,15 +17,17 @@ import arviz_stats as az
 import numpy as np
 import xarray as xr
 
+from bayesmix.results.tables import posterior_of
 from bayesmix.diagnostics.boundary import BoundaryFlag, boundary_flags
-from bayesmix.diagnostics.sampling import (ESS_MIN_PER_CHAIN, RHAT_MAX, SamplingReport, _label,
+from bayesmix.inference.convergence import (ESS_MIN_PER_CHAIN, RHAT_MAX, SamplingReport, _label, level_diagnostics,
                                   population_vars, sampling_report)
 from bayesmix.errors import ConvergenceWarning, SingularFitWarning, warn
+from bayesmix.inference.sample import SamplerSettings
 from bayesmix.model.parametrization import centre_threshold, information_ratios, rule_may_centre
 from bayesmix import varnames
 
 if TYPE_CHECKING:
-    from bayesmix.api.fit import FitResult
+    from bayesmix.model import ModelSpec
 
 __all__ = ["Problem", "CheckReport", "check_fit", "ebfmi", "predictor_scales",
            "warn_on_fit", "EBFMI_MIN"]
@@ -178,7 +180,7 @@ def _population_problems(posterior: xr.Dataset, blocks: Any, chains: int) -> lis
 def _level_problems(levels: dict[str, tuple[xr.DataArray, xr.DataArray]], blocks: Any,
                     chains: int) -> list[Problem]:
     """Worst R-hat and bulk ESS of each block's level effects, per term (``levels``:
-    :func:`bayesmix.diagnostics.sampling.level_diagnostics`)."""
+    :func:`bayesmix.inference.convergence.level_diagnostics`)."""
     problems = []
     for block in blocks:
         if block.name not in levels:
@@ -215,16 +217,17 @@ def _funnel_blocks(posterior: xr.Dataset, diverging: np.ndarray, blocks: Any) ->
     return out
 
 
-def _sampler_problems(fit: "FitResult", report: SamplingReport) -> list[Problem]:
-    idata, blocks = fit.idata, fit.model.design.blocks
-    posterior = fit.posterior
+def _sampler_problems(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings,
+                      report: SamplingReport) -> list[Problem]:
+    blocks = model.design.blocks
+    posterior = posterior_of(idata)
     problems = []
     if report.divergences:
         stats = idata["sample_stats"]
         diverging = stats["diverging"].transpose("chain", "draw").values.astype(bool)
         # integrated-out level effects leave no funnel to name
         funnels = _funnel_blocks(posterior, diverging, [
-            b for i, b in enumerate(blocks) if i not in fit.model.integrated_blocks])
+            b for i, b in enumerate(blocks) if i not in model.integrated_blocks])
         share = 100 * report.divergences / report.n_draws
         plural = "s" if report.divergences > 1 else ""
         text = (f"{report.divergences} divergent transition{plural} ({share:.1f}% of the "
@@ -242,7 +245,7 @@ def _sampler_problems(fit: "FitResult", report: SamplingReport) -> list[Problem]
         share = 100 * report.treedepth_hits / report.n_draws
         problems.append(Problem(
             "treedepth", f"{report.treedepth_hits} draws ({share:.1f}%) hit the maximum tree "
-            f"depth ({fit.settings.max_treedepth}): the posterior has very different scales "
+            f"depth ({settings.max_treedepth}): the posterior has very different scales "
             "or strong correlations, and sampling is slow", tuple(b.name for b in blocks)))
     low = [(c, v) for c, v in enumerate(ebfmi(idata)) if np.isfinite(v) and v < EBFMI_MIN]
     if low:
@@ -259,10 +262,9 @@ def _centering_key(block: Any, blocks: Any) -> str:
     return block.name if shared else block.group
 
 
-def _remedies(fit: "FitResult", problems: list[Problem],
-              flags: list[BoundaryFlag]) -> list[str]:
+def _remedies(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings,
+              problems: list[Problem], flags: list[BoundaryFlag]) -> list[str]:
     """Concrete remedies for ``problems``, in the order they should be tried."""
-    model, settings = fit.model, fit.settings
     blocks = model.design.blocks
     kinds = {p.kind for p in problems}
     involved = [b for b in blocks if any(b.name in p.blocks for p in problems)]
@@ -353,30 +355,36 @@ def _prior_scale(prior: Any) -> float | None:
     return None
 
 
-def check_fit(fit: "FitResult", boundary: bool = True) -> CheckReport:
+def check_fit(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings,
+              boundary: bool = True, levels: dict[str, Any] | None = None) -> CheckReport:
     """Sampling problems with remedies, and boundary estimates (see the module docstring).
+
+    ``levels``: the level effects' rank diagnostics if already computed
+    (:func:`~bayesmix.inference.convergence.level_diagnostics`; seconds at 10^4 levels).
 
     Examples
     --------
-    >>> print(check_fit(fit))  # doctest: +SKIP
+    >>> print(check_fit(fit.idata, fit.model, fit.settings))  # doctest: +SKIP
     """
-    blocks = fit.model.design.blocks
-    posterior = fit.posterior
-    levels = fit._levels
-    report = sampling_report(fit.idata, blocks, fit.settings, levels)
+    blocks = model.design.blocks
+    posterior = posterior_of(idata)
+    if levels is None:
+        levels = level_diagnostics(posterior, model.all_blocks)
+    report = sampling_report(idata, blocks, settings, levels)
     chains = int(posterior.sizes["chain"])
-    problems = _sampler_problems(fit, report)
+    problems = _sampler_problems(idata, model, settings, report)
     problems += _population_problems(posterior, blocks, chains)
     problems += _level_problems(levels, blocks, chains)
     order = ["divergences", "rhat", "ess_bulk", "ess_tail", "treedepth", "ebfmi"]
     problems.sort(key=lambda p: order.index(p.kind))
-    flags = boundary_flags(fit) if boundary else []
-    remedies = _remedies(fit, problems, flags) if problems else []
-    return CheckReport(fit.model.spec.formula, report, tuple(problems), tuple(remedies),
+    flags = boundary_flags(idata, model) if boundary else []
+    remedies = _remedies(idata, model, settings, problems, flags) if problems else []
+    return CheckReport(model.spec.formula, report, tuple(problems), tuple(remedies),
                        tuple(flags))
 
 
-def warn_on_fit(fit: "FitResult") -> CheckReport:
+def warn_on_fit(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings,
+                levels: dict[str, Any] | None = None) -> CheckReport:
     """Warn at the end of ``Model.fit``: one ConvergenceWarning with every sampling problem
     and its remedies, and one SingularFitWarning for boundary estimates.
 
@@ -384,7 +392,7 @@ def warn_on_fit(fit: "FitResult") -> CheckReport:
     --------
     >>> warnings.simplefilter("ignore", bm.SingularFitWarning)  # silence one kind  # doctest: +SKIP
     """
-    report = check_fit(fit)
+    report = check_fit(idata, model, settings, levels=levels)
     if report.problems:
         text = "sampling problems:\n" + "\n".join(
             f"  {i}. {p.message}" for i, p in enumerate(report.problems, 1))

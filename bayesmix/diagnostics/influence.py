@@ -25,11 +25,12 @@ import xarray as xr
 from arviz_stats import loo
 from scipy import special
 
+from bayesmix.results.tables import posterior_of
 from bayesmix.errors import BayesmixError
 from bayesmix.posterior.draws import _draw_slice, pointwise_loglik
 
 if TYPE_CHECKING:
-    from bayesmix.api.fit import FitResult
+    from bayesmix.model import ModelSpec
 
 __all__ = ["Influence", "influence", "group_psis", "K_THRESHOLD"]
 
@@ -97,7 +98,7 @@ def group_psis(loglik: np.ndarray, index: np.ndarray,
     Examples
     --------
     >>> block = fit.model.design.blocks[0]  # doctest: +SKIP
-    >>> log_w, k = group_psis(pointwise_loglik(fit), block.index, block.n_levels)  # doctest: +SKIP
+    >>> log_w, k = group_psis(pointwise_loglik(fit.idata, fit.model), block.index, block.n_levels)  # doctest: +SKIP
     """
     c, d, n = loglik.shape
     summed = np.zeros((c, d, n_levels))
@@ -125,7 +126,7 @@ def _cooks(beta: np.ndarray, log_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return shifts, dist
 
 
-def influence(fit: "FitResult", draws: int | None = None) -> Influence:
+def influence(idata: xr.DataTree, model: "ModelSpec", draws: int | None = None) -> Influence:
     """Pareto k per row and per group, and each group's pull on the fixed effects.
 
     Examples
@@ -133,10 +134,9 @@ def influence(fit: "FitResult", draws: int | None = None) -> Influence:
     >>> inf = fit.influence()  # doctest: +SKIP
     >>> inf.groups["Subject"].sort_values("cooks_distance").tail(3)  # doctest: +SKIP
     """
-    model = fit.model
-    ll = pointwise_loglik(fit, draws=draws)
+    ll = pointwise_loglik(idata, model, draws=draws)
     rows = model.design.rows
-    posterior = fit.posterior.isel(draw=_draw_slice(fit, draws))
+    posterior = posterior_of(idata).isel(draw=_draw_slice(idata, model, draws))
     dims = ("chain", "draw", "row")
     tree = xr.DataTree.from_dict({
         "posterior": posterior,

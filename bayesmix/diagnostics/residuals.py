@@ -29,11 +29,13 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+import xarray as xr
+from bayesmix.results.tables import posterior_of
 from bayesmix.errors import BayesmixError
 from bayesmix.posterior.draws import expected_response, simulate_response
 
 if TYPE_CHECKING:
-    from bayesmix.api.fit import FitResult
+    from bayesmix.model import ModelSpec
 
 __all__ = ["SimulatedResiduals", "ResidualTest", "OverdispersionResult", "simulated_residuals",
            "residuals", "fitted", "uniformity_test", "dispersion_test", "zero_inflation_test",
@@ -97,13 +99,13 @@ class SimulatedResiduals:
                 + self.text())
 
 
-def _n_per_chain(fit: "FitResult", n_sims: int) -> int:
+def _n_per_chain(idata: xr.DataTree, model: "ModelSpec", n_sims: int) -> int:
     if n_sims < 10:
         raise BayesmixError(f"n_sims must be at least 10, not {n_sims!r}")
-    return int(np.ceil(n_sims / fit.posterior.sizes["chain"]))
+    return int(np.ceil(n_sims / posterior_of(idata).sizes["chain"]))
 
 
-def simulated_residuals(fit: "FitResult", n_sims: int = 1000,
+def simulated_residuals(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 1000,
                         random_seed: int | None = 0) -> SimulatedResiduals:
     """Randomized quantile residuals from posterior predictive simulations (any family).
 
@@ -112,20 +114,20 @@ def simulated_residuals(fit: "FitResult", n_sims: int = 1000,
 
     Examples
     --------
-    >>> res = bm.residuals.simulated_residuals(fit, n_sims=500)  # doctest: +SKIP
+    >>> res = bm.residuals.simulated_residuals(fit.idata, fit.model, n_sims=500)  # doctest: +SKIP
     >>> res.tests().loc["dispersion", ["statistic", "p_value"]]  # doctest: +SKIP
     """
-    per_chain = _n_per_chain(fit, n_sims)
+    per_chain = _n_per_chain(idata, model, n_sims)
     rng = np.random.default_rng(random_seed)
-    sims = simulate_response(fit, draws=per_chain, random_seed=rng)
+    sims = simulate_response(idata, model, draws=per_chain, random_seed=rng)
     sims = sims.reshape(-1, sims.shape[-1])
-    y = np.asarray(fit.model.y, dtype=float)
+    y = np.asarray(model.y, dtype=float)
     less = np.mean(sims < y, axis=0)
     equal = np.mean(sims == y, axis=0)
     u = less + rng.uniform(size=y.shape) * equal
-    mean = expected_response(fit, draws=per_chain).reshape(-1, y.size).mean(axis=0)
-    return SimulatedResiduals(u, y, sims, mean, fit.model.design.rows,
-                              fit.model.spec.response.name, fit.model.family.name)
+    mean = expected_response(idata, model, draws=per_chain).reshape(-1, y.size).mean(axis=0)
+    return SimulatedResiduals(u, y, sims, mean, model.design.rows,
+                              model.spec.response.name, model.family.name)
 
 
 def _two_sided(simulated: np.ndarray, observed: float) -> float:
@@ -215,19 +217,19 @@ def outlier_test(res: SimulatedResiduals) -> ResidualTest:
                       f"({n * p0:.1f} expected), p = {p:.3g}: {word}")
 
 
-def fitted(fit: "FitResult", draws: int | None = None) -> pd.Series:
+def fitted(idata: xr.DataTree, model: "ModelSpec", draws: int | None = None) -> pd.Series:
     """Posterior mean of E[y] per training row (binomial: expected successes).
 
     Examples
     --------
-    >>> bm.residuals.fitted(fit).head()  # doctest: +SKIP
+    >>> bm.residuals.fitted(fit.idata, fit.model).head()  # doctest: +SKIP
     """
-    mean = expected_response(fit, draws=draws)
-    return pd.Series(mean.reshape(-1, mean.shape[-1]).mean(axis=0), index=fit.model.design.rows,
+    mean = expected_response(idata, model, draws=draws)
+    return pd.Series(mean.reshape(-1, mean.shape[-1]).mean(axis=0), index=model.design.rows,
                      name="fitted")
 
 
-def residuals(fit: "FitResult", type: str = "auto", n_sims: int = 1000,
+def residuals(idata: xr.DataTree, model: "ModelSpec", type: str = "auto", n_sims: int = 1000,
               random_seed: int | None = 0) -> pd.Series:
     """Residuals per training row.
 
@@ -244,21 +246,21 @@ def residuals(fit: "FitResult", type: str = "auto", n_sims: int = 1000,
         raise BayesmixError(f"type must be one of {', '.join(map(repr, RESIDUAL_TYPES))}, "
                             f"not {type!r}")
     if type == "auto":
-        type = "pearson" if fit.model.family.name == "gaussian" else "quantile"
-    rows = fit.model.design.rows
+        type = "pearson" if model.family.name == "gaussian" else "quantile"
+    rows = model.design.rows
     if type == "quantile":
-        values = simulated_residuals(fit, n_sims, random_seed).normal()
+        values = simulated_residuals(idata, model, n_sims, random_seed).normal()
         return pd.Series(values, index=rows, name="quantile residual")
-    y = np.asarray(fit.model.y, dtype=float)
-    per_chain = _n_per_chain(fit, n_sims)
-    mu = expected_response(fit, draws=per_chain).reshape(-1, y.size)
+    y = np.asarray(model.y, dtype=float)
+    per_chain = _n_per_chain(idata, model, n_sims)
+    mu = expected_response(idata, model, draws=per_chain).reshape(-1, y.size)
     mean = mu.mean(axis=0)
     if type == "response":
         return pd.Series(y - mean, index=rows, name="response residual")
-    if "sigma" in fit.posterior and fit.model.family.name == "gaussian":
-        variance = np.full(y.size, float((fit.posterior["sigma"] ** 2).mean()))  # as lme4
+    if "sigma" in posterior_of(idata) and model.family.name == "gaussian":
+        variance = np.full(y.size, float((posterior_of(idata)["sigma"] ** 2).mean()))  # as lme4
     else:  # E[Var(y | theta)] = Var(y_rep) - Var(E[y | theta]) (law of total variance)
-        sims = simulate_response(fit, draws=per_chain, random_seed=random_seed)
+        sims = simulate_response(idata, model, draws=per_chain, random_seed=random_seed)
         variance = np.maximum(sims.reshape(-1, y.size).var(axis=0) - mu.var(axis=0), 1e-12)
     return pd.Series((y - mean) / np.sqrt(variance), index=rows, name="pearson residual")
 
@@ -283,7 +285,7 @@ class OverdispersionResult:
             f"{self.verdict}"
 
 
-def overdispersion(fit: "FitResult", n_sims: int = 1000,
+def overdispersion(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 1000,
                    random_seed: int | None = 0) -> OverdispersionResult:
     """Is there more variation than a count or binomial model allows? (DHARMa's test)
 
@@ -292,15 +294,15 @@ def overdispersion(fit: "FitResult", n_sims: int = 1000,
     >>> od = fit.overdispersion()  # doctest: +SKIP
     >>> od.ratio, od.p_value  # doctest: +SKIP
     """
-    family = fit.model.family.name
-    trials = fit.model.trials
+    family = model.family.name
+    trials = model.trials
     if family in ("gaussian", "bernoulli") or (family == "binomial" and trials is not None
                                               and np.all(trials == 1)):
         what = "the residual SD absorbs it" if family == "gaussian" else \
             "a 0/1 response cannot be overdispersed"
         raise BayesmixError(f"overdispersion is a check for count and binomial models; for "
                             f"family {family!r} {what}")
-    res = simulated_residuals(fit, n_sims, random_seed)
+    res = simulated_residuals(idata, model, n_sims, random_seed)
     test = dispersion_test(res)
     ratio, p = test.statistic, test.p_value
     over = bool(p < ALPHA and ratio > 1)

@@ -37,6 +37,7 @@ they are integrated out (``BuildPlan.marginal``, :mod:`bayesmix.model.marginal`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Collection
 
@@ -48,17 +49,15 @@ import pytensor.tensor as pt
 from bayesmix.data.design import Design, RandomBlock
 from bayesmix.errors import PriorError
 from bayesmix.families import LINKS, get_family
-from bayesmix.data.linpred import local_priors
 from bayesmix.model.marginal import MarginalStats, NestedStats, marginal_loglik, nested_loglik
 from bayesmix.model.partial import PartialStats, partial_loglik_data
-from bayesmix.spec.nonlinear import pytensor_functions
 from bayesmix.model.parametrization import _absorption, level_values
-from bayesmix.priors import Prior, PriorSpec, cutpoint_labels
+from bayesmix.priors import Prior, PriorSpec, cutpoint_labels, local_priors
 from bayesmix.data.structured import AR_PRIOR_KEY, AR1Structure, ar1_simulate
 from bayesmix.model.transforms import qr_transform
 from bayesmix import varnames
 
-__all__ = ["BuildPlan", "build_model", "LIKELIHOODS"]
+__all__ = ["BuildPlan", "build_model", "LIKELIHOODS", "pytensor_functions"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,13 @@ class BuildPlan:
     categories: tuple[Any, ...] = ()  # ordinal families: the response's categories in order
     marginal: MarginalStats | NestedStats | PartialStats | None = None  # integrated out
     level_covariates: dict[int, tuple[int, ...]] | None = None  # see level_covariates()
+
+
+def pytensor_functions() -> dict[str, Callable[..., Any]]:
+    """The pytensor counterparts of :data:`bayesmix.spec.nonlinear.NUMPY_FUNCTIONS`."""
+    return {"exp": pt.exp, "log": pt.log, "sqrt": pt.sqrt, "power": pt.power,
+            "inv_logit": pt.sigmoid, "logit": lambda p: pt.log(p) - pt.log1p(-p),
+            "abs": pt.abs, "log1p": pt.log1p, "expm1": pt.expm1}
 
 
 def _data(name: str, values: np.ndarray) -> pt.TensorVariable:

@@ -32,9 +32,9 @@ from bayesmix.model.marginal import (MarginalStats, NestedStats, crossed_nested_
 from bayesmix.model.partial import PartialStats
 from bayesmix.model.parametrization import (CENTRE_RATIO, choose_centering, information_ratios,
                                       level_covariates)
-from bayesmix.priors import Prior, PriorSpec, default_priors, prior_table, resolve_priors
-from bayesmix.data.structured import (AR1, AR_PRIOR_KEY, AR1Structure, ar_prior_specs,
-                                 check_ar_prior, model_ar1_structure)
+from bayesmix.priors import (Prior, PriorSpec, ar_prior_specs, check_ar_prior, default_priors,
+                             extend_priors, finish_priors, prior_table, resolve_priors)
+from bayesmix.data.structured import AR1, AR_PRIOR_KEY, AR1Structure, model_ar1_structure
 from bayesmix import varnames
 
 __all__ = ["ModelSpec", "clean_draws"]
@@ -93,10 +93,10 @@ class ModelSpec:
         self.autocor: AR1 | None = autocor
         self.autocor_structure: AR1Structure | None = None if autocor is None else \
             model_ar1_structure(autocor, data, self.design, self.family.name)
-        defaults, priors = linpred.extend_priors(
+        defaults, priors = extend_priors(
             default_priors(self.design, self.family, self.link, y, trials)
             + ar_prior_specs(self.autocor_structure), self.predictors, y, priors)
-        self.prior_specs: tuple[PriorSpec, ...] = tuple(linpred.finish_priors(
+        self.prior_specs: tuple[PriorSpec, ...] = tuple(finish_priors(
             resolve_priors(defaults, priors), self.predictors))
         if self.autocor_structure is not None:
             check_ar_prior(self.prior_dict[AR_PRIOR_KEY], self.autocor_structure)

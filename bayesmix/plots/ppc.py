@@ -19,13 +19,14 @@ from arviz_plots import PlotCollection
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from bayesmix.diagnostics.sampling import _label, population_vars
+from bayesmix.results.tables import posterior_of
+from bayesmix.inference.convergence import _label, population_vars
 from bayesmix.errors import BayesmixError
 from bayesmix.diagnostics.influence import K_THRESHOLD, influence
 from bayesmix.posterior.draws import _draw_slice, pointwise_loglik, simulate_response
 
 if TYPE_CHECKING:
-    from bayesmix.api.fit import FitResult
+    from bayesmix.model import ModelSpec
 
 __all__ = ["predictive_datatree", "plot_ppc", "plot_influence", "plot_diagnostics",
            "PPC_KINDS", "worst_parameter"]
@@ -35,28 +36,28 @@ _COUNT_FAMILIES = ("poisson", "negativebinomial", "zeroinflatedpoisson",
                    "zeroinflatednegativebinomial")
 
 
-def predictive_datatree(fit: "FitResult", n_sims: int = 500,
+def predictive_datatree(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 500,
                         random_seed: int | None = 0) -> xr.DataTree:
     """posterior (thinned to about ``n_sims`` draws), posterior_predictive, log_likelihood and
     observed_data groups, as arviz-plots' PPC and LOO-PIT functions want them.
 
     Examples
     --------
-    >>> tree = predictive_datatree(fit, n_sims=200)  # doctest: +SKIP
+    >>> tree = predictive_datatree(fit.idata, fit.model, n_sims=200)  # doctest: +SKIP
     >>> azp.plot_ppc_dist(tree)  # doctest: +SKIP
     """
-    per_chain = int(np.ceil(n_sims / fit.posterior.sizes["chain"]))
-    keep = _draw_slice(fit, per_chain)
-    posterior = fit.posterior.isel(draw=keep)
-    observed = fit.idata["observed_data"].to_dataset()
-    name = fit.model.response_name
+    per_chain = int(np.ceil(n_sims / posterior_of(idata).sizes["chain"]))
+    keep = _draw_slice(idata, model, per_chain)
+    posterior = posterior_of(idata).isel(draw=keep)
+    observed = idata["observed_data"].to_dataset()
+    name = model.response_name
     obs_dim = observed[name].dims[0]
     coords = {"chain": posterior.chain.values, "draw": posterior.draw.values,
               obs_dim: observed[obs_dim].values}
     dims = ("chain", "draw", obs_dim)
-    sims = simulate_response(fit, draws=per_chain, random_seed=random_seed)
-    loglik = pointwise_loglik(fit, draws=per_chain)
-    if fit.model.family.name != "gaussian":  # arviz-plots tells discrete data by their dtype
+    sims = simulate_response(idata, model, draws=per_chain, random_seed=random_seed)
+    loglik = pointwise_loglik(idata, model, draws=per_chain)
+    if model.family.name != "gaussian":  # arviz-plots tells discrete data by their dtype
         sims = sims.astype(np.int64)
         observed = observed.assign({name: observed[name].astype(np.int64)})
     return xr.DataTree.from_dict({
@@ -78,8 +79,8 @@ def _on_axes(fig: Figure, ax: Axes, data: xr.Dataset, aes: dict[str, list[str]])
     return PlotCollection(data, viz, backend="matplotlib", aes=aes)
 
 
-def _auto_kind(fit: "FitResult") -> str:
-    family = fit.model.family.name
+def _auto_kind(idata: xr.DataTree, model: "ModelSpec") -> str:
+    family = model.family.name
     if family == "gaussian":
         return "density"
     return "rootogram" if family in _COUNT_FAMILIES else "bars"
@@ -105,7 +106,7 @@ def _draw_ppc(tree: xr.DataTree, kind: str, name: str, num_samples: int,
         return azp.plot_loo_pit(tree, **kwargs)
 
 
-def plot_ppc(fit: "FitResult", kind: str = "auto", num_samples: int = 50, n_sims: int = 500,
+def plot_ppc(idata: xr.DataTree, model: "ModelSpec", kind: str = "auto", num_samples: int = 50, n_sims: int = 500,
              random_seed: int | None = 0) -> Figure:
     """Posterior predictive check with arviz-plots.
 
@@ -121,13 +122,13 @@ def plot_ppc(fit: "FitResult", kind: str = "auto", num_samples: int = 50, n_sims
     """
     if kind not in PPC_KINDS:
         raise BayesmixError(f"kind must be one of {', '.join(map(repr, PPC_KINDS))}, not {kind!r}")
-    kind = _auto_kind(fit) if kind == "auto" else kind
-    tree = predictive_datatree(fit, n_sims, random_seed)
-    name = fit.model.response_name
+    kind = _auto_kind(idata, model) if kind == "auto" else kind
+    tree = predictive_datatree(idata, model, n_sims, random_seed)
+    name = model.response_name
     pc = _draw_ppc(tree, kind, name, num_samples)
     fig = pc.get_viz("figure")
-    _label_ppc(fig.axes[0], kind, fit.model.spec.response.name)
-    fig.suptitle(f"Posterior predictive check ({kind}) of {fit.model.spec.formula}",
+    _label_ppc(fig.axes[0], kind, model.spec.response.name)
+    fig.suptitle(f"Posterior predictive check ({kind}) of {model.spec.formula}",
                  fontsize=10)
     fig.set_size_inches(7.5, 4.2)
     fig.tight_layout()
@@ -154,7 +155,7 @@ def _label_top(ax: Axes, x: np.ndarray, y: np.ndarray, labels: list[Any], n: int
                     fontsize=8)
 
 
-def plot_influence(fit: "FitResult", group: str | None = None, n_label: int = 3,
+def plot_influence(idata: xr.DataTree, model: "ModelSpec", group: str | None = None, n_label: int = 3,
                    draws: int | None = None) -> Figure:
     """Index plots of influence: Pareto k per observation, and per level of ``group`` its
     leave-one-group-out Pareto k and Cook's distance analogue; the ``n_label`` most
@@ -164,10 +165,10 @@ def plot_influence(fit: "FitResult", group: str | None = None, n_label: int = 3,
     --------
     >>> fig = fit.plot_influence("Subject")  # doctest: +SKIP
     """
-    result = influence(fit, draws=draws)
+    result = influence(idata, model, draws=draws)
     from bayesmix.plots.random_effects import _block_for
 
-    groups = [_block_for(fit, group).group] if result.groups else []
+    groups = [_block_for(idata, model, group).group] if result.groups else []
     ncols = 1 + 2 * len(groups)
     fig, axes = plt.subplots(1, ncols, figsize=(4.4 * ncols, 3.8), squeeze=False)
     ax = axes[0][0]
@@ -211,17 +212,17 @@ def plot_influence(fit: "FitResult", group: str | None = None, n_label: int = 3,
 _POINT = {"s": 12, "alpha": 0.7, "color": "C0", "edgecolor": "none"}
 
 
-def worst_parameter(fit: "FitResult") -> tuple[str, xr.DataArray]:
+def worst_parameter(idata: xr.DataTree, model: "ModelSpec") -> tuple[str, xr.DataArray]:
     """The population-level parameter with the highest R-hat: its label and (chain, draw).
 
     Examples
     --------
-    >>> label, draws = worst_parameter(fit)  # doctest: +SKIP
+    >>> label, draws = worst_parameter(fit.idata, fit.model)  # doctest: +SKIP
     >>> label  # doctest: +SKIP
     'the correlation of (Intercept) and Days in (Days | Subject)'
     """
     best: tuple[float, str, xr.DataArray] | None = None
-    for name, da in population_vars(fit.posterior, fit.model.design.blocks).items():
+    for name, da in population_vars(posterior_of(idata), model.design.blocks).items():
         with np.errstate(invalid="ignore", divide="ignore"):
             rhat = np.atleast_1d(np.asarray(az.rhat(da), dtype=float)).ravel()
         if not np.isfinite(rhat).any():
@@ -231,14 +232,14 @@ def worst_parameter(fit: "FitResult") -> tuple[str, xr.DataArray]:
             other = [d for d in da.dims if d not in ("chain", "draw")]
             idx = np.unravel_index(i, [da.sizes[d] for d in other]) if other else ()
             flat = da.isel(dict(zip(other, idx))).transpose("chain", "draw")
-            best = (float(rhat[i]), _label(name, da, i, fit.model.design.blocks),
+            best = (float(rhat[i]), _label(name, da, i, model.design.blocks),
                     flat.drop_vars(other, errors="ignore"))
     if best is None:
         raise BayesmixError("the model has no population-level parameters to diagnose")
     return best[1], best[2]
 
 
-def plot_diagnostics(fit: "FitResult", n_sims: int = 500, random_seed: int | None = 0) -> Figure:
+def plot_diagnostics(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 500, random_seed: int | None = 0) -> Figure:
     """The standard dashboard in one figure: residuals vs fitted, residual Q-Q, random-effects
     Q-Q (first factor and term), posterior predictive check, and rank and trace plots of the
     parameter with the highest R-hat.
@@ -252,25 +253,25 @@ def plot_diagnostics(fit: "FitResult", n_sims: int = 500, random_seed: int | Non
     from bayesmix.diagnostics.residuals import fitted, residuals
 
     fig, axes = plt.subplots(2, 3, figsize=(14.0, 8.2))
-    resid = residuals(fit, "auto", n_sims, random_seed).to_numpy()
-    values = fitted(fit).to_numpy()
-    label = _residual_label("auto", fit)
-    response = fit.model.spec.response.name
+    resid = residuals(idata, model, "auto", n_sims, random_seed).to_numpy()
+    values = fitted(idata, model).to_numpy()
+    label = _residual_label("auto", idata, model)
+    response = model.spec.response.name
     _panel_fitted(axes[0][0], values, resid, response, label)
-    _fitted_axis(axes[0][0], values, fit)
+    _fitted_axis(axes[0][0], values, idata, model)
     _panel_qq(axes[0][1], resid, label)
-    blocks = fit.model.design.blocks
+    blocks = model.design.blocks
     if blocks:
-        _ranef_panel(axes[0][2], fit, blocks[0], 0, 0.95)
+        _ranef_panel(axes[0][2], idata, model, blocks[0], 0, 0.95)
     else:
         _panel_scale(axes[0][2], values, resid, response, label)
-        _fitted_axis(axes[0][2], values, fit)
-    kind = _auto_kind(fit)
-    tree = predictive_datatree(fit, n_sims, random_seed)
-    _draw_ppc(tree, kind, fit.model.response_name, 50, fig, axes[1][0])
+        _fitted_axis(axes[0][2], values, idata, model)
+    kind = _auto_kind(idata, model)
+    tree = predictive_datatree(idata, model, n_sims, random_seed)
+    _draw_ppc(tree, kind, model.response_name, 50, fig, axes[1][0])
     _label_ppc(axes[1][0], kind, response)
     axes[1][0].set_title(f"Posterior predictive check ({kind})")
-    label_worst, worst = worst_parameter(fit)
+    label_worst, worst = worst_parameter(idata, model)
     data = xr.Dataset({label_worst: worst})
     dt = xr.DataTree.from_dict({"posterior": data})
     azp.plot_rank(dt, backend="matplotlib", plot_collection=_on_axes(
@@ -283,7 +284,7 @@ def plot_diagnostics(fit: "FitResult", n_sims: int = 500, random_seed: int | Non
     axes[1][2].set_title(f"Trace: {label_worst}", fontsize=9)
     axes[1][2].set_xlabel("draw")
     axes[1][2].set_ylabel(label_worst.replace("the ", "", 1), fontsize=8)
-    fig.suptitle(f"Diagnostics of {fit.model.spec.formula} ({fit.model.family.name})",
+    fig.suptitle(f"Diagnostics of {model.spec.formula} ({model.family.name})",
                  fontsize=12)
     fig.tight_layout()
     return fig

@@ -14,18 +14,20 @@ import xarray as xr
 from matplotlib.figure import Figure
 from scipy import stats
 
+from bayesmix.results import tables
+from bayesmix.results.tables import posterior_of
 from bayesmix.errors import BayesmixError
 from bayesmix import varnames
 
 if TYPE_CHECKING:
-    from bayesmix.api.fit import FitResult
+    from bayesmix.model import ModelSpec
 
 __all__ = ["plot_caterpillar", "plot_shrinkage", "no_pooling_estimates", "shrinkage_table",
            "plot_fixef", "plot_forest"]
 
 
-def _block_for(fit: "FitResult", group: str | None):
-    blocks = fit.model.all_blocks
+def _block_for(idata: xr.DataTree, model: "ModelSpec", group: str | None):
+    blocks = model.all_blocks
     if not blocks:
         raise BayesmixError("the model has no random effects to plot")
     if group is None:
@@ -37,18 +39,18 @@ def _block_for(fit: "FitResult", group: str | None):
                         f"{', '.join(b.name for b in blocks)}")
 
 
-def plot_caterpillar(fit: "FitResult", group: str | None = None, prob: float = 0.95,
+def plot_caterpillar(idata: xr.DataTree, model: "ModelSpec", group: str | None = None, prob: float = 0.95,
                      sort: bool = True) -> Figure:
     """Level effects with intervals, one panel per term, levels sorted by the first term.
 
     Examples
     --------
-    >>> fig = bm.plots.plot_caterpillar(fit, "Subject")  # doctest: +SKIP
+    >>> fig = bm.plots.plot_caterpillar(fit.idata, fit.model, "Subject")  # doctest: +SKIP
     >>> fig.savefig("ranef.png")  # doctest: +SKIP
     """
-    block = _block_for(fit, group)
-    key = next(k for k, b, _ in fit.model.keyed_blocks() if b is block)
-    table = fit.ranef(summary=True, prob=prob)[key]
+    block = _block_for(idata, model, group)
+    key = next(k for k, b, _ in model.keyed_blocks() if b is block)
+    table = tables.ranef(idata, model, summary=True, prob=prob)[key]
     table = table[table["term"].isin(block.coef_names)]
     lb, ub = [c for c in table.columns if c.endswith("_lb") or c.endswith("_ub")]
     first = table[table["term"] == block.coef_names[0]].set_index("level")["mean"]
@@ -73,26 +75,25 @@ def plot_caterpillar(fit: "FitResult", group: str | None = None, prob: float = 0
     return fig
 
 
-def no_pooling_estimates(fit: "FitResult", group: str | None = None) -> pd.DataFrame:
+def no_pooling_estimates(idata: xr.DataTree, model: "ModelSpec", group: str | None = None) -> pd.DataFrame:
     """Per-level least-squares estimates of the block's coefficients (no pooling).
 
     Other terms are held at their posterior means (partial residuals); gaussian identity
     models only. Levels with too few rows for the fit get NaN.
     """
-    model = fit.model
     if model.family.name != "gaussian" or model.link != "identity":
         raise BayesmixError("no-pooling estimates are defined here for gaussian models with "
                             "the identity link only")
-    block = _block_for(fit, group)
+    block = _block_for(idata, model, group)
     design = model.design
     if block not in design.blocks:
         raise BayesmixError(f"no-pooling estimates are defined for the mean's random effects; "
                             f"{block.name!r} belongs to another parameter's formula")
-    beta = fit.fixef()["mean"] if len(design.coef_names) else pd.Series(dtype=float)
+    beta = tables.fixef(idata, model)["mean"] if len(design.coef_names) else pd.Series(dtype=float)
     shared = [c for c in design.coef_names if c in block.coef_names]
     others = [j for j, c in enumerate(design.coef_names) if c not in shared]
     resid = model.y - design.offset - design.X[:, others] @ beta.iloc[others].to_numpy()
-    ranef = fit.ranef()
+    ranef = tables.ranef(idata, model)
     for other in design.blocks:
         if other is block:
             continue
@@ -110,18 +111,18 @@ def no_pooling_estimates(fit: "FitResult", group: str | None = None) -> pd.DataF
                         columns=list(block.coef_names))
 
 
-def shrinkage_table(fit: "FitResult", group: str | None = None) -> pd.DataFrame:
+def shrinkage_table(idata: xr.DataTree, model: "ModelSpec", group: str | None = None) -> pd.DataFrame:
     """Per level: its number of rows, no-pooling and partial-pooling estimates of each term,
     and the distance between them (Euclidean over the terms, in the terms' units).
 
     Examples
     --------
-    >>> table = bm.plots.shrinkage_table(fit, "county")  # doctest: +SKIP
+    >>> table = bm.plots.shrinkage_table(fit.idata, fit.model, "county")  # doctest: +SKIP
     >>> table[["n_rows", "distance"]].corr()  # small counties move most  # doctest: +SKIP
     """
-    block = _block_for(fit, group)
-    raw = no_pooling_estimates(fit, block.name)
-    pooled = fit.coef()[block.group][list(block.coef_names)]
+    block = _block_for(idata, model, group)
+    raw = no_pooling_estimates(idata, model, block.name)
+    pooled = tables.coef(idata, model)[block.group][list(block.coef_names)]
     table = pd.DataFrame({"n_rows": block.counts()}, index=raw.index)
     for term in block.coef_names:
         table[f"no_pooling:{term}"] = raw[term]
@@ -130,19 +131,19 @@ def shrinkage_table(fit: "FitResult", group: str | None = None) -> pd.DataFrame:
     return table
 
 
-def _population_ellipse(fit: "FitResult", block: Any, a: str, b: str,
+def _population_ellipse(idata: xr.DataTree, model: "ModelSpec", block: Any, a: str, b: str,
                         prob: float) -> tuple[np.ndarray, np.ndarray]:
     """Contour of the fitted normal distribution of (a, b) coefficients holding ``prob``."""
     i, j = block.coef_names.index(a), block.coef_names.index(b)
-    sd = fit.posterior[varnames.sd(block)].transpose("chain", "draw", ...).values
+    sd = posterior_of(idata)[varnames.sd(block)].transpose("chain", "draw", ...).values
     sd = sd.reshape(-1, block.n_terms)[:, [i, j]]
     rho = np.zeros(len(sd))
     if block.correlated:
-        cor = fit.posterior[varnames.cor(block)].transpose("chain", "draw", ...).values
+        cor = posterior_of(idata)[varnames.cor(block)].transpose("chain", "draw", ...).values
         rho = cor.reshape(-1, block.n_terms, block.n_terms)[:, i, j]
     cov = np.array([[np.mean(sd[:, 0] ** 2), np.mean(rho * sd[:, 0] * sd[:, 1])],
                     [np.mean(rho * sd[:, 0] * sd[:, 1]), np.mean(sd[:, 1] ** 2)]])
-    fixed = fit.fixef()["mean"]
+    fixed = tables.fixef(idata, model)["mean"]
     centre = np.array([fixed.get(a, 0.0), fixed.get(b, 0.0)])
     vals, vecs = np.linalg.eigh(cov)
     radius = np.sqrt(stats.chi2.ppf(prob, 2))
@@ -152,7 +153,7 @@ def _population_ellipse(fit: "FitResult", block: Any, a: str, b: str,
     return centre[0] + curve[0], centre[1] + curve[1]
 
 
-def plot_shrinkage(fit: "FitResult", group: str | None = None,
+def plot_shrinkage(idata: xr.DataTree, model: "ModelSpec", group: str | None = None,
                    terms: tuple[str, str] | None = None, kind: str = "auto") -> Figure:
     """Partial pooling: each level's no-pooling estimate, its posterior mean, and an arrow.
 
@@ -171,12 +172,12 @@ def plot_shrinkage(fit: "FitResult", group: str | None = None,
     """
     if kind not in ("auto", "1d", "2d", "size"):
         raise BayesmixError(f"kind must be 'auto', '1d', '2d' or 'size', not {kind!r}")
-    block = _block_for(fit, group)
+    block = _block_for(idata, model, group)
     if kind == "2d" and block.n_terms < 2:
         raise BayesmixError(f"kind='2d' needs two terms; {block.term} has one: use kind='1d'")
-    raw = no_pooling_estimates(fit, block.name)
-    pooled = fit.coef()[block.group][list(block.coef_names)]
-    fixed = fit.fixef()["mean"]
+    raw = no_pooling_estimates(idata, model, block.name)
+    pooled = tables.coef(idata, model)[block.group][list(block.coef_names)]
+    fixed = tables.fixef(idata, model)["mean"]
     if kind == "2d" or (kind == "auto" and block.n_terms >= 2):
         a, b = terms or block.coef_names[:2]
         for t in (a, b):
@@ -193,7 +194,7 @@ def plot_shrinkage(fit: "FitResult", group: str | None = None,
         if a in fixed and b in fixed:
             ax.plot(fixed[a], fixed[b], "P", color="k", ms=10, label="population (fixed effects)")
         for prob, style in ((0.5, ":"), (0.95, "--")):
-            x, y = _population_ellipse(fit, block, a, b, prob)
+            x, y = _population_ellipse(idata, model, block, a, b, prob)
             ax.plot(x, y, style, color="k", lw=0.9, label=f"population {100 * prob:g}% contour")
         ax.set_xlabel(a)
         ax.set_ylabel(b)
@@ -202,7 +203,7 @@ def plot_shrinkage(fit: "FitResult", group: str | None = None,
         fig.tight_layout()
         return fig
     if kind == "size" or (kind == "auto" and block.n_levels > 30):
-        return _shrinkage_by_size(fit, block, raw, pooled, fixed)
+        return _shrinkage_by_size(idata, model, block, raw, pooled, fixed)
     order = list(pooled[block.coef_names[0]].sort_values().index)
     k = block.n_terms
     fig, axes = plt.subplots(1, k, figsize=(5.2 * k + 1.2, max(3.0, 0.2 * len(order) + 1.4)),
@@ -223,7 +224,7 @@ def plot_shrinkage(fit: "FitResult", group: str | None = None,
     return fig
 
 
-def _shrinkage_by_size(fit: "FitResult", block: Any, raw: pd.DataFrame, pooled: pd.DataFrame,
+def _shrinkage_by_size(idata: xr.DataTree, model: "ModelSpec", block: Any, raw: pd.DataFrame, pooled: pd.DataFrame,
                        fixed: pd.Series) -> Figure:
     """Per term: estimates against the level's number of rows (log scale), a segment from
     no pooling to partial pooling: small levels move most (Gelman & Hill's radon picture)."""
@@ -247,7 +248,7 @@ def _shrinkage_by_size(fit: "FitResult", block: Any, raw: pd.DataFrame, pooled: 
     return fig
 
 
-def plot_fixef(fit: "FitResult", intercept: bool | None = None, prob: float = 0.95) -> Figure:
+def plot_fixef(idata: xr.DataTree, model: "ModelSpec", intercept: bool | None = None, prob: float = 0.95) -> Figure:
     """Forest plot of the fixed effects (arviz-plots): posterior mean, 50% and ``prob``
     intervals per coefficient, and a line at zero. The intercept is left out by default when
     there are other coefficients (its scale would dwarf theirs).
@@ -258,13 +259,13 @@ def plot_fixef(fit: "FitResult", intercept: bool | None = None, prob: float = 0.
     """
     import arviz_plots as azp
 
-    names = list(fit.model.design.coef_names)
+    names = list(model.design.coef_names)
     if not names:
         raise BayesmixError("the model has no fixed effects to plot")
     if intercept is None:
         intercept = names == ["(Intercept)"]
     shown = [n for n in names if intercept or n != "(Intercept)"]
-    tree = xr.DataTree.from_dict({"posterior": fit.posterior[["fixef"]]})
+    tree = xr.DataTree.from_dict({"posterior": posterior_of(idata)[["fixef"]]})
     pc = azp.plot_forest(tree, var_names=["fixef"], coords={"coef": shown}, combined=True,
                          labels=["coef"], ci_probs=(0.5, prob), backend="matplotlib")
     fig = pc.get_viz("figure")
@@ -273,7 +274,7 @@ def plot_fixef(fit: "FitResult", intercept: bool | None = None, prob: float = 0.
         forest.axvline(0.0, color="C3", lw=0.8, ls="--")
     forest.set_xlabel(f"coefficient (point: mean; bars: 50% and {100 * prob:g}% intervals)")
     fig.axes[0].set_xticks([])  # arviz labels the label column "coef"
-    fig.suptitle(f"Fixed effects of {fit.model.spec.formula}", fontsize=11)
+    fig.suptitle(f"Fixed effects of {model.spec.formula}", fontsize=11)
     fig.set_size_inches(7.5, 1.6 + 0.45 * len(shown))
     fig.tight_layout()
     return fig

@@ -14,13 +14,15 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy import special, stats
+import xarray as xr
+from bayesmix.results.tables import posterior_of
 from bayesmix.errors import BayesmixError
 from bayesmix.spec.formula import expression_variables
 from bayesmix.diagnostics.residuals import fitted, residuals, simulated_residuals
 from bayesmix import varnames
 
 if TYPE_CHECKING:
-    from bayesmix.api.fit import FitResult
+    from bayesmix.model import ModelSpec
 
 __all__ = ["plot_residuals", "plot_qq", "plot_simulated_residuals", "RESIDUAL_KINDS",
            "QQ_KINDS"]
@@ -55,17 +57,17 @@ def _smooth(ax: Axes, x: np.ndarray, y: np.ndarray, label: str = "binned mean") 
     ax.plot(centres, values, "o-", ms=3, label=label, **SMOOTH)
 
 
-def _fitted_axis(ax: Axes, values: np.ndarray, fit: "FitResult") -> None:
+def _fitted_axis(ax: Axes, values: np.ndarray, idata: xr.DataTree, model: "ModelSpec") -> None:
     """Log scale for positive fitted values of a log-link model spanning a wide range."""
     positive = values[values > 0]
-    if fit.model.link == "log" and len(positive) == len(values) and \
+    if model.link == "log" and len(positive) == len(values) and \
             positive.max() > 20 * positive.min():
         ax.set_xscale("log")
 
 
-def _residual_label(type: str, fit: "FitResult") -> str:
+def _residual_label(type: str, idata: xr.DataTree, model: "ModelSpec") -> str:
     if type == "auto":
-        type = "pearson" if fit.model.family.name == "gaussian" else "quantile"
+        type = "pearson" if model.family.name == "gaussian" else "quantile"
     return {"pearson": "Pearson residual", "response": "response residual",
             "quantile": "quantile residual (normal scale)"}[type]
 
@@ -154,14 +156,14 @@ def _panel_group(ax: Axes, block: Any, resid: np.ndarray, ylabel: str) -> None:
     ax.set_title(f"Residuals per {block.group}")
 
 
-def _predictor_columns(fit: "FitResult") -> pd.DataFrame:
+def _predictor_columns(idata: xr.DataTree, model: "ModelSpec") -> pd.DataFrame:
     """The user's columns in the fixed part (rows used in fitting); empty without data."""
-    data = getattr(fit.model, "data", None)
+    data = getattr(model, "data", None)
     if data is None or not data.index.is_unique:  # rows cannot be matched by label
-        return pd.DataFrame(index=fit.model.design.rows)
-    spec = fit.model.spec
+        return pd.DataFrame(index=model.design.rows)
+    spec = model.spec
     names = [v for v in dict.fromkeys(expression_variables(spec.fixed)) if v in data.columns]
-    return data.loc[fit.model.design.rows, names]
+    return data.loc[model.design.rows, names]
 
 
 def _grid(n: int, n_wide: int = 0, ncols: int = 3,
@@ -177,7 +179,7 @@ def _grid(n: int, n_wide: int = 0, ncols: int = 3,
     return fig, axes
 
 
-def plot_residuals(fit: "FitResult", kind: str = "all", type: str = "auto",
+def plot_residuals(idata: xr.DataTree, model: "ModelSpec", kind: str = "all", type: str = "auto",
                    n_sims: int = 1000, random_seed: int | None = 0) -> Figure:
     """Residual checks; ``kind`` picks one panel set or ``"all"`` of them.
 
@@ -195,12 +197,12 @@ def plot_residuals(fit: "FitResult", kind: str = "all", type: str = "auto",
     if kind not in RESIDUAL_KINDS:
         raise BayesmixError(f"kind must be one of {', '.join(map(repr, RESIDUAL_KINDS))}, "
                             f"not {kind!r}")
-    resid = residuals(fit, type, n_sims, random_seed).to_numpy()
-    values = fitted(fit).to_numpy()
-    label = _residual_label(type, fit)
-    response = fit.model.spec.response.name
-    predictors = _predictor_columns(fit) if kind in ("all", "predictors") else None
-    blocks = list({b.group: b for b in fit.model.design.blocks}.values()) \
+    resid = residuals(idata, model, type, n_sims, random_seed).to_numpy()
+    values = fitted(idata, model).to_numpy()
+    label = _residual_label(type, idata, model)
+    response = model.spec.response.name
+    predictors = _predictor_columns(idata, model) if kind in ("all", "predictors") else None
+    blocks = list({b.group: b for b in model.design.blocks}.values()) \
         if kind in ("all", "groups") else []
     panels: list[tuple[Any, ...]] = []
     if kind in ("all", "fitted"):
@@ -220,14 +222,14 @@ def plot_residuals(fit: "FitResult", kind: str = "all", type: str = "auto",
     for ax, (draw, *args) in zip(axes, panels):
         draw(ax, *args)
         if draw in (_panel_fitted, _panel_scale):
-            _fitted_axis(ax, values, fit)
-    fig.suptitle(f"Residuals of {fit.model.spec.formula}", fontsize=11)
+            _fitted_axis(ax, values, idata, model)
+    fig.suptitle(f"Residuals of {model.spec.formula}", fontsize=11)
     fig.tight_layout()
     return fig
 
 
-def _ranef_panel(ax: Axes, fit: "FitResult", block: Any, k: int, prob: float) -> None:
-    draws = fit.posterior[varnames.ranef(block)].transpose(
+def _ranef_panel(ax: Axes, idata: xr.DataTree, model: "ModelSpec", block: Any, k: int, prob: float) -> None:
+    draws = posterior_of(idata)[varnames.ranef(block)].transpose(
         "chain", "draw", varnames.level_dim(block), varnames.term_dim(block)).values[..., k]
     flat = draws.reshape(-1, draws.shape[-1])
     mean = flat.mean(axis=0)
@@ -237,7 +239,7 @@ def _ranef_panel(ax: Axes, fit: "FitResult", block: Any, k: int, prob: float) ->
     theory = special.ndtri((np.arange(1, n + 1) - 0.375) / (n + 0.25))
     ax.vlines(theory, lo[order], hi[order], color="0.6", lw=0.9)
     ax.scatter(theory, mean[order], s=14, color="C0", zorder=3)
-    sd = float(fit.posterior[varnames.sd(block)].isel({varnames.term_dim(block): k}).mean())
+    sd = float(posterior_of(idata)[varnames.sd(block)].isel({varnames.term_dim(block): k}).mean())
     ax.plot(theory, theory * sd, **REFERENCE, label=f"N(0, {sd:.3g}) (posterior mean SD)")
     term = block.coef_names[k]
     ax.set_xlabel("standard normal quantile")
@@ -246,7 +248,7 @@ def _ranef_panel(ax: Axes, fit: "FitResult", block: Any, k: int, prob: float) ->
     ax.legend(fontsize=7, loc="upper left")
 
 
-def plot_qq(fit: "FitResult", kind: str = "residuals", group: str | None = None,
+def plot_qq(idata: xr.DataTree, model: "ModelSpec", kind: str = "residuals", group: str | None = None,
             type: str = "auto", prob: float = 0.95, random_seed: int | None = 0) -> Figure:
     """Normal Q-Q plots: of the residuals (``kind="residuals"``) or of the random effects
     (``kind="ranef"``: one panel per grouping factor and term, posterior means with
@@ -259,30 +261,30 @@ def plot_qq(fit: "FitResult", kind: str = "residuals", group: str | None = None,
     if kind not in QQ_KINDS:
         raise BayesmixError(f"kind must be one of {', '.join(map(repr, QQ_KINDS))}, not {kind!r}")
     if kind == "residuals":
-        resid = residuals(fit, type, random_seed=random_seed).to_numpy()
+        resid = residuals(idata, model, type, random_seed=random_seed).to_numpy()
         fig, ax = plt.subplots(figsize=(5.0, 4.4))
-        _panel_qq(ax, resid, _residual_label(type, fit))
+        _panel_qq(ax, resid, _residual_label(type, idata, model))
         ax.legend(fontsize=8, loc="upper left")
         fig.tight_layout()
         return fig
     from bayesmix.plots.random_effects import _block_for
 
-    blocks = fit.model.design.blocks
+    blocks = model.design.blocks
     if not blocks:
         raise BayesmixError("the model has no random effects to plot")
     chosen = [b for b in blocks if group in (None, b.name, b.group)]
     if not chosen:
-        _block_for(fit, group)  # raises the error that names the factors
+        _block_for(idata, model, group)  # raises the error that names the factors
     panels = [(b, k) for b in chosen for k in range(b.n_terms)]
     fig, axes = _grid(len(panels), size=(4.2, 3.8))
     for ax, (block, k) in zip(axes, panels):
-        _ranef_panel(ax, fit, block, k, prob)
+        _ranef_panel(ax, idata, model, block, k, prob)
     fig.suptitle(f"Normal Q-Q of random effects ({100 * prob:g}% intervals)", fontsize=11)
     fig.tight_layout()
     return fig
 
 
-def plot_simulated_residuals(fit: "FitResult", n_sims: int = 1000,
+def plot_simulated_residuals(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 1000,
                              random_seed: int | None = 0) -> Figure:
     """DHARMa's two panels: uniform Q-Q of simulated quantile residuals with the test
     results, and residuals against the (rank-transformed) prediction with quantile lines.
@@ -291,7 +293,7 @@ def plot_simulated_residuals(fit: "FitResult", n_sims: int = 1000,
     --------
     >>> fig = fit.plot_simulated_residuals()  # doctest: +SKIP
     """
-    res = simulated_residuals(fit, n_sims, random_seed)
+    res = simulated_residuals(idata, model, n_sims, random_seed)
     tests = res.tests()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 4.6))
     u = np.sort(res.residuals)
@@ -319,6 +321,6 @@ def plot_simulated_residuals(fit: "FitResult", n_sims: int = 1000,
     right.set_title("Residuals vs predicted (lines: 25/50/75% quantiles in bins)", fontsize=10)
     right.set_ylim(-0.02, 1.02)
     fig.suptitle(f"Simulated residuals ({res.n_sims} posterior predictive draws) of "
-                 f"{fit.model.spec.formula}", fontsize=11)
+                 f"{model.spec.formula}", fontsize=11)
     fig.tight_layout()
     return fig

@@ -35,13 +35,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
+from bayesmix.results.tables import posterior_of
 from bayesmix.errors import BayesmixError, DataError
 from bayesmix.families import INVERSE_LINKS
 from bayesmix.data.structured import AR1Structure, ar1_loglik, ar1_simulate, ar1_structure
 from bayesmix import varnames
 
 if TYPE_CHECKING:
-    from bayesmix.api.fit import FitResult
+    from bayesmix.model import ModelSpec
 
 __all__ = ["Arrays", "model_arrays", "linear_predictor", "family_param_draws",
            "pointwise_loglik", "simulate_response", "expected_response", "newdata_trials",
@@ -62,7 +64,7 @@ class Arrays:
     n: int
 
 
-def model_arrays(fit: "FitResult", newdata: pd.DataFrame | None = None,
+def model_arrays(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None = None,
                  design: Any = None) -> Arrays:
     """The arrays of the training data (``newdata=None``) or of ``newdata`` via the fitted design.
 
@@ -70,11 +72,11 @@ def model_arrays(fit: "FitResult", newdata: pd.DataFrame | None = None,
 
     Examples
     --------
-    >>> arrays = model_arrays(fit, bm.datasets.load("sleepstudy").iloc[:5])  # doctest: +SKIP
+    >>> arrays = model_arrays(fit.idata, fit.model, bm.datasets.load("sleepstudy").iloc[:5])  # doctest: +SKIP
     >>> arrays.X.shape  # doctest: +SKIP
     (5, 2)
     """
-    design = fit.model.design if design is None else design
+    design = model.design if design is None else design
     if newdata is None:
         return Arrays(design.X, design.offset, tuple(b.index for b in design.blocks),
                       tuple(b.Z for b in design.blocks), {}, design.n)
@@ -83,9 +85,9 @@ def model_arrays(fit: "FitResult", newdata: pd.DataFrame | None = None,
                   replayed.new_levels, len(newdata))
 
 
-def _draw_slice(fit: "FitResult", draws: int | None) -> slice:
+def _draw_slice(idata: xr.DataTree, model: "ModelSpec", draws: int | None) -> slice:
     """Thin to about ``draws`` draws per chain (evenly spaced), to bound memory."""
-    n_draws = fit.posterior.sizes["draw"]
+    n_draws = posterior_of(idata).sizes["draw"]
     if draws is None or draws >= n_draws:
         return slice(None)
     if draws < 1:
@@ -93,26 +95,26 @@ def _draw_slice(fit: "FitResult", draws: int | None) -> slice:
     return slice(None, None, int(np.ceil(n_draws / draws)))
 
 
-def _posterior_values(fit: "FitResult", name: str, dims: tuple[str, ...],
+def _posterior_values(idata: xr.DataTree, model: "ModelSpec", name: str, dims: tuple[str, ...],
                       keep: slice) -> np.ndarray:
-    da = fit.posterior[name].isel(draw=keep)
+    da = posterior_of(idata)[name].isel(draw=keep)
     return da.transpose("chain", "draw", *dims).values
 
 
-def _new_level_effects(fit: "FitResult", block: Any, n_new: int, keep: slice,
+def _new_level_effects(idata: xr.DataTree, model: "ModelSpec", block: Any, n_new: int, keep: slice,
                        rng: np.random.Generator) -> np.ndarray:
     """Draws of effects for ``n_new`` unseen levels from N(0, Sigma) of each posterior draw."""
-    sd = _posterior_values(fit, varnames.sd(block), (varnames.term_dim(block),), keep)
+    sd = _posterior_values(idata, model, varnames.sd(block), (varnames.term_dim(block),), keep)
     z = rng.standard_normal((*sd.shape[:2], n_new, block.n_terms))
     if block.correlated:
-        cor = _posterior_values(fit, varnames.cor(block),
+        cor = _posterior_values(idata, model, varnames.cor(block),
                                 (varnames.term_dim(block), varnames.term2_dim(block)), keep)
         L = sd[..., :, None] * np.linalg.cholesky(cor)
         return np.einsum("cdkl,cdjl->cdjk", L, z)
     return z * sd[:, :, None, :]
 
 
-def linear_predictor(fit: "FitResult", newdata: pd.DataFrame | None = None,
+def linear_predictor(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None = None,
                      re: str = "include", draws: int | None = None,
                      random_seed: int | np.random.Generator | None = None,
                      dpar: str | None = None) -> np.ndarray:
@@ -123,30 +125,29 @@ def linear_predictor(fit: "FitResult", newdata: pd.DataFrame | None = None,
 
     Examples
     --------
-    >>> eta = linear_predictor(fit)  # doctest: +SKIP
+    >>> eta = linear_predictor(fit.idata, fit.model)  # doctest: +SKIP
     >>> eta.shape  # doctest: +SKIP
     (4, 1000, 180)
-    >>> log_sigma = linear_predictor(fit, dpar="sigma")  # doctest: +SKIP
+    >>> log_sigma = linear_predictor(fit.idata, fit.model, dpar="sigma")  # doctest: +SKIP
     """
     if re not in RE_OPTIONS:
         raise BayesmixError(f"re must be one of {', '.join(map(repr, RE_OPTIONS))}, not {re!r}")
-    keep = _draw_slice(fit, draws)
+    keep = _draw_slice(idata, model, draws)
     rng = np.random.default_rng(random_seed)
-    if dpar is None and fit.model.nonlinear is not None:
-        return _nonlinear_eta(fit, newdata, re, keep, rng)
+    if dpar is None and model.nonlinear is not None:
+        return _nonlinear_eta(idata, model, newdata, re, keep, rng)
     if dpar is None:
-        return _linear_eta(fit, fit.model.design, "fixef", newdata, re, keep, rng)
-    lp = fit.model.predictor(dpar)
-    return _linear_eta(fit, lp.design, lp.fixef_var, newdata, re, keep, rng)
+        return _linear_eta(idata, model, model.design, "fixef", newdata, re, keep, rng)
+    lp = model.predictor(dpar)
+    return _linear_eta(idata, model, lp.design, lp.fixef_var, newdata, re, keep, rng)
 
 
-def _nonlinear_eta(fit: "FitResult", newdata: pd.DataFrame | None, re: str, keep: slice,
+def _nonlinear_eta(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None, re: str, keep: slice,
                    rng: np.random.Generator) -> np.ndarray:
     from bayesmix.data.linpred import covariate_values
 
-    model = fit.model
     expr = model.nonlinear
-    env: dict[str, Any] = {lp.name: _linear_eta(fit, lp.design, lp.fixef_var, newdata, re,
+    env: dict[str, Any] = {lp.name: _linear_eta(idata, model, lp.design, lp.fixef_var, newdata, re,
                                                 keep, rng)
                            for lp in model.predictors if lp.role == "nlpar"}
     if newdata is None:
@@ -167,10 +168,10 @@ def _nonlinear_eta(fit: "FitResult", newdata: pd.DataFrame | None, re: str, keep
         return np.array(np.broadcast_to(expr.evaluate(env), shape), dtype=float)
 
 
-def _linear_eta(fit: "FitResult", design: Any, fixef_var: str,
+def _linear_eta(idata: xr.DataTree, model: "ModelSpec", design: Any, fixef_var: str,
                 newdata: pd.DataFrame | None, re: str, keep: slice,
                 rng: np.random.Generator) -> np.ndarray:
-    arrays = model_arrays(fit, newdata, design)
+    arrays = model_arrays(idata, model, newdata, design)
     if re == "include" and arrays.new_levels:
         listing = "; ".join(f"{name}: {', '.join(map(repr, levels[:5]))}"
                             + (" ..." if len(levels) > 5 else "")
@@ -178,20 +179,20 @@ def _linear_eta(fit: "FitResult", design: Any, fixef_var: str,
         raise DataError(f"newdata has levels not seen in fitting ({listing}). Use "
                         "re='sample_new' to draw their effects from the fitted random-effect "
                         "distribution, or re='exclude' to predict for a typical level")
-    n_draws = len(range(fit.posterior.sizes["draw"])[keep])
-    eta = np.zeros((fit.posterior.sizes["chain"], n_draws, arrays.n))
+    n_draws = len(range(posterior_of(idata).sizes["draw"])[keep])
+    eta = np.zeros((posterior_of(idata).sizes["chain"], n_draws, arrays.n))
     if design.coef_names:
-        beta = _posterior_values(fit, fixef_var, ("coef" + fixef_var[5:],), keep)
+        beta = _posterior_values(idata, model, fixef_var, ("coef" + fixef_var[5:],), keep)
         eta += np.einsum("cdp,np->cdn", beta, arrays.X)
     eta += arrays.offset
     if re == "exclude":
         return eta
     for block, idx, Z in zip(design.blocks, arrays.indices, arrays.Zs):
-        r = _posterior_values(fit, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)), keep)
+        r = _posterior_values(idata, model, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)), keep)
         unseen = idx < 0
         if unseen.any():  # re == "sample_new": one draw per unseen level, shared by its rows
             codes = _unseen_codes(newdata, block, unseen)
-            extra = _new_level_effects(fit, block, int(codes.max()) + 1, keep, rng)
+            extra = _new_level_effects(idata, model, block, int(codes.max()) + 1, keep, rng)
             r = np.concatenate([r, extra], axis=2)
             idx = idx.copy()
             idx[unseen] = block.n_levels + codes
@@ -210,7 +211,7 @@ def _unseen_codes(newdata: pd.DataFrame | None, block: Any, unseen: np.ndarray) 
                     dtype=np.int64)
 
 
-def family_param_draws(fit: "FitResult", draws: int | None = None,
+def family_param_draws(idata: xr.DataTree, model: "ModelSpec", draws: int | None = None,
                        newdata: pd.DataFrame | None = None, re: str = "include",
                        random_seed: int | np.random.Generator | None = None
                        ) -> dict[str, np.ndarray]:
@@ -225,34 +226,34 @@ def family_param_draws(fit: "FitResult", draws: int | None = None,
 
     Examples
     --------
-    >>> family_param_draws(fit, newdata=new)["sigma"].shape  # doctest: +SKIP
+    >>> family_param_draws(fit.idata, fit.model, newdata=new)["sigma"].shape  # doctest: +SKIP
     (4, 1000, 12)
     """
     from bayesmix.families import INVERSE_LINKS
 
-    keep = _draw_slice(fit, draws)
+    keep = _draw_slice(idata, model, draws)
     rng = np.random.default_rng(random_seed)
-    modelled = {lp.name: lp for lp in fit.model.predictors if lp.role == "dpar"}
+    modelled = {lp.name: lp for lp in model.predictors if lp.role == "dpar"}
     out = {}
-    for name in fit.model.family.params:
+    for name in model.family.params:
         if name in modelled:
-            eta = linear_predictor(fit, newdata, re, draws, rng, dpar=name)
+            eta = linear_predictor(idata, model, newdata, re, draws, rng, dpar=name)
             out[name] = INVERSE_LINKS[modelled[name].link](eta)
-        elif name in fit.posterior:
-            da = fit.posterior[name]
+        elif name in posterior_of(idata):
+            da = posterior_of(idata)[name]
             own = tuple(d for d in da.dims if d not in ("chain", "draw"))
-            out[name] = _posterior_values(fit, name, own, keep)[:, :, None, ...]
+            out[name] = _posterior_values(idata, model, name, own, keep)[:, :, None, ...]
     return out
 
 
-def newdata_trials(fit: "FitResult", newdata: pd.DataFrame) -> np.ndarray | None:
+def newdata_trials(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame) -> np.ndarray | None:
     """The binomial trials of ``newdata`` when it has the columns the formula's response names
     (``n`` of ``s | trials(n)``, ``s`` and ``f`` of ``cbind(s, f)``), else None."""
     from bayesmix.data.design import _eval_expr
     from bayesmix.spec.formula import expression_variables
 
-    response = fit.model.spec.response
-    if fit.model.trials is None or response.kind == "single":
+    response = model.spec.response
+    if model.trials is None or response.kind == "single":
         return None
     exprs = [response.other] + ([response.expr] if response.kind == "cbind" else [])
     if not all(v in newdata.columns for e in exprs for v in expression_variables(e)):
@@ -262,22 +263,22 @@ def newdata_trials(fit: "FitResult", newdata: pd.DataFrame) -> np.ndarray | None
         if response.kind == "cbind" else other
     if not np.all(np.isfinite(trials)) or np.any(trials < 0) or np.any(trials != np.round(trials)):
         raise DataError("the trials in newdata (from the response "
-                        f"'{fit.model.spec.formula.split('~')[0].strip()}') must be "
+                        f"'{model.spec.formula.split('~')[0].strip()}') must be "
                         "non-negative whole numbers")
     return trials
 
 
-def _trials_for(fit: "FitResult", newdata: pd.DataFrame | None, n: int) -> np.ndarray | None:
+def _trials_for(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None, n: int) -> np.ndarray | None:
     """Training trials; for new data the trials column when given, else 1 (per-trial scale)."""
-    if fit.model.trials is None:
+    if model.trials is None:
         return None
     if newdata is None:
-        return fit.model.trials
-    trials = newdata_trials(fit, newdata)
+        return model.trials
+    trials = newdata_trials(idata, model, newdata)
     return np.ones(n) if trials is None else trials
 
 
-def pointwise_loglik(fit: "FitResult", draws: int | None = None,
+def pointwise_loglik(idata: xr.DataTree, model: "ModelSpec", draws: int | None = None,
                      weighted: bool = False) -> np.ndarray:
     """log p(y_i | theta) for every draw and training row, shape ``(chain, draw, n)``.
 
@@ -289,81 +290,81 @@ def pointwise_loglik(fit: "FitResult", draws: int | None = None,
 
     Examples
     --------
-    >>> pointwise_loglik(fit).shape  # doctest: +SKIP
+    >>> pointwise_loglik(fit.idata, fit.model).shape  # doctest: +SKIP
     (4, 1000, 180)
     """
-    family = fit.model.family
-    eta = linear_predictor(fit, draws=draws)
-    params = family_param_draws(fit, draws)
-    structure = _ar_structure(fit, None)
+    family = model.family
+    eta = linear_predictor(idata, model, draws=draws)
+    params = family_param_draws(idata, model, draws)
+    structure = _ar_structure(idata, model, None)
     if structure is not None:  # one-step-ahead densities (module docstring)
-        values = ar1_loglik(fit.model.y, INVERSE_LINKS[fit.model.link](eta), params["sigma"],
-                            _ar_draws(fit, draws), structure)
+        values = ar1_loglik(model.y, INVERSE_LINKS[model.link](eta), params["sigma"],
+                            _ar_draws(idata, model, draws), structure)
     else:
-        values = family.loglik(fit.model.y, eta, fit.model.link, params, fit.model.trials)
-    if weighted and fit.model.weights is not None:
-        values = values * fit.model.weights
+        values = family.loglik(model.y, eta, model.link, params, model.trials)
+    if weighted and model.weights is not None:
+        values = values * model.weights
     return values
 
 
-def _ar_structure(fit: "FitResult", newdata: pd.DataFrame | None) -> AR1Structure | None:
-    structure = getattr(fit.model, "autocor_structure", None)
+def _ar_structure(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None) -> AR1Structure | None:
+    structure = getattr(model, "autocor_structure", None)
     if structure is None or newdata is None:
         return structure
     return ar1_structure(structure.spec, newdata)
 
 
-def _ar_draws(fit: "FitResult", draws: int | None) -> np.ndarray:
-    return _posterior_values(fit, "ar", (), _draw_slice(fit, draws))[..., None]
+def _ar_draws(idata: xr.DataTree, model: "ModelSpec", draws: int | None) -> np.ndarray:
+    return _posterior_values(idata, model, "ar", (), _draw_slice(idata, model, draws))[..., None]
 
 
-def simulate_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
+def simulate_response(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None = None,
                       re: str = "include", draws: int | None = None,
                       random_seed: int | None = None) -> np.ndarray:
     """Posterior predictive draws of the response, shape ``(chain, draw, n)``."""
-    rng, eta, params, trials = _response_inputs(fit, newdata, re, draws, random_seed)
-    family = fit.model.family
-    structure = _ar_structure(fit, newdata)
+    rng, eta, params, trials = _response_inputs(idata, model, newdata, re, draws, random_seed)
+    family = model.family
+    structure = _ar_structure(idata, model, newdata)
     if structure is not None:  # whole AR(1) residual series around the mean
-        return ar1_simulate(rng, INVERSE_LINKS[fit.model.link](eta), params["sigma"],
-                            _ar_draws(fit, draws), structure)
-    return family.simulate(rng, eta, fit.model.link, params, trials)
+        return ar1_simulate(rng, INVERSE_LINKS[model.link](eta), params["sigma"],
+                            _ar_draws(idata, model, draws), structure)
+    return family.simulate(rng, eta, model.link, params, trials)
 
 
-def expected_response(fit: "FitResult", newdata: pd.DataFrame | None = None,
+def expected_response(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None = None,
                       re: str = "include", draws: int | None = None,
                       random_seed: int | None = None) -> np.ndarray:
     """Posterior draws of E[y] (binomial: expected successes of the row's trials)."""
-    _, eta, params, trials = _response_inputs(fit, newdata, re, draws, random_seed)
-    return fit.model.family.mean(eta, fit.model.link, params, trials)
+    _, eta, params, trials = _response_inputs(idata, model, newdata, re, draws, random_seed)
+    return model.family.mean(eta, model.link, params, trials)
 
 
-def _response_inputs(fit: "FitResult", newdata: pd.DataFrame | None, re: str,
+def _response_inputs(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None, re: str,
                      draws: int | None, random_seed: int | None) -> tuple[Any, ...]:
     """The generator, linear predictor, family parameter draws and trials of the rows."""
     rng = np.random.default_rng(random_seed)
-    eta = linear_predictor(fit, newdata, re, draws, rng)
-    params = family_param_draws(fit, draws, newdata, re, rng)
-    return rng, eta, params, _trials_for(fit, newdata, eta.shape[-1])
+    eta = linear_predictor(idata, model, newdata, re, draws, rng)
+    params = family_param_draws(idata, model, draws, newdata, re, rng)
+    return rng, eta, params, _trials_for(idata, model, newdata, eta.shape[-1])
 
 
-def category_probabilities(fit: "FitResult", newdata: pd.DataFrame | None = None,
+def category_probabilities(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None = None,
                            re: str = "include", draws: int | None = None,
                            random_seed: int | None = None) -> np.ndarray:
     """Posterior draws of P(y = k) for an ordinal model, shape ``(chain, draw, n, K)``;
-    the categories are ``fit.model.categories``.
+    the categories are ``model.categories``.
 
     Examples
     --------
-    >>> probs = category_probabilities(fit)  # doctest: +SKIP
+    >>> probs = category_probabilities(fit.idata, fit.model)  # doctest: +SKIP
     >>> probs.sum(axis=-1).round(6).min()  # doctest: +SKIP
     1.0
     """
     from bayesmix.families.densities import cumulative_probs
 
-    if not fit.model.family.ordinal:
+    if not model.family.ordinal:
         raise BayesmixError(f"category probabilities are for ordinal models; this one is "
-                            f"{fit.model.family.name!r} (use expected_response)")
-    eta = linear_predictor(fit, newdata, re, draws, np.random.default_rng(random_seed))
-    cutpoints = family_param_draws(fit, draws)["cutpoints"]
-    return cumulative_probs(eta, fit.model.link, cutpoints)
+                            f"{model.family.name!r} (use expected_response)")
+    eta = linear_predictor(idata, model, newdata, re, draws, np.random.default_rng(random_seed))
+    cutpoints = family_param_draws(idata, model, draws)["cutpoints"]
+    return cumulative_probs(eta, model.link, cutpoints)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from bayesmix.errors import BayesmixError, DataError
 from bayesmix.spec.formula import expression_variables
 from bayesmix.posterior.draws import (
@@ -35,17 +36,16 @@ from bayesmix.posterior.predict import draw_summary
 from bayesmix import varnames
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    from bayesmix.model import ModelSpec
 
-    from bayesmix.api.fit import FitResult
 
 __all__ = ["reference_grid", "conditional_effects", "marginal_effects", "effect_ratios",
-           "plot_effects"]
+           "observed"]
 
 
 # -- the grid -------------------------------------------------------------------------------------
-def _training_frame(fit: "FitResult") -> pd.DataFrame:
-    data = fit.model.data
+def _training_frame(idata: xr.DataTree, model: "ModelSpec") -> pd.DataFrame:
+    data = model.data
     return data[~data.isna().any(axis=1).to_numpy()]
 
 
@@ -76,26 +76,26 @@ def _as_column(values: list[Any], template: pd.Series) -> Any:
     return values
 
 
-def _predictors(fit: "FitResult") -> list[str]:
-    spec = fit.model.spec
-    return [v for v in expression_variables(spec.fixed) if v in fit.model.data.columns]
+def _predictors(idata: xr.DataTree, model: "ModelSpec") -> list[str]:
+    spec = model.spec
+    return [v for v in expression_variables(spec.fixed) if v in model.data.columns]
 
 
-def reference_grid(fit: "FitResult", x: str, values: Any = None, at: dict[str, Any] | None = None,
+def reference_grid(idata: xr.DataTree, model: "ModelSpec", x: str, values: Any = None, at: dict[str, Any] | None = None,
                    n_points: int = 50) -> pd.DataFrame:
     """New data varying ``x`` over a grid, other predictors typical (see the module docstring).
 
     Examples
     --------
-    >>> grid = reference_grid(fit, "Days", n_points=3)  # doctest: +SKIP
+    >>> grid = reference_grid(fit.idata, fit.model, "Days", n_points=3)  # doctest: +SKIP
     >>> grid["Days"].tolist()  # doctest: +SKIP
     [0.0, 4.5, 9.0]
     """
-    frame = _training_frame(fit)
-    predictors = _predictors(fit)
+    frame = _training_frame(idata, model)
+    predictors = _predictors(idata, model)
     if x not in predictors:
         raise DataError(f"{x!r} is not a predictor of the fixed part of "
-                        f"'{fit.model.spec.formula}'; choose one of {', '.join(predictors)}")
+                        f"'{model.spec.formula}'; choose one of {', '.join(predictors)}")
     at = dict(at or {})
     unknown = [k for k in at if k not in frame.columns]
     if unknown:
@@ -107,10 +107,10 @@ def reference_grid(fit: "FitResult", x: str, values: Any = None, at: dict[str, A
     values = list(np.atleast_1d(values))
     if x in at:
         raise DataError(f"{x!r} is the varied predictor; do not also fix it in at=")
-    groups = {f for block in fit.model.design.blocks for f in block.term.factors}
-    response = fit.model.spec.response
+    groups = {f for block in model.design.blocks for f in block.term.factors}
+    response = model.spec.response
     response_only = set(expression_variables(f"{response.expr} {response.other or ''}")) \
-        - set(expression_variables(fit.model.spec.fixed))
+        - set(expression_variables(model.spec.fixed))
     grid: dict[str, Any] = {x: _as_column(values, col)}
     for name in frame.columns:
         if name == x or (name in response_only and name not in groups):
@@ -129,9 +129,9 @@ def reference_grid(fit: "FitResult", x: str, values: Any = None, at: dict[str, A
 
 
 # -- draws ------------------------------------------------------------------------------------------
-def _per_trial_mean(fit: "FitResult", eta: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
-    trials = None if fit.model.trials is None else np.ones(eta.shape[-1])
-    return fit.model.family.mean(eta, fit.model.link, params, trials)
+def _per_trial_mean(idata: xr.DataTree, model: "ModelSpec", eta: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+    trials = None if model.trials is None else np.ones(eta.shape[-1])
+    return model.family.mean(eta, model.link, params, trials)
 
 
 def _params_for(params: dict[str, np.ndarray], chain: int) -> dict[str, np.ndarray]:
@@ -139,45 +139,45 @@ def _params_for(params: dict[str, np.ndarray], chain: int) -> dict[str, np.ndarr
     return {k: v[chain][:, None, :] for k, v in params.items()}
 
 
-def _antithetic_effects(fit: "FitResult", block: Any, keep: slice, n_draws: int,
+def _antithetic_effects(idata: xr.DataTree, model: "ModelSpec", block: Any, keep: slice, n_draws: int,
                         rng: np.random.Generator) -> np.ndarray:
     """(chain, draw, M, k) draws of b ~ N(0, Sigma) per posterior draw, in +/- pairs."""
-    sd = _posterior_values(fit, varnames.sd(block), (varnames.term_dim(block),), keep)
+    sd = _posterior_values(idata, model, varnames.sd(block), (varnames.term_dim(block),), keep)
     half = max(1, n_draws // 2)
     z = rng.standard_normal((*sd.shape[:2], half, block.n_terms))
     z = np.concatenate([z, -z], axis=2)
     if block.correlated:
-        cor = _posterior_values(fit, varnames.cor(block),
+        cor = _posterior_values(idata, model, varnames.cor(block),
                                 (varnames.term_dim(block), varnames.term2_dim(block)), keep)
         L = sd[..., :, None] * np.linalg.cholesky(cor)
         return np.einsum("cdkl,cdml->cdmk", L, z)
     return z * sd[:, :, None, :]
 
 
-def marginal_draws(fit: "FitResult", grid: pd.DataFrame, draws: int | None = None,
+def marginal_draws(idata: xr.DataTree, model: "ModelSpec", grid: pd.DataFrame, draws: int | None = None,
                    n_re_draws: int = 100, random_seed: int | None = 0) -> np.ndarray:
     """Population-averaged E[y] per posterior draw and grid row, shape (chain, draw, n)."""
     if n_re_draws < 2:
         raise BayesmixError(f"n_re_draws must be at least 2, not {n_re_draws!r}")
     rng = np.random.default_rng(random_seed)
-    eta = linear_predictor(fit, grid, "exclude", draws)
-    params = family_param_draws(fit, draws, grid, "exclude")
-    blocks = fit.model.design.blocks
+    eta = linear_predictor(idata, model, grid, "exclude", draws)
+    params = family_param_draws(idata, model, draws, grid, "exclude")
+    blocks = model.design.blocks
     if not blocks:
-        return _per_trial_mean(fit, eta, params)
-    keep = _draw_slice(fit, draws)
-    arrays = model_arrays(fit, grid)
-    effects = [_antithetic_effects(fit, b, keep, n_re_draws, rng) for b in blocks]
+        return _per_trial_mean(idata, model, eta, params)
+    keep = _draw_slice(idata, model, draws)
+    arrays = model_arrays(idata, model, grid)
+    effects = [_antithetic_effects(idata, model, b, keep, n_re_draws, rng) for b in blocks]
     out = np.empty_like(eta)
     for c in range(eta.shape[0]):  # per chain: bounds the (draw, M, n) temporary
         full = eta[c][:, None, :] + sum(np.einsum("dmk,nk->dmn", b[c], Z)
                                         for b, Z in zip(effects, arrays.Zs))
-        out[c] = _per_trial_mean(fit, full, _params_for(params, c)).mean(axis=1)
+        out[c] = _per_trial_mean(idata, model, full, _params_for(params, c)).mean(axis=1)
     return out
 
 
-def _block_for(fit: "FitResult", group: str | bool) -> Any:
-    blocks = fit.model.design.blocks
+def _block_for(idata: xr.DataTree, model: "ModelSpec", group: str | bool) -> Any:
+    blocks = model.design.blocks
     if not blocks:
         raise BayesmixError("the model has no random effects to draw per group")
     if group is True:
@@ -192,15 +192,15 @@ def _block_for(fit: "FitResult", group: str | bool) -> Any:
                         f"{', '.join(b.name for b in blocks)}")
 
 
-def _group_draws(fit: "FitResult", grid: pd.DataFrame, block: Any, levels: list[Any],
+def _group_draws(idata: xr.DataTree, model: "ModelSpec", grid: pd.DataFrame, block: Any, levels: list[Any],
                  draws: int | None) -> np.ndarray:
     """E[y] per level (typical values elsewhere, other blocks at zero): (chain, draw, L, n)."""
-    keep = _draw_slice(fit, draws)
-    eta = linear_predictor(fit, grid, "exclude", draws)
-    params = family_param_draws(fit, draws, grid, "exclude")
-    i = fit.model.design.blocks.index(block)
-    Z = model_arrays(fit, grid).Zs[i]
-    r = _posterior_values(fit, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)), keep)
+    keep = _draw_slice(idata, model, draws)
+    eta = linear_predictor(idata, model, grid, "exclude", draws)
+    params = family_param_draws(idata, model, draws, grid, "exclude")
+    i = model.design.blocks.index(block)
+    Z = model_arrays(idata, model, grid).Zs[i]
+    r = _posterior_values(idata, model, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)), keep)
     lookup = {v: j for j, v in enumerate(block.levels)}
     missing = [v for v in levels if v not in lookup]
     if missing:
@@ -209,12 +209,12 @@ def _group_draws(fit: "FitResult", grid: pd.DataFrame, block: Any, levels: list[
     out = np.empty((*eta.shape[:2], len(levels), eta.shape[-1]))
     for c in range(eta.shape[0]):
         full = eta[c][:, None, :] + np.einsum("dlk,nk->dln", r[c][:, idx, :], Z)
-        out[c] = _per_trial_mean(fit, full, _params_for(params, c))
+        out[c] = _per_trial_mean(idata, model, full, _params_for(params, c))
     return out
 
 
 # -- tables -----------------------------------------------------------------------------------------
-def conditional_effects(fit: "FitResult", x: str, values: Any = None,
+def conditional_effects(idata: xr.DataTree, model: "ModelSpec", x: str, values: Any = None,
                         at: dict[str, Any] | None = None, by_group: str | bool | None = None,
                         scale: str = "response", prob: float = 0.95, draws: int | None = None,
                         n_points: int = 50) -> pd.DataFrame:
@@ -231,12 +231,12 @@ def conditional_effects(fit: "FitResult", x: str, values: Any = None,
     """
     if scale not in ("response", "linear"):
         raise BayesmixError(f"scale must be 'response' or 'linear', not {scale!r}")
-    grid = reference_grid(fit, x, values, at, n_points)
+    grid = reference_grid(idata, model, x, values, at, n_points)
     if by_group:
-        block = _block_for(fit, by_group)
+        block = _block_for(idata, model, by_group)
         if scale == "linear":
             raise BayesmixError("per-group curves are on the response scale; drop scale=")
-        values_ = _group_draws(fit, grid, block, list(block.levels), draws)
+        values_ = _group_draws(idata, model, grid, block, list(block.levels), draws)
         parts = []
         for j, level in enumerate(block.levels):
             table = draw_summary(values_[:, :, j, :], prob)
@@ -244,14 +244,14 @@ def conditional_effects(fit: "FitResult", x: str, values: Any = None,
             table.insert(0, x, list(grid[x]))
             parts.append(table)
         return pd.concat(parts, ignore_index=True)
-    eta = linear_predictor(fit, grid, "exclude", draws)
-    out = eta if scale == "linear" else _per_trial_mean(fit, eta, family_param_draws(fit, draws, grid, "exclude"))
+    eta = linear_predictor(idata, model, grid, "exclude", draws)
+    out = eta if scale == "linear" else _per_trial_mean(idata, model, eta, family_param_draws(idata, model, draws, grid, "exclude"))
     table = draw_summary(out, prob)
     table.insert(0, x, list(grid[x]))
     return table
 
 
-def marginal_effects(fit: "FitResult", x: str, values: Any = None,
+def marginal_effects(idata: xr.DataTree, model: "ModelSpec", x: str, values: Any = None,
                      at: dict[str, Any] | None = None, prob: float = 0.95,
                      draws: int | None = None, n_re_draws: int = 100,
                      random_seed: int | None = 0, n_points: int = 50) -> pd.DataFrame:
@@ -262,8 +262,8 @@ def marginal_effects(fit: "FitResult", x: str, values: Any = None,
     --------
     >>> fit.marginal_effects("period")  # doctest: +SKIP
     """
-    grid = reference_grid(fit, x, values, at, n_points)
-    table = draw_summary(marginal_draws(fit, grid, draws, n_re_draws, random_seed), prob)
+    grid = reference_grid(idata, model, x, values, at, n_points)
+    table = draw_summary(marginal_draws(idata, model, grid, draws, n_re_draws, random_seed), prob)
     table.insert(0, x, list(grid[x]))
     return table
 
@@ -280,7 +280,7 @@ def _contrast(measure: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a - b
 
 
-def effect_ratios(fit: "FitResult", x: str, at: dict[str, Any] | None = None,
+def effect_ratios(idata: xr.DataTree, model: "ModelSpec", x: str, at: dict[str, Any] | None = None,
                   prob: float = 0.95, draws: int | None = None, n_re_draws: int = 100,
                   random_seed: int | None = 0) -> pd.DataFrame:
     """Each level of the factor ``x`` against its reference level, conditional (a typical
@@ -291,15 +291,15 @@ def effect_ratios(fit: "FitResult", x: str, at: dict[str, Any] | None = None,
     --------
     >>> fit.effect_ratios("period")  # doctest: +SKIP
     """
-    frame = _training_frame(fit)
+    frame = _training_frame(idata, model)
     if x in frame.columns and not _is_factor(frame[x]) and set(frame[x].unique()) != {0, 1}:
         raise DataError(f"{x!r} is numeric; effect_ratios compares factor levels (or 0/1)")
-    grid = reference_grid(fit, x, None, at)
-    measure = _MEASURES.get(fit.model.link, "difference")
-    params = family_param_draws(fit, draws)
-    kinds = {"conditional": _per_trial_mean(fit, linear_predictor(fit, grid, "exclude", draws),
+    grid = reference_grid(idata, model, x, None, at)
+    measure = _MEASURES.get(model.link, "difference")
+    params = family_param_draws(idata, model, draws)
+    kinds = {"conditional": _per_trial_mean(idata, model, linear_predictor(idata, model, grid, "exclude", draws),
                                             params),
-             "marginal": marginal_draws(fit, grid, draws, n_re_draws, random_seed)}
+             "marginal": marginal_draws(idata, model, grid, draws, n_re_draws, random_seed)}
     levels = list(grid[x])
     rows = []
     for kind, mu in kinds.items():
@@ -311,80 +311,9 @@ def effect_ratios(fit: "FitResult", x: str, at: dict[str, Any] | None = None,
 
 
 # -- picture ----------------------------------------------------------------------------------------
-def _observed(fit: "FitResult", x: str) -> tuple[pd.Series, np.ndarray]:
-    model = fit.model
-    frame = _training_frame(fit)
+def observed(idata: xr.DataTree, model: "ModelSpec", x: str) -> tuple[pd.Series, np.ndarray]:
+    frame = _training_frame(idata, model)
     y = np.asarray(model.y, float)
     if model.trials is not None:
         y = y / model.trials
     return frame[x], y
-
-
-def plot_effects(fit: "FitResult", x: str, kind: str = "conditional", by_group: str | bool = False,
-                 at: dict[str, Any] | None = None, prob: float = 0.95, data: bool = True,
-                 draws: int | None = None, n_re_draws: int = 100) -> "Figure":
-    """Predicted response against ``x`` with ``prob`` bands: ``kind`` "conditional" (a typical
-    group), "marginal" (population-averaged) or "both"; ``by_group`` adds each level's
-    conditional curve; ``data`` overlays the observations (binomial: proportions).
-
-    Examples
-    --------
-    >>> fig = fit.plot_effects("Days", kind="both", by_group=True)  # doctest: +SKIP
-    >>> fig.savefig("effects.png")  # doctest: +SKIP
-    """
-    import matplotlib.pyplot as plt
-
-    if kind not in ("conditional", "marginal", "both"):
-        raise BayesmixError(f"kind must be 'conditional', 'marginal' or 'both', not {kind!r}")
-    tables = {}
-    if kind in ("conditional", "both"):
-        tables["conditional (typical group)"] = conditional_effects(fit, x, at=at, prob=prob,
-                                                                    draws=draws)
-    if kind in ("marginal", "both"):
-        tables["marginal (population average)"] = marginal_effects(
-            fit, x, at=at, prob=prob, draws=draws, n_re_draws=n_re_draws)
-    first = next(iter(tables.values()))
-    lb, ub = first.columns[-2], first.columns[-1]
-    factor = _is_factor(_training_frame(fit)[x])
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    positions = {v: i for i, v in enumerate(first[x])} if factor else None
-
-    def xpos(values: Any, shift: float = 0.0) -> np.ndarray:
-        if positions is None:
-            return np.asarray(values, float)
-        return np.array([positions[v] for v in values], float) + shift
-
-    if data:
-        xs, ys = _observed(fit, x)
-        jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(ys)) if factor else 0.0
-        ax.plot(xpos(xs) + jitter, ys, "o", ms=3, color="0.7", alpha=0.6, zorder=1,
-                label="observed")
-    if by_group:
-        block = _block_for(fit, by_group)
-        per = conditional_effects(fit, x, at=at, by_group=block.name, prob=prob, draws=draws)
-        for level, part in per.groupby(block.group, sort=False, observed=True):
-            ax.plot(xpos(part[x]), part["mean"], color="C7", lw=0.8, alpha=0.6, zorder=2,
-                    marker="." if factor else None,
-                    label=f"each {block.group} (conditional)" if level == block.levels[0] else None)
-    for i, (label, table) in enumerate(tables.items()):
-        color, shift = f"C{i}", (0.08 * (2 * i - len(tables) + 1) if factor else 0.0)
-        if factor:
-            ax.errorbar(xpos(table[x], shift), table["mean"],
-                        yerr=[table["mean"] - table[lb], table[ub] - table["mean"]],
-                        fmt="o", color=color, capsize=3, zorder=3, label=label)
-        else:
-            ax.fill_between(xpos(table[x]), table[lb], table[ub], color=color, alpha=0.2, lw=0,
-                            zorder=2)
-            ax.plot(xpos(table[x]), table["mean"], color=color, lw=2, zorder=3, label=label)
-    if factor:
-        ax.set_xticks(range(len(positions)), [str(v) for v in positions])
-    model = fit.model
-    name = model.spec.response.expr
-    ylabel = f"P({name}) per trial" if model.trials is not None else \
-        ("P(" + name + ")" if model.family.name == "bernoulli" else f"E[{name}]")
-    ax.set_xlabel(x)
-    ax.set_ylabel(ylabel)
-    ax.set_title(f"Effect of {x} ({100 * prob:g}% intervals)", fontsize=11)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    return fig

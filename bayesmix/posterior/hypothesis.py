@@ -19,7 +19,7 @@ est_error (sd), equal-tailed interval, ``evid_ratio`` and ``post_prob``. One-sid
 post_prob = P(H | y) and evid_ratio = P(H) / P(not H). Point hypotheses (``=``): the
 Savage-Dickey density ratio p(lhs - rhs = 0 | y) / p(lhs - rhs = 0) from kernel density
 estimates on posterior and prior draws (the prior draws come from
-``fit.model.prior_predictive``), and post_prob = ER / (1 + ER); with ``prior_draws=0`` both
+``model.prior_predictive``), and post_prob = ER / (1 + ER); with ``prior_draws=0`` both
 are NaN. ``star`` is "*" when the interval excludes 0 (point) or post_prob > prob (one-sided).
 """
 
@@ -35,11 +35,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesmix.results.tables import posterior_of
 from bayesmix.errors import BayesmixError
 from bayesmix import varnames
 
 if TYPE_CHECKING:
-    from bayesmix.api.fit import FitResult
+    from bayesmix.model import ModelSpec
 
 __all__ = ["hypothesis", "parameter_draws", "HypothesisError"]
 
@@ -48,17 +49,17 @@ class HypothesisError(BayesmixError, ValueError):
     """A hypothesis that cannot be parsed or names an unknown parameter."""
 
 
-def parameter_draws(draws: xr.Dataset, fit: "FitResult") -> dict[str, np.ndarray]:
+def parameter_draws(draws: xr.Dataset, model: "ModelSpec") -> dict[str, np.ndarray]:
     """Every scalar parameter a hypothesis may name, as (chain, draw) arrays."""
     out: dict[str, np.ndarray] = {}
     if "fixef" in draws:
         fixef = draws["fixef"].transpose("chain", "draw", "coef")
         for j, name in enumerate(fixef.coords["coef"].values):
             out[str(name)] = fixef.values[..., j]
-    for name in fit.model.family.params:
+    for name in model.family.params:
         if name in draws and draws[name].ndim == 2:  # vector params (cutpoints) have no one name
             out[name] = draws[name].transpose("chain", "draw").values
-    for lp in fit.model.predictors:  # distributional / nonlinear parameters' coefficients
+    for lp in model.predictors:  # distributional / nonlinear parameters' coefficients
         var = varnames.fixef(lp.name)
         if var not in draws:
             continue
@@ -68,7 +69,7 @@ def parameter_draws(draws: xr.Dataset, fit: "FitResult") -> dict[str, np.ndarray
             out[f"{lp.name}:{coef}"] = fixef.values[..., j]  # as the prior keys: "Asym:x"
         if coefs == ["(Intercept)"] and lp.name not in out:
             out[lp.name] = fixef.values[..., 0]  # a nonlinear parameter with no predictors
-    for block in fit.model.all_blocks:
+    for block in model.all_blocks:
         sd = draws[varnames.sd(block)].transpose("chain", "draw", ...).values
         for j, term in enumerate(block.coef_names):
             out[f"sd_{block.name}[{term}]"] = sd[..., j]
@@ -164,7 +165,7 @@ def _density_at_zero(values: np.ndarray) -> float:
     return float(stats.gaussian_kde(flat)(0.0)[0])
 
 
-def hypothesis(fit: "FitResult", hypotheses: str | list[str], prob: float = 0.95,
+def hypothesis(idata: xr.DataTree, model: "ModelSpec", hypotheses: str | list[str], prob: float = 0.95,
                prior_draws: int = 4000, random_seed: int | None = 0) -> pd.DataFrame:
     """Test hypotheses about the parameters (brms ``hypothesis()``; module docstring).
 
@@ -179,13 +180,13 @@ def hypothesis(fit: "FitResult", hypotheses: str | list[str], prob: float = 0.95
     from bayesmix.posterior.predict import draw_summary
 
     items = [hypotheses] if isinstance(hypotheses, str) else list(hypotheses)
-    values = parameter_draws(fit.posterior, fit)
+    values = parameter_draws(posterior_of(idata), model)
     names = list(values)
     parsed = [(_parse(h, names), h) for h in items]
     prior_values = None
     if prior_draws and any(p[2] == "=" for p, _ in parsed):
-        prior = fit.model.prior_predictive(draws=prior_draws, random_seed=random_seed)
-        prior_values = parameter_draws(prior["prior"].to_dataset(), fit)
+        prior = model.prior_predictive(draws=prior_draws, random_seed=random_seed)
+        prior_values = parameter_draws(prior["prior"].to_dataset(), model)
     rows = []
     for (left, right, op, slots), text in parsed:
         def diff(vals: dict[str, np.ndarray]) -> np.ndarray:

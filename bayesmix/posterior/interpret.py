@@ -34,7 +34,7 @@ from bayesmix.posterior.draws import (
 from bayesmix import varnames
 
 if TYPE_CHECKING:
-    from bayesmix.api.fit import FitResult
+    from bayesmix.model import ModelSpec
 
 __all__ = ["icc", "r2", "contrasts", "variance_components", "LATENT_RESIDUAL"]
 
@@ -49,24 +49,23 @@ def _stats(values: np.ndarray, prob: float, interval: str = "eti") -> pd.Series:
     return posterior_stats(da, prob, interval).iloc[0]
 
 
-def variance_components(fit: "FitResult") -> dict[str, np.ndarray]:
+def variance_components(idata: xr.DataTree, model: "ModelSpec") -> dict[str, np.ndarray]:
     """Per-draw variances (chain, draw): ``fixed``, one per block name, and ``residual``.
 
     Examples
     --------
-    >>> sorted(variance_components(fit))  # doctest: +SKIP
+    >>> sorted(variance_components(fit.idata, fit.model))  # doctest: +SKIP
     ['Subject', 'fixed', 'residual']
     """
-    model = fit.model
     design = model.design
     out: dict[str, np.ndarray] = {}
-    fixed = linear_predictor(fit, re="exclude") - design.offset
+    fixed = linear_predictor(idata, model, re="exclude") - design.offset
     out["fixed"] = fixed.var(axis=-1, ddof=1)
     total_random = np.zeros(out["fixed"].shape)
     for block in design.blocks:
-        sd = _posterior_values(fit, varnames.sd(block), (varnames.term_dim(block),), slice(None))
+        sd = _posterior_values(idata, model, varnames.sd(block), (varnames.term_dim(block),), slice(None))
         if block.correlated:
-            cor = _posterior_values(fit, varnames.cor(block),
+            cor = _posterior_values(idata, model, varnames.cor(block),
                                     (varnames.term_dim(block), varnames.term2_dim(block)), slice(None))
         else:
             cor = np.broadcast_to(np.eye(block.n_terms), (*sd.shape, block.n_terms))
@@ -74,16 +73,16 @@ def variance_components(fit: "FitResult") -> dict[str, np.ndarray]:
         zz = block.Z.T @ block.Z / design.n  # mean of z_i z_i'
         out[block.name] = np.einsum("cdkl,kl->cd", cov, zz)
         total_random = total_random + out[block.name]
-    out["residual"] = _residual_variance(fit, fixed + design.offset, total_random)
+    out["residual"] = _residual_variance(idata, model, fixed + design.offset, total_random)
     return out
 
 
-def _residual_variance(fit: "FitResult", eta_fixed: np.ndarray,
+def _residual_variance(idata: xr.DataTree, model: "ModelSpec", eta_fixed: np.ndarray,
                        total_random: np.ndarray) -> np.ndarray:
-    family, link = fit.model.family.name, fit.model.link
+    family, link = model.family.name, model.link
     shape = eta_fixed.shape[:2]
     if family == "gaussian" and link == "identity":  # sigma may vary by row (sigma ~ x)
-        return (family_param_draws(fit)["sigma"] ** 2).mean(axis=-1)
+        return (family_param_draws(idata, model)["sigma"] ** 2).mean(axis=-1)
     if family in ("bernoulli", "binomial") and link in LATENT_RESIDUAL:
         return np.full(shape, LATENT_RESIDUAL[link])
     if family in ("poisson", "negativebinomial") and link == "log":
@@ -91,14 +90,14 @@ def _residual_variance(fit: "FitResult", eta_fixed: np.ndarray,
         lam = np.exp(eta_fixed + total_random[..., None] / 2).mean(axis=-1)
         extra = 0.0
         if family == "negativebinomial":
-            extra = 1.0 / family_param_draws(fit)["theta"].mean(axis=-1)
+            extra = 1.0 / family_param_draws(idata, model)["theta"].mean(axis=-1)
         return np.log1p(1.0 / lam + extra)
     raise FamilyError(f"the latent-scale residual variance is not defined here for family "
                       f"{family!r} with link {link!r} (supported: gaussian identity, binomial "
                       "and bernoulli logit/probit/cloglog, poisson and negativebinomial log)")
 
 
-def icc(fit: "FitResult", prob: float = 0.95) -> pd.DataFrame:
+def icc(idata: xr.DataTree, model: "ModelSpec", prob: float = 0.95) -> pd.DataFrame:
     """Intraclass correlation of each grouping factor: its share of the (latent-scale)
     variance, V_b / (sum of random-effect variances + residual variance), with intervals.
 
@@ -106,22 +105,22 @@ def icc(fit: "FitResult", prob: float = 0.95) -> pd.DataFrame:
     --------
     >>> fit.icc()  # doctest: +SKIP
     """
-    blocks = fit.model.design.blocks
+    blocks = model.design.blocks
     if not blocks:
         raise BayesmixError("the model has no random effects, so no intraclass correlation")
-    comps = variance_components(fit)
+    comps = variance_components(idata, model)
     denom = comps["residual"] + sum(comps[b.name] for b in blocks)
     rows = []
     for block in blocks:
         stats = _stats(comps[block.name] / denom, prob)
         rows.append({"group": block.name, "term": str(block.term), **stats.to_dict()})
     table = pd.DataFrame(rows).set_index("group")
-    table.attrs["residual"] = _residual_label(fit)
+    table.attrs["residual"] = _residual_label(idata, model)
     return table
 
 
-def _residual_label(fit: "FitResult") -> str:
-    family, link = fit.model.family.name, fit.model.link
+def _residual_label(idata: xr.DataTree, model: "ModelSpec") -> str:
+    family, link = model.family.name, model.link
     if family == "gaussian":
         return "sigma^2"
     if link in LATENT_RESIDUAL:
@@ -130,7 +129,7 @@ def _residual_label(fit: "FitResult") -> str:
     return "log(1 + 1/lambda) (log-normal approximation)"
 
 
-def r2(fit: "FitResult", prob: float = 0.95) -> pd.DataFrame:
+def r2(idata: xr.DataTree, model: "ModelSpec", prob: float = 0.95) -> pd.DataFrame:
     """R^2 with intervals: ``bayes_R2`` (Gelman et al. 2019) and Nakagawa-Schielzeth
     ``marginal`` (fixed effects only) and ``conditional`` (fixed + random) on the latent scale.
 
@@ -138,13 +137,12 @@ def r2(fit: "FitResult", prob: float = 0.95) -> pd.DataFrame:
     --------
     >>> fit.r2().loc["conditional", "mean"]  # doctest: +SKIP
     """
-    model = fit.model
-    mu = expected_response(fit)
+    mu = expected_response(idata, model)
     resid = model.y - mu
     v_fit, v_res = mu.var(axis=-1, ddof=1), resid.var(axis=-1, ddof=1)
     rows = {"bayes_R2": v_fit / (v_fit + v_res)}
     try:
-        comps = variance_components(fit)
+        comps = variance_components(idata, model)
     except FamilyError:
         comps = None
     if comps is not None:
@@ -157,7 +155,7 @@ def r2(fit: "FitResult", prob: float = 0.95) -> pd.DataFrame:
     return table
 
 
-def contrasts(fit: "FitResult", factor: str, scale: str = "linear", effect: str = "conditional",
+def contrasts(idata: xr.DataTree, model: "ModelSpec", factor: str, scale: str = "linear", effect: str = "conditional",
               at: dict[str, Any] | None = None, prob: float = 0.95,
               draws: int | None = None) -> pd.DataFrame:
     """Pairwise differences between the levels of a factor of the fixed part: ``"b - a"`` for
@@ -186,18 +184,18 @@ def contrasts(fit: "FitResult", factor: str, scale: str = "linear", effect: str 
         raise BayesmixError(f"scale must be 'linear' or 'response', not {scale!r}")
     if effect not in ("conditional", "marginal"):
         raise BayesmixError(f"effect must be 'conditional' or 'marginal', not {effect!r}")
-    grid = reference_grid(fit, factor, None, at)
-    if not _is_factor(_training_frame(fit)[factor]):
+    grid = reference_grid(idata, model, factor, None, at)
+    if not _is_factor(_training_frame(idata, model)[factor]):
         raise BayesmixError(f"{factor!r} is numeric; contrasts compare the levels of a factor")
     if effect == "marginal":
         if scale == "linear":
             raise BayesmixError("marginal contrasts are on the response scale: "
                                 "pass scale='response'")
-        values = marginal_draws(fit, grid, draws)
+        values = marginal_draws(idata, model, grid, draws)
     else:
-        values = linear_predictor(fit, grid, "exclude", draws)
+        values = linear_predictor(idata, model, grid, "exclude", draws)
         if scale == "response":
-            values = _per_trial_mean(fit, values, family_param_draws(fit, draws, grid, "exclude"))
+            values = _per_trial_mean(idata, model, values, family_param_draws(idata, model, draws, grid, "exclude"))
     levels = list(grid[factor])
     rows, names = [], []
     for i in range(len(levels)):

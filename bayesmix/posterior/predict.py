@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesmix.results.tables import posterior_of
 from bayesmix.errors import BayesmixError
 from bayesmix.posterior.draws import (
     _draw_slice,
@@ -32,16 +33,16 @@ from bayesmix.posterior.draws import (
 from bayesmix import varnames
 
 if TYPE_CHECKING:
-    from bayesmix.api.fit import FitResult
+    from bayesmix.model import ModelSpec
 
 __all__ = ["predict", "posterior_predictive", "log_likelihood", "KINDS", "draw_summary"]
 
 KINDS = ("mean", "linear", "response")
 
 
-def _obs_labels(fit: "FitResult", newdata: pd.DataFrame | None) -> np.ndarray:
+def _obs_labels(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None) -> np.ndarray:
     """Row labels: newdata's index, or the training rows as in ``observed_data``."""
-    rows = fit.model.design.rows if newdata is None else newdata.index
+    rows = model.design.rows if newdata is None else newdata.index
     return np.asarray(rows) if rows.is_unique else np.arange(len(rows))
 
 
@@ -63,23 +64,23 @@ def draw_summary(values: np.ndarray, prob: float = 0.95,
                          f"eti{pct}_lb": lo, f"eti{pct}_ub": hi}, index=index)
 
 
-def _predict_values(fit: "FitResult", newdata: pd.DataFrame | None, kind: str, re: str,
+def _predict_values(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None, kind: str, re: str,
                     draws: int | None, random_seed: int | None) -> np.ndarray:
     if kind not in KINDS:
         raise BayesmixError(f"kind must be one of {', '.join(map(repr, KINDS))}, not {kind!r}")
     rng = np.random.default_rng(random_seed)
-    eta = linear_predictor(fit, newdata, re, draws, rng)
+    eta = linear_predictor(idata, model, newdata, re, draws, rng)
     if kind == "linear":
         return eta
-    family, link = fit.model.family, fit.model.link
-    params = family_param_draws(fit, draws, newdata, re, rng)
-    trials = _trials_for(fit, newdata, eta.shape[-1])
+    family, link = model.family, model.link
+    params = family_param_draws(idata, model, draws, newdata, re, rng)
+    trials = _trials_for(idata, model, newdata, eta.shape[-1])
     if kind == "mean":
         return family.mean(eta, link, params, trials)
     return family.simulate(rng, eta, link, params, trials)
 
 
-def predict(fit: "FitResult", newdata: pd.DataFrame | None = None, kind: str = "mean",
+def predict(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None = None, kind: str = "mean",
             re: str = "include", draws: int | None = None, random_seed: int | None = None,
             summary: bool = False, prob: float = 0.95) -> xr.DataTree | pd.DataFrame:
     """Posterior predictions for the training rows (``newdata=None``) or for ``newdata``.
@@ -101,52 +102,52 @@ def predict(fit: "FitResult", newdata: pd.DataFrame | None = None, kind: str = "
     >>> fit.predict(new, summary=True)  # doctest: +SKIP
     >>> fit.predict(new, kind="response", random_seed=1)["predictions"]  # doctest: +SKIP
     """
-    values = _predict_values(fit, newdata, kind, re, draws, random_seed)
-    labels = _obs_labels(fit, newdata)
+    values = _predict_values(idata, model, newdata, kind, re, draws, random_seed)
+    labels = _obs_labels(idata, model, newdata)
     if summary:
-        index = newdata.index if newdata is not None else fit.model.design.rows
+        index = newdata.index if newdata is not None else model.design.rows
         return draw_summary(values, prob, index=index)
-    keep = _draw_slice(fit, draws)
-    draw_coords = fit.posterior["draw"].values[keep]
+    keep = _draw_slice(idata, model, draws)
+    draw_coords = posterior_of(idata)["draw"].values[keep]
     attrs = {"kind": kind, "re": re}
     ds = xr.Dataset(
-        {fit.model.response_name: (("chain", "draw", "obs"), values, attrs)},
-        coords={"chain": fit.posterior["chain"].values, "draw": draw_coords, "obs": labels},
+        {model.response_name: (("chain", "draw", "obs"), values, attrs)},
+        coords={"chain": posterior_of(idata)["chain"].values, "draw": draw_coords, "obs": labels},
         attrs=attrs)
     return xr.DataTree.from_dict({"predictions": ds})
 
 
-def _log_likelihood_dataset(fit: "FitResult") -> xr.Dataset:
-    name = fit.model.response_name
+def _log_likelihood_dataset(idata: xr.DataTree, model: "ModelSpec") -> xr.Dataset:
+    name = model.response_name
     obs_dim = varnames.obs_dim(name)
-    observed = fit.idata["observed_data"].to_dataset()
-    values = pointwise_loglik(fit)
+    observed = idata["observed_data"].to_dataset()
+    values = pointwise_loglik(idata, model)
     return xr.Dataset({name: (("chain", "draw", obs_dim), values)},
-                      coords={"chain": fit.posterior["chain"].values,
-                              "draw": fit.posterior["draw"].values,
+                      coords={"chain": posterior_of(idata)["chain"].values,
+                              "draw": posterior_of(idata)["draw"].values,
                               obs_dim: observed[obs_dim].values})
 
 
-def _with_groups(fit: "FitResult", extra: dict[str, xr.Dataset]) -> xr.DataTree:
-    groups = {name: node.to_dataset() for name, node in fit.idata.children.items()}
+def _with_groups(idata: xr.DataTree, model: "ModelSpec", extra: dict[str, xr.Dataset]) -> xr.DataTree:
+    groups = {name: node.to_dataset() for name, node in idata.children.items()}
     groups.update(extra)
     return xr.DataTree.from_dict(groups)
 
 
-def log_likelihood(fit: "FitResult") -> xr.DataTree:
-    """A copy of ``fit.idata`` with the pointwise ``log_likelihood`` group (for ArviZ's LOO).
+def log_likelihood(idata: xr.DataTree, model: "ModelSpec") -> xr.DataTree:
+    """A copy of ``idata`` with the pointwise ``log_likelihood`` group (for ArviZ's LOO).
 
     Examples
     --------
     >>> import arviz_stats  # doctest: +SKIP
     >>> arviz_stats.loo(fit.log_likelihood())  # doctest: +SKIP
     """
-    return _with_groups(fit, {"log_likelihood": _log_likelihood_dataset(fit)})
+    return _with_groups(idata, model, {"log_likelihood": _log_likelihood_dataset(idata, model)})
 
 
-def posterior_predictive(fit: "FitResult", random_seed: int | None = None,
+def posterior_predictive(idata: xr.DataTree, model: "ModelSpec", random_seed: int | None = None,
                          draws: int | None = None) -> xr.DataTree:
-    """A copy of ``fit.idata`` with ``posterior_predictive`` (replicated responses of the
+    """A copy of ``idata`` with ``posterior_predictive`` (replicated responses of the
     training rows, named and dimensioned as ``observed_data``) and ``log_likelihood`` groups,
     ready for ArviZ's predictive checks and LOO.
 
@@ -156,14 +157,14 @@ def posterior_predictive(fit: "FitResult", random_seed: int | None = None,
     >>> import arviz_plots  # doctest: +SKIP
     >>> arviz_plots.plot_ppc_dist(dt)  # doctest: +SKIP
     """
-    name = fit.model.response_name
+    name = model.response_name
     obs_dim = varnames.obs_dim(name)
-    values = _predict_values(fit, None, "response", "include", draws, random_seed)
-    keep = _draw_slice(fit, draws)
-    observed = fit.idata["observed_data"].to_dataset()
+    values = _predict_values(idata, model, None, "response", "include", draws, random_seed)
+    keep = _draw_slice(idata, model, draws)
+    observed = idata["observed_data"].to_dataset()
     pp = xr.Dataset({name: (("chain", "draw", obs_dim), values)},
-                    coords={"chain": fit.posterior["chain"].values,
-                            "draw": fit.posterior["draw"].values[keep],
+                    coords={"chain": posterior_of(idata)["chain"].values,
+                            "draw": posterior_of(idata)["draw"].values[keep],
                             obs_dim: observed[obs_dim].values})
-    return _with_groups(fit, {"posterior_predictive": pp,
-                              "log_likelihood": _log_likelihood_dataset(fit)})
+    return _with_groups(idata, model, {"posterior_predictive": pp,
+                              "log_likelihood": _log_likelihood_dataset(idata, model)})

@@ -196,7 +196,7 @@ def save(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings,
     >>> fit.save("sleep.bayesmix")  # doctest: +SKIP
     >>> same = bm.load("sleep.bayesmix")  # doctest: +SKIP
     """
-    from bayesmix import __version__
+    from bayesmix.version import __version__
 
     path = Path(path)
     meta = {"format": "bayesmix-fit", "format_version": FORMAT_VERSION,
@@ -258,7 +258,7 @@ def read(path: str | Path) -> SavedFit:
     --------
     >>> saved = read("sleep.bayesmix")  # doctest: +SKIP
     """
-    from bayesmix import __version__
+    from bayesmix.version import __version__
 
     path = Path(path)
     if not (path / _META).is_file():

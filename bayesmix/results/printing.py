@@ -6,18 +6,25 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+import xarray as xr
+from bayesmix.results import tables
+from bayesmix.inference.convergence import SamplingReport
+from bayesmix.inference.sample import SamplerSettings
 from bayesmix.text import format_table
 
 if TYPE_CHECKING:
-    from bayesmix.api.fit import FitResult
+    from bayesmix.model import ModelSpec
 
 __all__ = ["render_summary"]
 
 _KIND = {"gaussian": "Linear mixed model", "cumulative": "Cumulative link mixed model"}
 
 
-def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
-    model, design, s = fit.model, fit.model.design, fit.settings
+def render_summary(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings,
+                   timing: dict[str, float], report: SamplingReport, prob: float,
+                   interval: str) -> str:
+    """The text of ``fit.summary()``; ``report`` is the fit's sampling report."""
+    design, s = model.design, settings
     lb, ub = f"{interval}{100 * prob:g}_lb", f"{interval}{100 * prob:g}_ub"
     kind = _KIND.get(model.family.name, "Generalized linear mixed model")
     if model.nonlinear is not None:
@@ -38,7 +45,7 @@ def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
         f"{s.chains * s.draws} posterior draws",
         "",
     ]
-    vc = fit.varcorr(prob, interval)
+    vc = tables.varcorr(idata, model, prob, interval)
     if len(vc):
         title = "Random effects" if blocks else "Residual"
         lines.append(f"{title} (posterior mean, sd and {100 * prob:g}% {interval.upper()}):")
@@ -63,10 +70,10 @@ def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
                             {b.dim or b.group: b for b in blocks}.items())
         lines.append(f"Number of obs: {design.n}" + (f", groups:  {groups}" if groups else ""))
         lines.append("")
-    fe = fit.fixef(prob, interval)
+    fe = tables.fixef(idata, model, prob, interval)
     dpars = [lp.name for lp in model.predictors if lp.role == "dpar"]
     if dpars:  # distributional parameters' coefficients, on their link scale
-        parts = [fit.fixef(prob, interval, name).rename(index=lambda c, n=name: f"{n}:{c}")
+        parts = [tables.fixef(idata, model, prob, interval, name).rename(index=lambda c, n=name: f"{n}:{c}")
                  for name in dpars]
         fe = pd.concat([fe, *parts]) if len(fe) else pd.concat(parts)
     if len(fe):
@@ -76,7 +83,7 @@ def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
         fe.index.name = None
         lines.append(format_table(fe))
         lines.append("")
-    fp = fit.family_params(prob, interval)
+    fp = tables.family_params(idata, model, prob, interval)
     if len(fp) and model.family.name != "gaussian":
         lines.append("Thresholds (cutpoints):" if model.family.ordinal else "Family parameters:")
         fp = fp[["mean", "sd", lb, ub, "ess_bulk", "r_hat"]].rename(
@@ -84,13 +91,12 @@ def render_summary(fit: "FitResult", prob: float, interval: str) -> str:
         fp.index.name = None
         lines.append(format_table(fp))
         lines.append("")
-    report = fit.sampling_report()
     lines.append("Sampling: " + report.text())
     if report.problems:
         lines.append("  fit.check() names every parameter involved and the remedies, in order")
-    total = sum(fit.timing.values())
+    total = sum(timing.values())
     lines.append(f"Time: {total:.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in
-                                                   fit.timing.items()) + ")")
+                                                   timing.items()) + ")")
     user = [k for k, src in model.priors["source"].items() if src == "user"]
     lines.append("Priors: " + ("default, scaled to the data" if not user else
                               f"user-set for {', '.join(user)}; others default")

@@ -30,7 +30,7 @@ from scipy import special
 
 from bayesmix.errors import FormulaError
 
-__all__ = ["NonlinearExpr", "FUNCTIONS", "NUMPY_FUNCTIONS", "pytensor_functions"]
+__all__ = ["NonlinearExpr", "FUNCTIONS", "NUMPY_FUNCTIONS"]
 
 # name -> number of arguments
 FUNCTIONS: dict[str, int] = {"exp": 1, "log": 1, "sqrt": 1, "power": 2, "inv_logit": 1,
@@ -47,15 +47,6 @@ _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 _ALLOWED = ("numbers, names, + - * / ** (or ^), unary minus, parentheses and the functions "
             + ", ".join(f"{f}()" for f in FUNCTIONS))
-
-
-def pytensor_functions() -> dict[str, Callable[..., Any]]:
-    """The pytensor counterparts of :data:`NUMPY_FUNCTIONS` (imported lazily)."""
-    import pytensor.tensor as pt
-
-    return {"exp": pt.exp, "log": pt.log, "sqrt": pt.sqrt, "power": pt.power,
-            "inv_logit": pt.sigmoid, "logit": lambda p: pt.log(p) - pt.log1p(-p),
-            "abs": pt.abs, "log1p": pt.log1p, "expm1": pt.expm1}
 
 
 def _describe(node: ast.AST) -> str:

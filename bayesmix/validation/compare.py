@@ -27,12 +27,13 @@ from scipy.special import logsumexp
 
 from bayesmix.errors import BayesmixError, warn
 from bayesmix.posterior.draws import pointwise_loglik
+from bayesmix.posterior.predict import log_likelihood
 from bayesmix import varnames
 
 if TYPE_CHECKING:
+    from bayesmix.model import ModelSpec
     import pandas as pd
 
-    from bayesmix.api.fit import FitResult
 
 __all__ = ["loo", "waic", "waic_from_loglik", "compare", "ELPDDataWAIC", "LooWarning"]
 
@@ -51,9 +52,9 @@ class ELPDDataWAIC(ELPDData):
     p_waic_i: xr.DataArray = None
 
 
-def _obs_dim(fit: "FitResult") -> tuple[str, np.ndarray]:
-    dim = varnames.obs_dim(fit.model.response_name)
-    return dim, fit.idata["observed_data"][dim].values
+def _obs_dim(idata: xr.DataTree, model: "ModelSpec") -> tuple[str, np.ndarray]:
+    dim = varnames.obs_dim(model.response_name)
+    return dim, idata["observed_data"][dim].values
 
 
 def waic_from_loglik(loglik: np.ndarray, obs_dim: str = "obs",
@@ -80,9 +81,9 @@ def waic_from_loglik(loglik: np.ndarray, obs_dim: str = "obs",
         p_waic_i=xr.DataArray(p_i, dims=(obs_dim,), coords={obs_dim: coords}))
 
 
-def _row_labels(fit: "FitResult", positions: np.ndarray) -> list[str]:
+def _row_labels(idata: xr.DataTree, model: "ModelSpec", positions: np.ndarray) -> list[str]:
     """'row 12 (Subject 309)' for training row positions."""
-    design = fit.model.design
+    design = model.design
     out = []
     for i in positions:
         groups = ", ".join(f"{b.group} {b.levels[b.index[i]]}" for b in design.blocks)
@@ -90,7 +91,7 @@ def _row_labels(fit: "FitResult", positions: np.ndarray) -> list[str]:
     return out
 
 
-def waic(fit: "FitResult") -> ELPDDataWAIC:
+def waic(idata: xr.DataTree, model: "ModelSpec") -> ELPDDataWAIC:
     """WAIC of a fit, pointwise (see the module docstring); warns when p_waic_i > 0.4.
 
     Examples
@@ -98,17 +99,17 @@ def waic(fit: "FitResult") -> ELPDDataWAIC:
     >>> w = fit.waic()  # doctest: +SKIP
     >>> w.elpd, w.se, w.p  # doctest: +SKIP
     """
-    dim, coords = _obs_dim(fit)
-    result = waic_from_loglik(pointwise_loglik(fit), dim, coords)
+    dim, coords = _obs_dim(idata, model)
+    result = waic_from_loglik(pointwise_loglik(idata, model), dim, coords)
     if result.warning:
         bad = np.flatnonzero(result.p_waic_i.values > P_WAIC_MAX)
         warn(f"{len(bad)} of {result.n_data_points} rows have p_waic > {P_WAIC_MAX} "
-             f"({'; '.join(_row_labels(fit, bad[:5]))}{' ...' if len(bad) > 5 else ''}): "
+             f"({'; '.join(_row_labels(idata, model, bad[:5]))}{' ...' if len(bad) > 5 else ''}): "
              "WAIC is unreliable here; use fit.loo() or fit.kfold()", LooWarning)
     return result
 
 
-def loo(fit: "FitResult", pointwise: bool = True) -> Any:
+def loo(idata: xr.DataTree, model: "ModelSpec", pointwise: bool = True) -> Any:
     """PSIS-LOO-CV (``arviz_stats.loo``) with Pareto k diagnostics; warns with the rows and
     group levels whose k is too high and what to do instead.
 
@@ -124,17 +125,17 @@ def loo(fit: "FitResult", pointwise: bool = True) -> Any:
     with warnings.catch_warnings():  # replaced by the advice below, which names the rows
         warnings.filterwarnings("ignore", message=".*Pareto k.*")
         warnings.filterwarnings("ignore", message=".*[Ee]stimated shape parameter.*")
-        result = arviz_stats.loo(fit.log_likelihood(), pointwise=True,
-                                 var_name=fit.model.response_name)
+        result = arviz_stats.loo(log_likelihood(idata, model), pointwise=True,
+                                 var_name=model.response_name)
     k = np.asarray(result.pareto_k.values, float)
     bad = np.flatnonzero(k > result.good_k)
     if len(bad):
         worst = bad[np.argsort(-k[bad])][:5]
-        groups = [b.group for b in fit.model.design.blocks]
+        groups = [b.group for b in model.design.blocks]
         by_group = f"fit.kfold(group={groups[0]!r}) or fit.logo({groups[0]!r})" if groups \
             else "fit.kfold(k=10)"
         warn(f"{len(bad)} of {len(k)} rows have Pareto k > {result.good_k:.2f} (worst: "
-             f"{'; '.join(f'{lab}: k = {k[i]:.2f}' for lab, i in zip(_row_labels(fit, worst), worst))}"
+             f"{'; '.join(f'{lab}: k = {k[i]:.2f}' for lab, i in zip(_row_labels(idata, model, worst), worst))}"
              f"): PSIS-LOO is unreliable for them, typically rows whose level has few "
              f"observations. Use exact cross-validation: fit.kfold(k=10), or {by_group} to "
              "hold out whole groups", LooWarning)
@@ -160,7 +161,6 @@ def compare(models: dict[str, Any], ic: str = "loo", method: str = "stacking",
     """
     import arviz_stats
 
-    from bayesmix.api.fit import FitResult
 
     if not isinstance(models, dict) or len(models) < 2:
         raise BayesmixError("compare needs a dict of at least two named fits, e.g. "
@@ -170,8 +170,8 @@ def compare(models: dict[str, Any], ic: str = "loo", method: str = "stacking",
     scored = {}
     n_rows = set()
     for name, value in models.items():
-        if isinstance(value, FitResult):
-            value = value.loo() if ic == "loo" else value.waic()
+        if not isinstance(value, ELPDData) and callable(getattr(value, ic, None)):
+            value = getattr(value, ic)()  # a fit: its fit.loo() or fit.waic()
         if not isinstance(value, ELPDData):
             raise BayesmixError(f"models[{name!r}] is a {type(value).__name__}; give a fit or "
                                 "an ELPD result (fit.loo(), fit.waic(), fit.kfold())")

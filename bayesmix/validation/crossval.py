@@ -41,17 +41,18 @@ import xarray as xr
 from arviz_stats.utils import ELPDDataLOOKFold
 from scipy.special import logsumexp
 
+from bayesmix.results.tables import posterior_of
 from bayesmix.model.build import BuildPlan, build_model, stored_names
 from bayesmix.data.design import Design, _group_labels
 from bayesmix.errors import BayesmixError, ConvergenceWarning, DataError, warn
 from bayesmix.model.level_effects import derive_level_effects
 from bayesmix.model.marginal import draw_effects, model_stats
 from bayesmix.posterior.draws import _posterior_values, family_param_draws, pointwise_loglik
-from bayesmix.inference.sample import compile_nutpie, run_sampler
+from bayesmix.inference.sample import SamplerSettings, compile_nutpie, run_sampler
 from bayesmix import varnames
 
 if TYPE_CHECKING:
-    from bayesmix.api.fit import FitResult
+    from bayesmix.model import ModelSpec
 
 __all__ = ["kfold", "logo", "KFoldResult", "make_folds", "heldout_loglik"]
 
@@ -81,11 +82,10 @@ class KFoldResult(ELPDDataLOOKFold):
         return table
 
 
-def _group_of(fit: "FitResult", group: "str | pd.Series") -> tuple[np.ndarray, str]:
+def _group_of(idata: xr.DataTree, model: "ModelSpec", group: "str | pd.Series") -> tuple[np.ndarray, str]:
     """Labels of ``group`` per training row, and its name: a grouping factor, block name or
     column of the model's data, or a Series indexed like the data the model was given (any
     grouping, e.g. ``df["state"]`` for a model that does not use ``state``)."""
-    model = fit.model
     if isinstance(group, pd.Series):
         name = str(group.name) if group.name is not None else "group"
         rows = model.design.rows
@@ -112,7 +112,7 @@ def _group_of(fit: "FitResult", group: "str | pd.Series") -> tuple[np.ndarray, s
                     f"group=df[{group!r}]")
 
 
-def make_folds(fit: "FitResult", k: int = 10, group: str | None = None,
+def make_folds(idata: xr.DataTree, model: "ModelSpec", k: int = 10, group: str | None = None,
                random_seed: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Fold number (0..k-1) of each training row, and the group labels (None without group).
 
@@ -120,14 +120,14 @@ def make_folds(fit: "FitResult", k: int = 10, group: str | None = None,
     row (group).
     """
     rng = np.random.default_rng(random_seed)
-    n = fit.model.design.n
+    n = model.design.n
     if group is None:
         if not 2 <= k <= n:
             raise BayesmixError(f"k must be between 2 and the number of rows ({n}), not {k!r}")
         folds = np.empty(n, dtype=np.int64)
         folds[rng.permutation(n)] = np.arange(n) % k
         return folds, None
-    labels, name = _group_of(fit, group)
+    labels, name = _group_of(idata, model, group)
     return _deal_groups(labels, name, k, rng), labels
 
 
@@ -152,43 +152,42 @@ def _subset(design: Design, rows: np.ndarray) -> Design:
         trials=None if design.trials is None else design.trials[rows], rows=design.rows[rows])
 
 
-def heldout_loglik(fit: "FitResult", rows: np.ndarray, seen: list[np.ndarray],
+def heldout_loglik(idata: xr.DataTree, model: "ModelSpec", rows: np.ndarray, seen: list[np.ndarray],
                    n_re_draws: int, rng: np.random.Generator) -> np.ndarray:
     """log p(y_i | theta_s) of training ``rows`` under ``fit``'s posterior, shape
     (chain, draw, len(rows)); levels with ``seen[b][level] == False`` are integrated over
     ``n_re_draws`` new effects per draw (see the module docstring)."""
     from bayesmix.posterior.effects import _antithetic_effects
 
-    model = fit.model
     design = model.design
-    beta = _posterior_values(fit, "fixef", ("coef",), slice(None)) if design.coef_names \
+    beta = _posterior_values(idata, model, "fixef", ("coef",), slice(None)) if design.coef_names \
         else None
-    eta = np.zeros((fit.posterior.sizes["chain"], fit.posterior.sizes["draw"], len(rows)))
+    eta = np.zeros((posterior_of(idata).sizes["chain"], posterior_of(idata).sizes["draw"], len(rows)))
     if beta is not None:
         eta += np.einsum("cdp,np->cdn", beta, design.X[rows])
     eta = (eta + design.offset[rows])[:, :, None, :]  # (chain, draw, M, n)
     for block, is_seen in zip(design.blocks, seen):
         idx, Z = block.index[rows], block.Z[rows]
-        r = _posterior_values(fit, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)),
+        r = _posterior_values(idata, model, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)),
                               slice(None))
         known = is_seen[idx]
         part = np.einsum("cdnk,nk->cdn", r[:, :, idx, :], Z) * known
         eta = eta + part[:, :, None, :]
         if not known.all():  # one new effect per unseen level and (draw, m)
             codes = np.unique(idx[~known], return_inverse=True)[1]
-            new = np.stack([_antithetic_effects(fit, block, slice(None), n_re_draws, rng)
+            new = np.stack([_antithetic_effects(idata, model, block, slice(None), n_re_draws, rng)
                             for _ in range(int(codes.max()) + 1)], axis=3)  # c,d,M,L,k
             contrib = np.zeros(eta.shape[:2] + (new.shape[2], len(rows)))
             contrib[..., ~known] = np.einsum("cdmnk,nk->cdmn", new[:, :, :, codes, :],
                                              Z[~known])
             eta = eta + contrib
-    params = {k: v[..., None] for k, v in family_param_draws(fit).items()}
+    params = {k: v[..., None] for k, v in family_param_draws(idata, model).items()}
     trials = None if model.trials is None else model.trials[rows]
     ll = model.family.loglik(model.y[rows], eta, model.link, params, trials)
     return logsumexp(ll, axis=2) - np.log(ll.shape[2])
 
 
-def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
+def kfold(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings, k: int = 10, group: "str | pd.Series | None" = None,
           folds: np.ndarray | None = None, random_seed: int | None = None,
           draws: int | None = None, tune: int | None = None, chains: int | None = None,
           n_re_draws: int = 20, progressbar: bool = False) -> KFoldResult:
@@ -205,14 +204,13 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
     >>> cv.elpd, cv.se  # doctest: +SKIP
     >>> bm.compare({"slopes": cv, "intercepts": fit2.kfold(k=5, group="Subject", random_seed=1)})  # doctest: +SKIP
     """
-    if fit.model.predictors:  # held-out scoring below uses the mean's linear part only
+    if model.predictors:  # held-out scoring below uses the mean's linear part only
         raise BayesmixError("kfold/logo do not support bm.Formula or bm.NonLinear models yet; "
                             "use fit.loo() for these")
-    model = fit.model
     design = model.design
     labels = group_name = None
     if group is not None:
-        labels, group_name = _group_of(fit, group)
+        labels, group_name = _group_of(idata, model, group)
     if folds is not None:
         folds = np.asarray(folds)
         if folds.shape != (design.n,):
@@ -220,11 +218,11 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
                                 f"{folds.shape}")
         folds = np.unique(folds, return_inverse=True)[1]
     elif labels is None:
-        folds, _ = make_folds(fit, k, None, random_seed)
+        folds, _ = make_folds(idata, model, k, None, random_seed)
     else:
         folds = _deal_groups(labels, group_name, k, np.random.default_rng(random_seed))
     n_folds = int(folds.max()) + 1
-    base = fit.settings
+    base = settings
     settings = dataclasses.replace(base, draws=draws or base.draws, tune=tune or base.tune,
                                    chains=chains or base.chains, progressbar=progressbar)
     centred = model.centered
@@ -244,8 +242,7 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
     rng = np.random.default_rng(seeds[-1])
     elpd_i = np.empty(design.n)
     problems = []
-    from bayesmix.diagnostics.sampling import sampling_report
-    from bayesmix.api.fit import FitResult
+    from bayesmix.inference.convergence import sampling_report
 
     for j in range(n_folds):
         train, test = np.flatnonzero(folds != j), np.flatnonzero(folds == j)
@@ -267,24 +264,23 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
         if compiled is not None:
             fold_compiled = compiled.with_data(
                 **{v.name: v.get_value() for v in sub_model.data_vars})
-        idata, fold_timing, _ = run_sampler(sub_model, fold_settings, fold_compiled,
+        fold_idata, fold_timing, _ = run_sampler(sub_model, fold_settings, fold_compiled,
                                             var_names=stored_names(design), postprocess=derive)
         timing["compile"] += fold_timing.get("compile", 0.0)
         timing["sampling"].append(fold_timing["sampling"])
-        fold_fit = FitResult(model=model, idata=idata, settings=fold_settings)
-        report = sampling_report(idata, design.blocks, fold_settings)
+        report = sampling_report(fold_idata, design.blocks, fold_settings)
         problems += [f"fold {j + 1}: {p}" for p in report.problems]
         seen = [np.bincount(b.index[train], minlength=b.n_levels) > 0 for b in design.blocks]
-        ll = heldout_loglik(fold_fit, test, seen, n_re_draws, rng)
+        ll = heldout_loglik(fold_idata, model, test, seen, n_re_draws, rng)
         ll = ll.reshape(-1, len(test))
         elpd_i[test] = logsumexp(ll, axis=0) - np.log(ll.shape[0])
     if problems:
         warn("sampling problems in the refits:\n  " + "\n  ".join(problems[:10]),
              ConvergenceWarning)
-    full = pointwise_loglik(fit).reshape(-1, design.n)
+    full = pointwise_loglik(idata, model).reshape(-1, design.n)
     lpd_i = logsumexp(full, axis=0) - np.log(full.shape[0])
     dim = varnames.obs_dim(model.response_name)
-    coords = {dim: fit.idata["observed_data"][dim].values}
+    coords = {dim: idata["observed_data"][dim].values}
     n = design.n
     return KFoldResult(
         elpd=float(elpd_i.sum()), se=float(np.sqrt(n * elpd_i.var(ddof=1))),
@@ -295,7 +291,7 @@ def kfold(fit: "FitResult", k: int = 10, group: "str | pd.Series | None" = None,
         folds=folds, groups=labels, group_name=group_name, timing=timing)
 
 
-def logo(fit: "FitResult", group: "str | pd.Series | None" = None,
+def logo(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings, group: "str | pd.Series | None" = None,
          **kwargs: Any) -> KFoldResult:
     """Leave-one-group-out cross-validation: :func:`kfold` with one fold per level of
     ``group`` (default: the first grouping factor), levels in their fitted order.
@@ -304,13 +300,13 @@ def logo(fit: "FitResult", group: "str | pd.Series | None" = None,
     --------
     >>> cv = fit.logo("Subject", draws=300, tune=300)  # doctest: +SKIP
     """
-    blocks = fit.model.design.blocks
+    blocks = model.design.blocks
     if group is None:
         if not blocks:
             raise BayesmixError("logo needs a group: the model has no grouping factor")
         group = blocks[0].group
-    labels, _ = _group_of(fit, group)
+    labels, _ = _group_of(idata, model, group)
     unique = list(dict.fromkeys(labels.tolist()))
     order = {v: i for i, v in enumerate(unique)}
     folds = np.array([order[v] for v in labels])
-    return kfold(fit, folds=folds, group=group, **kwargs)
+    return kfold(idata, model, settings, folds=folds, group=group, **kwargs)
