@@ -42,7 +42,7 @@ from bayesmix.api.fit import FitResult  # noqa: E402
 from bayesmix.validation.compare import LooWarning, compare  # noqa: E402
 from bayesmix.api.persist import load  # noqa: E402
 
-from bayesmix.version import __version__  # noqa: E402
+from bayesmix.version import __version__ as __version__  # noqa: E402
 
 
 def __getattr__(name: str):

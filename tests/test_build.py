@@ -111,9 +111,9 @@ def test_absorbed_fixed_effects_give_the_same_likelihood(sleep):
     the derived level effects, so the reparametrisation is exact."""
     model = bm.Model("Reaction ~ Days + (Days | Subject) + (1 | Days)", sleep,
                      centered={"Subject": True, "Days": True})
-    from bayesmix.model.parametrization import _absorption
+    from bayesmix.model.parametrization import absorption
 
-    assert _absorption(model.design, model.centered) == {1: {0: 0}, 0: {1: 1}}
+    assert absorption(model.design, model.centered) == {1: {0: 0}, 0: {1: 1}}
     pmodel = model.pymc_model
     rng = np.random.default_rng(11)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in pmodel.initial_point().items()}

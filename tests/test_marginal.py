@@ -1,4 +1,4 @@
-"""Level effects integrated out (bayesmix.model.marginal): the likelihood, the exact draws of the
+"""Level effects integrated out (bayesmix.model.integrated): the likelihood, the exact draws of the
 level effects afterwards, and when a model is marginal."""
 
 import warnings
@@ -11,7 +11,7 @@ import xarray as xr
 from scipy import stats
 
 import bayesmix as bm
-from bayesmix.model.marginal import (draw_level_effects, marginal_loglik, marginal_obstacle,
+from bayesmix.model.integrated import (draw_level_effects, marginal_loglik, marginal_obstacle,
                                sufficient_stats)
 
 
@@ -214,7 +214,7 @@ def _nested_data(seed: int = 3) -> pd.DataFrame:
 
 
 def test_nested_intercepts_loglik_is_the_dense_multivariate_normal():
-    from bayesmix.model.marginal import nested_loglik, nested_stats
+    from bayesmix.model.integrated import nested_loglik, nested_stats
 
     model = bm.Model("y ~ x + (1 | a/b)", _nested_data())
     assert model.marginal and type(model.marginal_stats).__name__ == "NestedStats"
@@ -233,7 +233,7 @@ def test_nested_intercepts_loglik_is_the_dense_multivariate_normal():
 
 
 def test_nested_effects_are_drawn_from_their_exact_conditional_posterior():
-    from bayesmix.model.marginal import draw_nested_effects, nested_stats
+    from bayesmix.model.integrated import draw_nested_effects, nested_stats
 
     model = bm.Model("y ~ x + (1 | a/b)", _nested_data())
     design = model.design

@@ -1,5 +1,5 @@
 """A nested pair of random intercepts integrated out given the other, sampled, random terms
-(bayesmix.model.partial): which pair, the likelihood against the dense normal, the exact draws
+(bayesmix.model.integrated_pair): which pair, the likelihood against the dense normal, the exact draws
 afterwards, and a fit against the conditional model."""
 
 import warnings
@@ -11,8 +11,8 @@ import xarray as xr
 from scipy import stats
 
 import bayesmix as bm
-from bayesmix.model.marginal import crossed_nested_pair
-from bayesmix.model.partial import PartialStats, draw_partial_effects
+from bayesmix.model.integrated import crossed_nested_pair
+from bayesmix.model.integrated_pair import PartialStats, draw_partial_effects
 
 FORMULA = "y ~ x + (1 | student) + (1 | lecturer) + (1 | dept)"
 
@@ -163,8 +163,8 @@ def test_docstring_examples_run():
     import doctest
 
     import bayesmix.inference.convergence
-    import bayesmix.model.partial
+    import bayesmix.model.integrated_pair
 
-    for module in (bayesmix.model.partial, bayesmix.inference.convergence):
+    for module in (bayesmix.model.integrated_pair, bayesmix.inference.convergence):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__

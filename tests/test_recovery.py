@@ -51,7 +51,7 @@ SLOW_RUN = dict(draws=1000, tune=1000, chains=4)
 # the same seed on another (AMD EPYC); at 1000 draws there, 6-54 divergences (seeds 1, 2, SEED),
 # with target_accept=0.95 none and R-hat 1.011-1.016: the funnel needs the smaller steps.
 # pastes at 1000 draws gave 24 divergences there too (R-hat 1.034), hence 0.95 as well
-# (since its nested intercepts are integrated out, bayesmix.model.marginal, it has none either way).
+# (since its nested intercepts are integrated out, bayesmix.model.integrated, it has none either way).
 LONGER_RUN = {"penicillin_crossed": dict(draws=1000, tune=1000, chains=2),
               "epilepsy_poisson": dict(draws=1000, tune=1000, chains=2),
               "pastes_nested": dict(draws=1000, tune=1000, chains=2, target_accept=0.95),

@@ -204,7 +204,7 @@ def test_ar1_appears_in_summary_and_diagnostics(ar1):
     fit, _ = ar1
     text = str(fit.summary())
     assert "Residual AR(1) in time within subject: rho = 0.5" in text
-    from bayesmix.inference.convergence import _label, population_vars
+    from bayesmix.inference.convergence import parameter_label, population_vars
 
     assert "ar" in population_vars(fit.posterior, fit.model.design.blocks)
-    assert _label("ar", fit.posterior["ar"], 0) == "the residual AR(1) correlation (ar)"
+    assert parameter_label("ar", fit.posterior["ar"], 0) == "the residual AR(1) correlation (ar)"

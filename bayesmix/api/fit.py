@@ -14,7 +14,7 @@ from bayesmix.text import Summary
 from bayesmix.inference.sample import SamplerSettings
 
 if TYPE_CHECKING:
-    from bayesmix.api.model import Model
+    from bayesmix.model import ModelSpec
 
 __all__ = ["FitResult"]
 
@@ -31,7 +31,7 @@ class FitResult:
     ['Batch', 'Residual']
     """
 
-    model: "Model"
+    model: "ModelSpec"
     idata: xr.DataTree
     settings: SamplerSettings
     timing: dict[str, float] = field(default_factory=dict)

@@ -60,7 +60,7 @@ class Model(ModelSpec):
         family; marginal SD ``sigma``, correlation ``ar ** |t_i - t_j|`` as in nlme).
     marginalize : bool, optional
         Integrate the level effects out of the likelihood and draw them exactly after
-        sampling (:mod:`bayesmix.model.marginal`): the sampler explores the fixed effects, SDs,
+        sampling (:mod:`bayesmix.model.integrated`): the sampler explores the fixed effects, SDs,
         correlations and ``sigma`` only, which mixes several times better per second. By
         default on where possible: gaussian family with identity link, every random term on
         one grouping factor (at most 5 terms) or two nested random intercepts (``(1 |
@@ -68,7 +68,7 @@ class Model(ModelSpec):
         nested pair beside other factors (``(1 | student) + (1 | lecturer) + (1 | dept)``,
         lecturers within departments) is integrated out given the other factors' effects,
         which are sampled, non-centred unless ``centered`` names them (it may, and the pair
-        stays integrated out; :mod:`bayesmix.model.partial`, ``model.integrated_blocks``).
+        stays integrated out; :mod:`bayesmix.model.integrated_pair`, ``model.integrated_blocks``).
         ``True`` where impossible raises a ``FamilyError`` saying why. Stored as
         ``model.marginal``.
 

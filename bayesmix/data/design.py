@@ -175,7 +175,7 @@ class Design:
         offset = _offset(self.spec, frame)
         indices, Zs, new_levels = [], [], {}
         for block in self.blocks:
-            labels = _group_labels(frame, block.term.factors)
+            labels = group_labels(frame, block.term.factors)
             lookup = {level: i for i, level in enumerate(block.levels)}
             # 308 and "308" name the same level (CSV columns come back as text or numbers)
             by_text = {str(level): i for i, level in enumerate(block.levels)}
@@ -227,8 +227,8 @@ def make_design(formula: str | FormulaSpec, data: pd.DataFrame,
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if na_action not in ("drop", "raise"):
         raise DataError(f"na_action must be 'drop' or 'raise', not {na_action!r}")
-    _check_columns(spec, data, extra_columns)
-    frame, dropped, keep = _complete_rows(spec, data, na_action, extra_columns)
+    check_columns(spec, data, extra_columns)
+    frame, dropped, keep = complete_rows(spec, data, na_action, extra_columns)
     fixed = _evaluate(lambda: formulae.design_matrices(
         spec.fixed, frame, na_action="error", extra_namespace=NAMESPACE).common, spec.fixed)
     if fixed is None:  # `y ~ 0 + (1 | g)`: no fixed effects at all
@@ -239,7 +239,7 @@ def make_design(formula: str | FormulaSpec, data: pd.DataFrame,
     y = _response_values(spec.response.expr, frame)
     trials = None
     if spec.response.kind != "single":
-        other = np.asarray(_eval_expr(spec.response.other, frame), dtype=float)
+        other = np.asarray(eval_expr(spec.response.other, frame), dtype=float)
         trials = other + np.asarray(y, float) if spec.response.kind == "cbind" else other
     blocks = _random_blocks(spec, frame, data2)
     extra = {c: data[c].to_numpy()[keep] for c in extra_columns}
@@ -268,7 +268,7 @@ def _evaluate(fn: Any, term: str) -> Any:
 _CONTRASTS = {"Sum", "Treatment"}  # formulae's contrast names, as in C(f, Sum)
 
 
-def _check_columns(spec: FormulaSpec, data: pd.DataFrame, extra: Sequence[str] = ()) -> None:
+def check_columns(spec: FormulaSpec, data: pd.DataFrame, extra: Sequence[str] = ()) -> None:
     columns = [str(c) for c in data.columns]
     for name in [*spec.variables, *extra]:
         if name in data.columns or name in NAMESPACE or name in _CONTRASTS:
@@ -289,7 +289,7 @@ def _term_of(spec: FormulaSpec, name: str) -> str:
     return f"the formula '{spec.formula}'"
 
 
-def _complete_rows(spec: FormulaSpec, data: pd.DataFrame, na_action: str,
+def complete_rows(spec: FormulaSpec, data: pd.DataFrame, na_action: str,
                    extra: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.Index, np.ndarray]:
     used = [v for v in spec.variables if v in data.columns]
     missing = data[list(dict.fromkeys([*used, *extra]))].isna()
@@ -328,7 +328,7 @@ def _column_names(design: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _eval_expr(expr: str, frame: pd.DataFrame) -> np.ndarray:
+def eval_expr(expr: str, frame: pd.DataFrame) -> np.ndarray:
     if expr in frame.columns:
         return frame[expr].to_numpy()
     design = _evaluate(lambda: formulae.design_matrices(
@@ -345,13 +345,13 @@ def _response_values(expr: str, frame: pd.DataFrame) -> np.ndarray:
         if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(col):
             return np.asarray(col.astype(object))
         return col.to_numpy(dtype=float)
-    return np.asarray(_eval_expr(expr, frame), dtype=float)
+    return np.asarray(eval_expr(expr, frame), dtype=float)
 
 
 def _offset(spec: FormulaSpec, frame: pd.DataFrame) -> np.ndarray:
     total = np.zeros(len(frame))
     for expr in spec.offsets:
-        values = np.asarray(_eval_expr(expr, frame), dtype=float)
+        values = np.asarray(eval_expr(expr, frame), dtype=float)
         if not np.all(np.isfinite(values)):
             raise DataError(f"offset({expr}) has non-finite values (e.g. log of 0); "
                             "fix or drop those rows")
@@ -359,7 +359,7 @@ def _offset(spec: FormulaSpec, frame: pd.DataFrame) -> np.ndarray:
     return total
 
 
-def _group_labels(frame: pd.DataFrame, factors: tuple[str, ...]) -> list[Any]:
+def group_labels(frame: pd.DataFrame, factors: tuple[str, ...]) -> list[Any]:
     if len(factors) == 1:
         return frame[factors[0]].astype(object).tolist()
     parts = [frame[f].astype(object).astype(str) for f in factors]
@@ -391,7 +391,7 @@ def _random_blocks(spec: FormulaSpec, frame: pd.DataFrame,
     blocks: list[RandomBlock] = []
     used_names: dict[str, int] = {}
     for term in spec.random:
-        labels = _group_labels(frame, term.factors)
+        labels = group_labels(frame, term.factors)
         levels = _level_order(frame, term.factors, labels)
         cov_chol = None
         if term.cov is not None:

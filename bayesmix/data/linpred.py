@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bayesmix.data.design import Design, RandomBlock, _check_columns, _complete_rows, make_design
+from bayesmix.data.design import Design, RandomBlock, check_columns, complete_rows, make_design
 from bayesmix.errors import DataError, FamilyError
 from bayesmix.families import Family
 from bayesmix.spec.formula import FormulaSpec
@@ -119,10 +119,10 @@ def _common_rows(specs: list[FormulaSpec], columns: tuple[str, ...], data: pd.Da
         raise DataError(f"na_action must be 'drop' or 'raise', not {na_action!r}")
     used: dict[str, None] = {}
     for spec in specs:
-        _check_columns(spec, data)
+        check_columns(spec, data)
         used.update(dict.fromkeys(v for v in spec.variables if v in data.columns))
     used.update(dict.fromkeys(columns))
-    _complete_rows(types.SimpleNamespace(variables=tuple(used)), data, na_action)
+    complete_rows(types.SimpleNamespace(variables=tuple(used)), data, na_action)
     bad = data[list(used)].isna().any(axis=1).to_numpy()
     return data[~bad], data.index[bad]
 

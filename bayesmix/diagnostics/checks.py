@@ -19,7 +19,7 @@ import xarray as xr
 
 from bayesmix.results.tables import posterior_of
 from bayesmix.diagnostics.boundary import BoundaryFlag, boundary_flags
-from bayesmix.inference.convergence import (ESS_MIN_PER_CHAIN, RHAT_MAX, SamplingReport, _label, level_diagnostics,
+from bayesmix.inference.convergence import (ESS_MIN_PER_CHAIN, RHAT_MAX, SamplingReport, parameter_label, level_diagnostics,
                                   population_vars, sampling_report)
 from bayesmix.errors import ConvergenceWarning, SingularFitWarning, warn
 from bayesmix.inference.sample import SamplerSettings
@@ -158,7 +158,7 @@ def _population_problems(posterior: xr.Dataset, blocks: Any, chains: int) -> lis
             flat = np.atleast_1d(np.asarray(arr, dtype=float)).ravel()
             for i, v in enumerate(flat):
                 if np.isfinite(v) and ((v > RHAT_MAX) if key == "rhat" else (v < ess_min)):
-                    found[key].append((_label(name, da, i, blocks), float(v)))
+                    found[key].append((parameter_label(name, da, i, blocks), float(v)))
     problems = []
     for key, hits in found.items():
         if not hits:

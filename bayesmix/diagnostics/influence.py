@@ -27,7 +27,7 @@ from scipy import special
 
 from bayesmix.results.tables import posterior_of
 from bayesmix.errors import BayesmixError
-from bayesmix.posterior.draws import _draw_slice, pointwise_loglik
+from bayesmix.posterior.draws import draw_slice, pointwise_loglik
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec
@@ -136,7 +136,7 @@ def influence(idata: xr.DataTree, model: "ModelSpec", draws: int | None = None) 
     """
     ll = pointwise_loglik(idata, model, draws=draws)
     rows = model.design.rows
-    posterior = posterior_of(idata).isel(draw=_draw_slice(idata, model, draws))
+    posterior = posterior_of(idata).isel(draw=draw_slice(idata, model, draws))
     dims = ("chain", "draw", "row")
     tree = xr.DataTree.from_dict({
         "posterior": posterior,

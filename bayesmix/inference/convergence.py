@@ -87,7 +87,7 @@ def population_vars(posterior: xr.Dataset, blocks: Any) -> dict[str, xr.DataArra
     return out
 
 
-def _label(name: str, da: xr.DataArray, flat_index: int, blocks: Any = ()) -> str:
+def parameter_label(name: str, da: xr.DataArray, flat_index: int, blocks: Any = ()) -> str:
     """Name one parameter in formula terms: 'the SD of Days in (Days | Subject)'."""
     other = [d for d in da.dims if d not in ("chain", "draw")]
     idx = np.unravel_index(flat_index, [da.sizes[d] for d in other]) if other else ()
@@ -222,7 +222,7 @@ def sampling_report(idata: xr.DataTree, blocks: Any, settings: Any,
                 i = int(np.nanargmax(flat) if key == "rhat" else np.nanargmin(flat))
                 better = flat[i] > worst[key][0] if key == "rhat" else flat[i] < worst[key][0]
                 if better:
-                    worst[key] = (float(flat[i]), _label(name, da, i, blocks))
+                    worst[key] = (float(flat[i]), parameter_label(name, da, i, blocks))
     if levels is None:
         levels = level_diagnostics(posterior, blocks)
     level_ess = [float(np.nanmin(np.asarray(ess))) for _, ess in levels.values()]

@@ -31,8 +31,8 @@ effects ``r_<block>`` are not stored by the sampler: :mod:`bayesmix.model.level_
 them from the sampled ``_z``/``_gamma`` after sampling, so a model with 10^4 levels keeps one
 copy of its level draws in memory instead of two. A gaussian model with one grouping factor
 samples no level effects at all, one with a nested pair among other factors none of the pair's:
-they are integrated out (``BuildPlan.marginal``, :mod:`bayesmix.model.marginal`,
-:mod:`bayesmix.model.partial`) and drawn exactly afterwards.
+they are integrated out (``BuildPlan.marginal``, :mod:`bayesmix.model.integrated`,
+:mod:`bayesmix.model.integrated_pair`) and drawn exactly afterwards.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ import pytensor.tensor as pt
 from bayesmix.data.design import Design, RandomBlock
 from bayesmix.errors import PriorError
 from bayesmix.families import LINKS, get_family
-from bayesmix.model.marginal import MarginalStats, NestedStats, marginal_loglik, nested_loglik
-from bayesmix.model.partial import PartialStats, partial_loglik_data
-from bayesmix.model.parametrization import _absorption, level_values
+from bayesmix.model.integrated import MarginalStats, NestedStats, marginal_loglik, nested_loglik
+from bayesmix.model.integrated_pair import PartialStats, partial_loglik_data
+from bayesmix.model.parametrization import absorption, level_values
 from bayesmix.priors import Prior, PriorSpec, cutpoint_labels, local_priors
 from bayesmix.data.structured import AR_PRIOR_KEY, AR1Structure, ar1_simulate
 from bayesmix.model.transforms import qr_transform
@@ -290,7 +290,7 @@ def _linear_part(design: Design, centered: tuple[bool, ...], priors: dict[str, P
     """One linear predictor: fixed part, random effects and offset, per row; and, for an
     ordinal family, the shift that maps its centred cutpoints back (else None).
     ``level_cols``: the level covariates (:func:`level_covariates`; none if None)."""
-    absorb = _absorption(design, centered) if center and not ordinal else {}
+    absorb = absorption(design, centered) if center and not ordinal else {}
     level_cols = level_cols if absorb and level_cols else {}
     j0 = design.coef_names.index("(Intercept)") if design.has_intercept else None
     columns = {j for terms in absorb.values() for j in terms.values()}
@@ -362,10 +362,10 @@ def build_model(design: Design, plan: BuildPlan, y: np.ndarray,
 
 def _marginal_model(model: pm.Model, design: Design, plan: BuildPlan,
                     priors: dict[str, Prior], y: np.ndarray) -> pm.Model:
-    """Gaussian model with level effects integrated out (see :mod:`bayesmix.model.marginal`): the
+    """Gaussian model with level effects integrated out (see :mod:`bayesmix.model.integrated`): the
     sampler sees group SDs/correlations, ``sigma`` and, unless their normal priors let them be
     integrated out as well, the fixed effects; for a nested pair among other factors
-    (:mod:`bayesmix.model.partial`) also the other blocks' effects, none absorbing the intercept."""
+    (:mod:`bayesmix.model.integrated_pair`) also the other blocks' effects, none absorbing the intercept."""
     stats = plan.marginal
     beta, eta = None, None
     partial = isinstance(stats, PartialStats)

@@ -3,7 +3,7 @@
 The sampler stores its own coordinates of the level effects (``_z`` for non-centred blocks,
 ``_gamma`` for centred ones, see :mod:`bayesmix.model.build`); :func:`derive_level_effects` maps
 them to lme4's ``r_<block>``. Models whose level effects are integrated out draw them with
-:func:`bayesmix.model.marginal.draw_effects` instead.
+:func:`bayesmix.model.integrated.draw_effects` instead.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from bayesmix.data.design import Design
-from bayesmix.model.parametrization import _absorption, level_values
+from bayesmix.model.parametrization import absorption, level_values
 from bayesmix import varnames
 
 __all__ = ["derive_level_effects"]
@@ -36,7 +36,7 @@ def derive_level_effects(draws: xr.Dataset, design: Design, centered: tuple[bool
     (:func:`bayesmix.model.parametrization.level_covariates`), part of the intercept's prior mean
     per level.
     """
-    absorb = _absorption(design, centered) if center else {}
+    absorb = absorption(design, centered) if center else {}
     level_cols = level_cols if absorb and level_cols else {}
     extra = sorted({j for cols in level_cols.values() for j in cols})
     means = _absorbed_means(draws, design, absorb, lp, extra) if absorb else {}

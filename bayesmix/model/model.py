@@ -27,9 +27,10 @@ from bayesmix.spec.formula import FormulaSpec, parse_formula
 from bayesmix.spec.distributional import Formula, NonLinear
 from bayesmix.data import linpred
 from bayesmix.model.level_effects import derive_level_effects
-from bayesmix.model.marginal import (MarginalStats, NestedStats, crossed_nested_pair, draw_effects,
-                               marginal_obstacle, model_stats)
-from bayesmix.model.partial import PartialStats
+from bayesmix.model.integrated import (MarginalStats, NestedStats, crossed_nested_pair,
+                                       marginal_obstacle)
+from bayesmix.model.integration import draw_effects, model_stats
+from bayesmix.model.integrated_pair import PartialStats
 from bayesmix.model.parametrization import (CENTRE_RATIO, choose_centering, information_ratios,
                                       level_covariates)
 from bayesmix.priors import (Prior, PriorSpec, ar_prior_specs, check_ar_prior, default_priors,
@@ -110,7 +111,7 @@ class ModelSpec:
         if 0 < len(self.integrated_blocks) < len(self.centered):
             # A partly integrated model's sampled blocks mix best non-centred unless the user
             # says otherwise: centred, without an intercept to absorb (it stays apart), their
-            # mean ridges with the intercept (bayesmix.model.partial for the measurements)
+            # mean ridges with the intercept (bayesmix.model.integrated_pair for the measurements)
             given = centered or {}
             self.centered = tuple(given.get(b.name, given.get(b.group, False))
                                   for b in self.design.blocks)
@@ -122,7 +123,7 @@ class ModelSpec:
         # The fixed effects are integrated out with the levels (normal priors permitting)
         # where the levels are well measured: there a fixed effect's spread depends on the SDs,
         # a funnel when both are sampled; elsewhere they stay in the sampler (see
-        # bayesmix.model.marginal for the measurements).
+        # bayesmix.model.integrated for the measurements).
         self.marginal_priors: dict[str, Prior] | None = self.prior_dict if self.marginal and \
             ratios and max(ratios) >= CENTRE_RATIO else None
         # The used columns of the data as given (never a view): typical values for effect
@@ -214,6 +215,20 @@ class ModelSpec:
         raise BayesmixError(f"the model has no formula for the parameter {dpar!r}; "
                             f"parameters with formulas: {have}")
 
+    def find_block(self, group: str | None = None, mean_only: bool = False) -> Any:
+        """The random-effects block named ``group`` (a block name or its grouping factor);
+        the first block when ``group`` is None. ``mean_only``: the mean's blocks only."""
+        blocks = self.design.blocks if mean_only else self.all_blocks
+        if not blocks:
+            raise BayesmixError("the model has no random effects")
+        if group is None:
+            return blocks[0]
+        for block in blocks:
+            if group in (block.name, block.group):
+                return block
+        raise BayesmixError(f"no grouping factor {group!r}; the model has "
+                            f"{', '.join(b.name for b in blocks)}")
+
     def keyed_blocks(self) -> list[tuple[str, Any, str | None]]:
         """(``fit.ranef()`` key, block, parameter name or None for the mean) of every block."""
         # a gr() block with levels of its own (relatives without records) gets its own key
@@ -252,7 +267,7 @@ class ModelSpec:
 
     @functools.cached_property
     def marginal_stats(self) -> MarginalStats | NestedStats | PartialStats | None:
-        """The per-level cross-products of a marginal model (:mod:`bayesmix.model.marginal`)."""
+        """The per-level cross-products of a marginal model (:mod:`bayesmix.model.integrated`)."""
         return model_stats(self.design, self.y, self.marginal_priors, self.centered) \
             if self.marginal else None
 
@@ -260,7 +275,7 @@ class ModelSpec:
     def integrated_blocks(self) -> tuple[int, ...]:
         """Indices (in ``design.blocks``) of the blocks whose level effects are integrated
         out of the sampled model: all of them, a nested pair among other factors
-        (:mod:`bayesmix.model.partial`), or none."""
+        (:mod:`bayesmix.model.integrated_pair`), or none."""
         if not self.marginal:
             return ()
         pair = crossed_nested_pair(self.design)  # None for (1 | a/b) alone: two blocks only
@@ -334,7 +349,7 @@ def _resolve_marginal(model: ModelSpec, marginalize: bool | None,
                       centered: dict[str, bool] | None) -> bool:
     """Whether the model integrates its level effects out (see the ``marginalize`` argument).
     By default not when ``centered`` is given, except where it names only factors that stay
-    in the sampler beside an integrated nested pair (:mod:`bayesmix.model.partial`)."""
+    in the sampler beside an integrated nested pair (:mod:`bayesmix.model.integrated_pair`)."""
     obstacle = marginal_obstacle(model.design, model.family.name, model.link,
                                  predictors=model.predictors, nonlinear=model.nonlinear,
                                  autocor=model.autocor, weights=model.weights)

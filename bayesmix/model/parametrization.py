@@ -21,7 +21,7 @@ before sampling (pure numpy, milliseconds):
 A block is centred when, for every one of its terms, the median ``ratio_j`` is at least
 :data:`CENTRE_RATIO` (2: the data say clearly more about a typical level than its prior does).
 A centred block samples each level's whole coefficient for the terms that are also fixed
-effects (hierarchical centring, see :func:`_absorption`), which is what makes
+effects (hierarchical centring, see :func:`absorption`), which is what makes
 centring pay from a ratio of about 2. A block that cannot absorb all its terms (a term that is
 no fixed effect, or crossed factors, of which only one can absorb the intercept), and a
 correlated block (a centred multivariate normal has a funnel where an SD is small), need
@@ -339,7 +339,7 @@ def _partial_blocks_need_more(design: Design, chosen: list[bool], ratios: tuple[
     Subject)`` (ratio 2.7) centred gave 4-5 divergent transitions in 2 and 4 chains of 1000
     draws, non-centred none."""
     for _ in range(len(chosen)):
-        absorb = _absorption(design, tuple(chosen))
+        absorb = absorption(design, tuple(chosen))
         drop = [i for i, c in enumerate(chosen) if c and i not in forced
                 and (len(absorb.get(i, {})) < design.blocks[i].n_terms
                      or design.blocks[i].correlated)
@@ -394,7 +394,7 @@ def _nested(block: RandomBlock, blocks: tuple[RandomBlock, ...]) -> bool:
 
 
 # -- which fixed effects a centred block absorbs (used by bayesmix.model.build) ---------------------
-def _absorption(design: Design, centered: tuple[bool, ...]) -> dict[int, dict[int, int]]:
+def absorption(design: Design, centered: tuple[bool, ...]) -> dict[int, dict[int, int]]:
     """Which centred blocks absorb which fixed effects: ``{block: {term: fixed column}}``.
 
     Hierarchical centring (Gelfand, Sahu & Carlin 1995): a centred block samples each level's
@@ -440,7 +440,7 @@ def level_covariates(design: Design, centered: tuple[bool, ...]
     70-92 centred with the intercept absorbed, 964-1303 with the patient-level covariates
     absorbed too; sampling time halved).
     """
-    absorb = _absorption(design, centered)
+    absorb = absorption(design, centered)
     if not absorb:
         return {}
     j0 = design.coef_names.index("(Intercept)")

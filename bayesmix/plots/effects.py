@@ -11,9 +11,9 @@ from matplotlib.figure import Figure
 
 from bayesmix.errors import BayesmixError
 from bayesmix.posterior.effects import (
-    _block_for,
-    _is_factor,
-    _training_frame,
+    block_for,
+    is_factor,
+    training_frame,
     conditional_effects,
     marginal_effects,
     observed,
@@ -48,7 +48,7 @@ def plot_effects(idata: xr.DataTree, model: "ModelSpec", x: str, kind: str = "co
             idata, model, x, at=at, prob=prob, draws=draws, n_re_draws=n_re_draws)
     first = next(iter(curves.values()))
     lb, ub = first.columns[-2], first.columns[-1]
-    factor = _is_factor(_training_frame(idata, model)[x])
+    factor = is_factor(training_frame(idata, model)[x])
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     positions = {v: i for i, v in enumerate(first[x])} if factor else None
 
@@ -63,7 +63,7 @@ def plot_effects(idata: xr.DataTree, model: "ModelSpec", x: str, kind: str = "co
         ax.plot(xpos(xs) + jitter, ys, "o", ms=3, color="0.7", alpha=0.6, zorder=1,
                 label="observed")
     if by_group:
-        block = _block_for(idata, model, by_group)
+        block = block_for(model, by_group)
         per = conditional_effects(idata, model, x, at=at, by_group=block.name, prob=prob, draws=draws)
         for level, part in per.groupby(block.group, sort=False, observed=True):
             ax.plot(xpos(part[x]), part["mean"], color="C7", lw=0.8, alpha=0.6, zorder=2,

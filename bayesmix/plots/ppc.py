@@ -20,10 +20,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from bayesmix.results.tables import posterior_of
-from bayesmix.inference.convergence import _label, population_vars
+from bayesmix.inference.convergence import parameter_label, population_vars
 from bayesmix.errors import BayesmixError
 from bayesmix.diagnostics.influence import K_THRESHOLD, influence
-from bayesmix.posterior.draws import _draw_slice, pointwise_loglik, simulate_response
+from bayesmix.posterior.draws import draw_slice, pointwise_loglik, simulate_response
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec
@@ -47,7 +47,7 @@ def predictive_datatree(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 50
     >>> azp.plot_ppc_dist(tree)  # doctest: +SKIP
     """
     per_chain = int(np.ceil(n_sims / posterior_of(idata).sizes["chain"]))
-    keep = _draw_slice(idata, model, per_chain)
+    keep = draw_slice(idata, model, per_chain)
     posterior = posterior_of(idata).isel(draw=keep)
     observed = idata["observed_data"].to_dataset()
     name = model.response_name
@@ -166,9 +166,8 @@ def plot_influence(idata: xr.DataTree, model: "ModelSpec", group: str | None = N
     >>> fig = fit.plot_influence("Subject")  # doctest: +SKIP
     """
     result = influence(idata, model, draws=draws)
-    from bayesmix.plots.random_effects import _block_for
 
-    groups = [_block_for(idata, model, group).group] if result.groups else []
+    groups = [model.find_block(group).group] if result.groups else []
     ncols = 1 + 2 * len(groups)
     fig, axes = plt.subplots(1, ncols, figsize=(4.4 * ncols, 3.8), squeeze=False)
     ax = axes[0][0]
@@ -232,7 +231,7 @@ def worst_parameter(idata: xr.DataTree, model: "ModelSpec") -> tuple[str, xr.Dat
             other = [d for d in da.dims if d not in ("chain", "draw")]
             idx = np.unravel_index(i, [da.sizes[d] for d in other]) if other else ()
             flat = da.isel(dict(zip(other, idx))).transpose("chain", "draw")
-            best = (float(rhat[i]), _label(name, da, i, model.design.blocks),
+            best = (float(rhat[i]), parameter_label(name, da, i, model.design.blocks),
                     flat.drop_vars(other, errors="ignore"))
     if best is None:
         raise BayesmixError("the model has no population-level parameters to diagnose")
@@ -248,24 +247,24 @@ def plot_diagnostics(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 500, 
     --------
     >>> fig = fit.plot_diagnostics()  # doctest: +SKIP
     """
-    from bayesmix.plots.residuals import _fitted_axis, _panel_fitted, _panel_qq, \
-        _panel_scale, _ranef_panel, _residual_label
+    from bayesmix.plots.residuals import fitted_axis, panel_fitted, panel_qq, \
+        panel_scale, ranef_panel, residual_label
     from bayesmix.diagnostics.residuals import fitted, residuals
 
     fig, axes = plt.subplots(2, 3, figsize=(14.0, 8.2))
     resid = residuals(idata, model, "auto", n_sims, random_seed).to_numpy()
     values = fitted(idata, model).to_numpy()
-    label = _residual_label("auto", idata, model)
+    label = residual_label("auto", idata, model)
     response = model.spec.response.name
-    _panel_fitted(axes[0][0], values, resid, response, label)
-    _fitted_axis(axes[0][0], values, idata, model)
-    _panel_qq(axes[0][1], resid, label)
+    panel_fitted(axes[0][0], values, resid, response, label)
+    fitted_axis(axes[0][0], values, idata, model)
+    panel_qq(axes[0][1], resid, label)
     blocks = model.design.blocks
     if blocks:
-        _ranef_panel(axes[0][2], idata, model, blocks[0], 0, 0.95)
+        ranef_panel(axes[0][2], idata, model, blocks[0], 0, 0.95)
     else:
-        _panel_scale(axes[0][2], values, resid, response, label)
-        _fitted_axis(axes[0][2], values, idata, model)
+        panel_scale(axes[0][2], values, resid, response, label)
+        fitted_axis(axes[0][2], values, idata, model)
     kind = _auto_kind(idata, model)
     tree = predictive_datatree(idata, model, n_sims, random_seed)
     _draw_ppc(tree, kind, model.response_name, 50, fig, axes[1][0])

@@ -26,19 +26,6 @@ __all__ = ["plot_caterpillar", "plot_shrinkage", "no_pooling_estimates", "shrink
            "plot_fixef", "plot_forest"]
 
 
-def _block_for(idata: xr.DataTree, model: "ModelSpec", group: str | None):
-    blocks = model.all_blocks
-    if not blocks:
-        raise BayesmixError("the model has no random effects to plot")
-    if group is None:
-        return blocks[0]
-    for block in blocks:
-        if group in (block.name, block.group):
-            return block
-    raise BayesmixError(f"no grouping factor {group!r}; the model has "
-                        f"{', '.join(b.name for b in blocks)}")
-
-
 def plot_caterpillar(idata: xr.DataTree, model: "ModelSpec", group: str | None = None, prob: float = 0.95,
                      sort: bool = True) -> Figure:
     """Level effects with intervals, one panel per term, levels sorted by the first term.
@@ -48,7 +35,7 @@ def plot_caterpillar(idata: xr.DataTree, model: "ModelSpec", group: str | None =
     >>> fig = bm.plots.plot_caterpillar(fit.idata, fit.model, "Subject")  # doctest: +SKIP
     >>> fig.savefig("ranef.png")  # doctest: +SKIP
     """
-    block = _block_for(idata, model, group)
+    block = model.find_block(group)
     key = next(k for k, b, _ in model.keyed_blocks() if b is block)
     table = tables.ranef(idata, model, summary=True, prob=prob)[key]
     table = table[table["term"].isin(block.coef_names)]
@@ -84,7 +71,7 @@ def no_pooling_estimates(idata: xr.DataTree, model: "ModelSpec", group: str | No
     if model.family.name != "gaussian" or model.link != "identity":
         raise BayesmixError("no-pooling estimates are defined here for gaussian models with "
                             "the identity link only")
-    block = _block_for(idata, model, group)
+    block = model.find_block(group)
     design = model.design
     if block not in design.blocks:
         raise BayesmixError(f"no-pooling estimates are defined for the mean's random effects; "
@@ -120,7 +107,7 @@ def shrinkage_table(idata: xr.DataTree, model: "ModelSpec", group: str | None = 
     >>> table = bm.plots.shrinkage_table(fit.idata, fit.model, "county")  # doctest: +SKIP
     >>> table[["n_rows", "distance"]].corr()  # small counties move most  # doctest: +SKIP
     """
-    block = _block_for(idata, model, group)
+    block = model.find_block(group)
     raw = no_pooling_estimates(idata, model, block.name)
     pooled = tables.coef(idata, model)[block.group][list(block.coef_names)]
     table = pd.DataFrame({"n_rows": block.counts()}, index=raw.index)
@@ -172,7 +159,7 @@ def plot_shrinkage(idata: xr.DataTree, model: "ModelSpec", group: str | None = N
     """
     if kind not in ("auto", "1d", "2d", "size"):
         raise BayesmixError(f"kind must be 'auto', '1d', '2d' or 'size', not {kind!r}")
-    block = _block_for(idata, model, group)
+    block = model.find_block(group)
     if kind == "2d" and block.n_terms < 2:
         raise BayesmixError(f"kind='2d' needs two terms; {block.term} has one: use kind='1d'")
     raw = no_pooling_estimates(idata, model, block.name)

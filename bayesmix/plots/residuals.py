@@ -57,7 +57,7 @@ def _smooth(ax: Axes, x: np.ndarray, y: np.ndarray, label: str = "binned mean") 
     ax.plot(centres, values, "o-", ms=3, label=label, **SMOOTH)
 
 
-def _fitted_axis(ax: Axes, values: np.ndarray, idata: xr.DataTree, model: "ModelSpec") -> None:
+def fitted_axis(ax: Axes, values: np.ndarray, idata: xr.DataTree, model: "ModelSpec") -> None:
     """Log scale for positive fitted values of a log-link model spanning a wide range."""
     positive = values[values > 0]
     if model.link == "log" and len(positive) == len(values) and \
@@ -65,14 +65,14 @@ def _fitted_axis(ax: Axes, values: np.ndarray, idata: xr.DataTree, model: "Model
         ax.set_xscale("log")
 
 
-def _residual_label(type: str, idata: xr.DataTree, model: "ModelSpec") -> str:
+def residual_label(type: str, idata: xr.DataTree, model: "ModelSpec") -> str:
     if type == "auto":
         type = "pearson" if model.family.name == "gaussian" else "quantile"
     return {"pearson": "Pearson residual", "response": "response residual",
             "quantile": "quantile residual (normal scale)"}[type]
 
 
-def _panel_fitted(ax: Axes, fit_values: np.ndarray, resid: np.ndarray, response: str,
+def panel_fitted(ax: Axes, fit_values: np.ndarray, resid: np.ndarray, response: str,
                   ylabel: str) -> None:
     ax.scatter(fit_values, resid, **POINT)
     ax.axhline(0.0, **REFERENCE)
@@ -82,7 +82,7 @@ def _panel_fitted(ax: Axes, fit_values: np.ndarray, resid: np.ndarray, response:
     ax.set_title("Residuals vs fitted")
 
 
-def _panel_scale(ax: Axes, fit_values: np.ndarray, resid: np.ndarray, response: str,
+def panel_scale(ax: Axes, fit_values: np.ndarray, resid: np.ndarray, response: str,
                  ylabel: str) -> None:
     root = np.sqrt(np.abs(resid))
     ax.scatter(fit_values, root, **POINT)
@@ -102,7 +102,7 @@ def _normal_band(n: int, prob: float = 0.95) -> tuple[np.ndarray, np.ndarray, np
     return theory, lo, hi
 
 
-def _panel_qq(ax: Axes, resid: np.ndarray, ylabel: str) -> None:
+def panel_qq(ax: Axes, resid: np.ndarray, ylabel: str) -> None:
     values = np.sort(resid[np.isfinite(resid)])
     theory, lo, hi = _normal_band(len(values))
     scale = float(np.std(values)) if ylabel.startswith("response") else 1.0
@@ -199,18 +199,18 @@ def plot_residuals(idata: xr.DataTree, model: "ModelSpec", kind: str = "all", ty
                             f"not {kind!r}")
     resid = residuals(idata, model, type, n_sims, random_seed).to_numpy()
     values = fitted(idata, model).to_numpy()
-    label = _residual_label(type, idata, model)
+    label = residual_label(type, idata, model)
     response = model.spec.response.name
     predictors = _predictor_columns(idata, model) if kind in ("all", "predictors") else None
     blocks = list({b.group: b for b in model.design.blocks}.values()) \
         if kind in ("all", "groups") else []
     panels: list[tuple[Any, ...]] = []
     if kind in ("all", "fitted"):
-        panels.append((_panel_fitted, values, resid, response, label))
+        panels.append((panel_fitted, values, resid, response, label))
     if kind in ("all", "scale_location"):
-        panels.append((_panel_scale, values, resid, response, label))
+        panels.append((panel_scale, values, resid, response, label))
     if kind in ("all", "qq"):
-        panels.append((_panel_qq, resid, label))
+        panels.append((panel_qq, resid, label))
     if predictors is not None:
         panels += [(_panel_predictor, predictors[c], resid, label) for c in predictors.columns]
     panels += [(_panel_group, b, resid, label) for b in blocks]
@@ -221,14 +221,14 @@ def plot_residuals(idata: xr.DataTree, model: "ModelSpec", kind: str = "all", ty
     fig, axes = _grid(len(panels) - wide, wide)
     for ax, (draw, *args) in zip(axes, panels):
         draw(ax, *args)
-        if draw in (_panel_fitted, _panel_scale):
-            _fitted_axis(ax, values, idata, model)
+        if draw in (panel_fitted, panel_scale):
+            fitted_axis(ax, values, idata, model)
     fig.suptitle(f"Residuals of {model.spec.formula}", fontsize=11)
     fig.tight_layout()
     return fig
 
 
-def _ranef_panel(ax: Axes, idata: xr.DataTree, model: "ModelSpec", block: Any, k: int, prob: float) -> None:
+def ranef_panel(ax: Axes, idata: xr.DataTree, model: "ModelSpec", block: Any, k: int, prob: float) -> None:
     draws = posterior_of(idata)[varnames.ranef(block)].transpose(
         "chain", "draw", varnames.level_dim(block), varnames.term_dim(block)).values[..., k]
     flat = draws.reshape(-1, draws.shape[-1])
@@ -263,22 +263,21 @@ def plot_qq(idata: xr.DataTree, model: "ModelSpec", kind: str = "residuals", gro
     if kind == "residuals":
         resid = residuals(idata, model, type, random_seed=random_seed).to_numpy()
         fig, ax = plt.subplots(figsize=(5.0, 4.4))
-        _panel_qq(ax, resid, _residual_label(type, idata, model))
+        panel_qq(ax, resid, residual_label(type, idata, model))
         ax.legend(fontsize=8, loc="upper left")
         fig.tight_layout()
         return fig
-    from bayesmix.plots.random_effects import _block_for
 
     blocks = model.design.blocks
     if not blocks:
         raise BayesmixError("the model has no random effects to plot")
     chosen = [b for b in blocks if group in (None, b.name, b.group)]
     if not chosen:
-        _block_for(idata, model, group)  # raises the error that names the factors
+        model.find_block(group)  # raises the error that names the factors
     panels = [(b, k) for b in chosen for k in range(b.n_terms)]
     fig, axes = _grid(len(panels), size=(4.2, 3.8))
     for ax, (block, k) in zip(axes, panels):
-        _ranef_panel(ax, idata, model, block, k, prob)
+        ranef_panel(ax, idata, model, block, k, prob)
     fig.suptitle(f"Normal Q-Q of random effects ({100 * prob:g}% intervals)", fontsize=11)
     fig.tight_layout()
     return fig

@@ -85,7 +85,7 @@ def model_arrays(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame |
                   replayed.new_levels, len(newdata))
 
 
-def _draw_slice(idata: xr.DataTree, model: "ModelSpec", draws: int | None) -> slice:
+def draw_slice(idata: xr.DataTree, model: "ModelSpec", draws: int | None) -> slice:
     """Thin to about ``draws`` draws per chain (evenly spaced), to bound memory."""
     n_draws = posterior_of(idata).sizes["draw"]
     if draws is None or draws >= n_draws:
@@ -95,7 +95,7 @@ def _draw_slice(idata: xr.DataTree, model: "ModelSpec", draws: int | None) -> sl
     return slice(None, None, int(np.ceil(n_draws / draws)))
 
 
-def _posterior_values(idata: xr.DataTree, model: "ModelSpec", name: str, dims: tuple[str, ...],
+def posterior_values(idata: xr.DataTree, model: "ModelSpec", name: str, dims: tuple[str, ...],
                       keep: slice) -> np.ndarray:
     da = posterior_of(idata)[name].isel(draw=keep)
     return da.transpose("chain", "draw", *dims).values
@@ -104,10 +104,10 @@ def _posterior_values(idata: xr.DataTree, model: "ModelSpec", name: str, dims: t
 def _new_level_effects(idata: xr.DataTree, model: "ModelSpec", block: Any, n_new: int, keep: slice,
                        rng: np.random.Generator) -> np.ndarray:
     """Draws of effects for ``n_new`` unseen levels from N(0, Sigma) of each posterior draw."""
-    sd = _posterior_values(idata, model, varnames.sd(block), (varnames.term_dim(block),), keep)
+    sd = posterior_values(idata, model, varnames.sd(block), (varnames.term_dim(block),), keep)
     z = rng.standard_normal((*sd.shape[:2], n_new, block.n_terms))
     if block.correlated:
-        cor = _posterior_values(idata, model, varnames.cor(block),
+        cor = posterior_values(idata, model, varnames.cor(block),
                                 (varnames.term_dim(block), varnames.term2_dim(block)), keep)
         L = sd[..., :, None] * np.linalg.cholesky(cor)
         return np.einsum("cdkl,cdjl->cdjk", L, z)
@@ -132,7 +132,7 @@ def linear_predictor(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFra
     """
     if re not in RE_OPTIONS:
         raise BayesmixError(f"re must be one of {', '.join(map(repr, RE_OPTIONS))}, not {re!r}")
-    keep = _draw_slice(idata, model, draws)
+    keep = draw_slice(idata, model, draws)
     rng = np.random.default_rng(random_seed)
     if dpar is None and model.nonlinear is not None:
         return _nonlinear_eta(idata, model, newdata, re, keep, rng)
@@ -182,13 +182,13 @@ def _linear_eta(idata: xr.DataTree, model: "ModelSpec", design: Any, fixef_var: 
     n_draws = len(range(posterior_of(idata).sizes["draw"])[keep])
     eta = np.zeros((posterior_of(idata).sizes["chain"], n_draws, arrays.n))
     if design.coef_names:
-        beta = _posterior_values(idata, model, fixef_var, ("coef" + fixef_var[5:],), keep)
+        beta = posterior_values(idata, model, fixef_var, ("coef" + fixef_var[5:],), keep)
         eta += np.einsum("cdp,np->cdn", beta, arrays.X)
     eta += arrays.offset
     if re == "exclude":
         return eta
     for block, idx, Z in zip(design.blocks, arrays.indices, arrays.Zs):
-        r = _posterior_values(idata, model, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)), keep)
+        r = posterior_values(idata, model, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)), keep)
         unseen = idx < 0
         if unseen.any():  # re == "sample_new": one draw per unseen level, shared by its rows
             codes = _unseen_codes(newdata, block, unseen)
@@ -203,9 +203,9 @@ def _linear_eta(idata: xr.DataTree, model: "ModelSpec", design: Any, fixef_var: 
 
 def _unseen_codes(newdata: pd.DataFrame | None, block: Any, unseen: np.ndarray) -> np.ndarray:
     """0, 1, ... per unseen level label, for the unseen rows (rows of one level share a code)."""
-    from bayesmix.data.design import _group_labels
+    from bayesmix.data.design import group_labels
 
-    labels = _group_labels(newdata, block.term.factors)
+    labels = group_labels(newdata, block.term.factors)
     lookup: dict[Any, int] = {}
     return np.array([lookup.setdefault(labels[i], len(lookup)) for i in np.flatnonzero(unseen)],
                     dtype=np.int64)
@@ -231,7 +231,7 @@ def family_param_draws(idata: xr.DataTree, model: "ModelSpec", draws: int | None
     """
     from bayesmix.families import INVERSE_LINKS
 
-    keep = _draw_slice(idata, model, draws)
+    keep = draw_slice(idata, model, draws)
     rng = np.random.default_rng(random_seed)
     modelled = {lp.name: lp for lp in model.predictors if lp.role == "dpar"}
     out = {}
@@ -242,14 +242,14 @@ def family_param_draws(idata: xr.DataTree, model: "ModelSpec", draws: int | None
         elif name in posterior_of(idata):
             da = posterior_of(idata)[name]
             own = tuple(d for d in da.dims if d not in ("chain", "draw"))
-            out[name] = _posterior_values(idata, model, name, own, keep)[:, :, None, ...]
+            out[name] = posterior_values(idata, model, name, own, keep)[:, :, None, ...]
     return out
 
 
 def newdata_trials(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame) -> np.ndarray | None:
     """The binomial trials of ``newdata`` when it has the columns the formula's response names
     (``n`` of ``s | trials(n)``, ``s`` and ``f`` of ``cbind(s, f)``), else None."""
-    from bayesmix.data.design import _eval_expr
+    from bayesmix.data.design import eval_expr
     from bayesmix.spec.formula import expression_variables
 
     response = model.spec.response
@@ -258,8 +258,8 @@ def newdata_trials(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame
     exprs = [response.other] + ([response.expr] if response.kind == "cbind" else [])
     if not all(v in newdata.columns for e in exprs for v in expression_variables(e)):
         return None
-    other = np.asarray(_eval_expr(response.other, newdata), dtype=float)
-    trials = other + np.asarray(_eval_expr(response.expr, newdata), float) \
+    other = np.asarray(eval_expr(response.other, newdata), dtype=float)
+    trials = other + np.asarray(eval_expr(response.expr, newdata), float) \
         if response.kind == "cbind" else other
     if not np.all(np.isfinite(trials)) or np.any(trials < 0) or np.any(trials != np.round(trials)):
         raise DataError("the trials in newdata (from the response "
@@ -268,7 +268,7 @@ def newdata_trials(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame
     return trials
 
 
-def _trials_for(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None, n: int) -> np.ndarray | None:
+def trials_for(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None, n: int) -> np.ndarray | None:
     """Training trials; for new data the trials column when given, else 1 (per-trial scale)."""
     if model.trials is None:
         return None
@@ -315,7 +315,7 @@ def _ar_structure(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame 
 
 
 def _ar_draws(idata: xr.DataTree, model: "ModelSpec", draws: int | None) -> np.ndarray:
-    return _posterior_values(idata, model, "ar", (), _draw_slice(idata, model, draws))[..., None]
+    return posterior_values(idata, model, "ar", (), draw_slice(idata, model, draws))[..., None]
 
 
 def simulate_response(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None = None,
@@ -345,7 +345,7 @@ def _response_inputs(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFra
     rng = np.random.default_rng(random_seed)
     eta = linear_predictor(idata, model, newdata, re, draws, rng)
     params = family_param_draws(idata, model, draws, newdata, re, rng)
-    return rng, eta, params, _trials_for(idata, model, newdata, eta.shape[-1])
+    return rng, eta, params, trials_for(idata, model, newdata, eta.shape[-1])
 
 
 def category_probabilities(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None = None,

@@ -26,8 +26,8 @@ import xarray as xr
 from bayesmix.errors import BayesmixError, DataError
 from bayesmix.spec.formula import expression_variables
 from bayesmix.posterior.draws import (
-    _draw_slice,
-    _posterior_values,
+    draw_slice,
+    posterior_values,
     family_param_draws,
     linear_predictor,
     model_arrays,
@@ -44,12 +44,12 @@ __all__ = ["reference_grid", "conditional_effects", "marginal_effects", "effect_
 
 
 # -- the grid -------------------------------------------------------------------------------------
-def _training_frame(idata: xr.DataTree, model: "ModelSpec") -> pd.DataFrame:
+def training_frame(idata: xr.DataTree, model: "ModelSpec") -> pd.DataFrame:
     data = model.data
     return data[~data.isna().any(axis=1).to_numpy()]
 
 
-def _is_factor(col: pd.Series) -> bool:
+def is_factor(col: pd.Series) -> bool:
     return isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(col) \
         or not pd.api.types.is_numeric_dtype(col)
 
@@ -71,7 +71,7 @@ def _as_column(values: list[Any], template: pd.Series) -> Any:
     if isinstance(template.dtype, pd.CategoricalDtype):
         return pd.Categorical(values, categories=template.cat.categories,
                               ordered=template.cat.ordered)
-    if _is_factor(template) and not pd.api.types.is_bool_dtype(template):
+    if is_factor(template) and not pd.api.types.is_bool_dtype(template):
         return pd.Categorical(values, categories=_levels(template), ordered=True)
     return values
 
@@ -91,7 +91,7 @@ def reference_grid(idata: xr.DataTree, model: "ModelSpec", x: str, values: Any =
     >>> grid["Days"].tolist()  # doctest: +SKIP
     [0.0, 4.5, 9.0]
     """
-    frame = _training_frame(idata, model)
+    frame = training_frame(idata, model)
     predictors = _predictors(idata, model)
     if x not in predictors:
         raise DataError(f"{x!r} is not a predictor of the fixed part of "
@@ -103,7 +103,7 @@ def reference_grid(idata: xr.DataTree, model: "ModelSpec", x: str, values: Any =
                         f"are {', '.join(map(str, frame.columns))}")
     col = frame[x]
     if values is None:
-        values = _levels(col) if _is_factor(col) else np.linspace(col.min(), col.max(), n_points)
+        values = _levels(col) if is_factor(col) else np.linspace(col.min(), col.max(), n_points)
     values = list(np.atleast_1d(values))
     if x in at:
         raise DataError(f"{x!r} is the varied predictor; do not also fix it in at=")
@@ -120,7 +120,7 @@ def reference_grid(idata: xr.DataTree, model: "ModelSpec", x: str, values: Any =
             value = at[name]
         elif name in groups:
             value = column.iloc[0]  # any seen level: conditional effects exclude it
-        elif _is_factor(column):
+        elif is_factor(column):
             value = _levels(column)[0]
         else:
             value = float(column.mean())
@@ -129,7 +129,7 @@ def reference_grid(idata: xr.DataTree, model: "ModelSpec", x: str, values: Any =
 
 
 # -- draws ------------------------------------------------------------------------------------------
-def _per_trial_mean(idata: xr.DataTree, model: "ModelSpec", eta: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+def per_trial_mean(idata: xr.DataTree, model: "ModelSpec", eta: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
     trials = None if model.trials is None else np.ones(eta.shape[-1])
     return model.family.mean(eta, model.link, params, trials)
 
@@ -139,15 +139,15 @@ def _params_for(params: dict[str, np.ndarray], chain: int) -> dict[str, np.ndarr
     return {k: v[chain][:, None, :] for k, v in params.items()}
 
 
-def _antithetic_effects(idata: xr.DataTree, model: "ModelSpec", block: Any, keep: slice, n_draws: int,
+def antithetic_effects(idata: xr.DataTree, model: "ModelSpec", block: Any, keep: slice, n_draws: int,
                         rng: np.random.Generator) -> np.ndarray:
     """(chain, draw, M, k) draws of b ~ N(0, Sigma) per posterior draw, in +/- pairs."""
-    sd = _posterior_values(idata, model, varnames.sd(block), (varnames.term_dim(block),), keep)
+    sd = posterior_values(idata, model, varnames.sd(block), (varnames.term_dim(block),), keep)
     half = max(1, n_draws // 2)
     z = rng.standard_normal((*sd.shape[:2], half, block.n_terms))
     z = np.concatenate([z, -z], axis=2)
     if block.correlated:
-        cor = _posterior_values(idata, model, varnames.cor(block),
+        cor = posterior_values(idata, model, varnames.cor(block),
                                 (varnames.term_dim(block), varnames.term2_dim(block)), keep)
         L = sd[..., :, None] * np.linalg.cholesky(cor)
         return np.einsum("cdkl,cdml->cdmk", L, z)
@@ -164,43 +164,36 @@ def marginal_draws(idata: xr.DataTree, model: "ModelSpec", grid: pd.DataFrame, d
     params = family_param_draws(idata, model, draws, grid, "exclude")
     blocks = model.design.blocks
     if not blocks:
-        return _per_trial_mean(idata, model, eta, params)
-    keep = _draw_slice(idata, model, draws)
+        return per_trial_mean(idata, model, eta, params)
+    keep = draw_slice(idata, model, draws)
     arrays = model_arrays(idata, model, grid)
-    effects = [_antithetic_effects(idata, model, b, keep, n_re_draws, rng) for b in blocks]
+    effects = [antithetic_effects(idata, model, b, keep, n_re_draws, rng) for b in blocks]
     out = np.empty_like(eta)
     for c in range(eta.shape[0]):  # per chain: bounds the (draw, M, n) temporary
         full = eta[c][:, None, :] + sum(np.einsum("dmk,nk->dmn", b[c], Z)
                                         for b, Z in zip(effects, arrays.Zs))
-        out[c] = _per_trial_mean(idata, model, full, _params_for(params, c)).mean(axis=1)
+        out[c] = per_trial_mean(idata, model, full, _params_for(params, c)).mean(axis=1)
     return out
 
 
-def _block_for(idata: xr.DataTree, model: "ModelSpec", group: str | bool) -> Any:
-    blocks = model.design.blocks
-    if not blocks:
-        raise BayesmixError("the model has no random effects to draw per group")
-    if group is True:
-        return blocks[0]
-    for block in blocks:
-        if group in (block.name, block.group):
-            if len(block.term.factors) > 1:
-                raise BayesmixError(f"per-group lines need a single grouping column; "
-                                    f"{block.group!r} combines {', '.join(block.term.factors)}")
-            return block
-    raise BayesmixError(f"no grouping factor {group!r}; the model has "
-                        f"{', '.join(b.name for b in blocks)}")
+def block_for(model: "ModelSpec", group: str | bool) -> Any:
+    """The mean's block whose levels get their own curves (``by_group``); one grouping column."""
+    block = model.find_block(None if group is True else group, mean_only=True)
+    if len(block.term.factors) > 1:
+        raise BayesmixError(f"per-group lines need a single grouping column; "
+                            f"{block.group!r} combines {', '.join(block.term.factors)}")
+    return block
 
 
 def _group_draws(idata: xr.DataTree, model: "ModelSpec", grid: pd.DataFrame, block: Any, levels: list[Any],
                  draws: int | None) -> np.ndarray:
     """E[y] per level (typical values elsewhere, other blocks at zero): (chain, draw, L, n)."""
-    keep = _draw_slice(idata, model, draws)
+    keep = draw_slice(idata, model, draws)
     eta = linear_predictor(idata, model, grid, "exclude", draws)
     params = family_param_draws(idata, model, draws, grid, "exclude")
     i = model.design.blocks.index(block)
     Z = model_arrays(idata, model, grid).Zs[i]
-    r = _posterior_values(idata, model, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)), keep)
+    r = posterior_values(idata, model, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)), keep)
     lookup = {v: j for j, v in enumerate(block.levels)}
     missing = [v for v in levels if v not in lookup]
     if missing:
@@ -209,7 +202,7 @@ def _group_draws(idata: xr.DataTree, model: "ModelSpec", grid: pd.DataFrame, blo
     out = np.empty((*eta.shape[:2], len(levels), eta.shape[-1]))
     for c in range(eta.shape[0]):
         full = eta[c][:, None, :] + np.einsum("dlk,nk->dln", r[c][:, idx, :], Z)
-        out[c] = _per_trial_mean(idata, model, full, _params_for(params, c))
+        out[c] = per_trial_mean(idata, model, full, _params_for(params, c))
     return out
 
 
@@ -233,7 +226,7 @@ def conditional_effects(idata: xr.DataTree, model: "ModelSpec", x: str, values: 
         raise BayesmixError(f"scale must be 'response' or 'linear', not {scale!r}")
     grid = reference_grid(idata, model, x, values, at, n_points)
     if by_group:
-        block = _block_for(idata, model, by_group)
+        block = block_for(model, by_group)
         if scale == "linear":
             raise BayesmixError("per-group curves are on the response scale; drop scale=")
         values_ = _group_draws(idata, model, grid, block, list(block.levels), draws)
@@ -245,7 +238,7 @@ def conditional_effects(idata: xr.DataTree, model: "ModelSpec", x: str, values: 
             parts.append(table)
         return pd.concat(parts, ignore_index=True)
     eta = linear_predictor(idata, model, grid, "exclude", draws)
-    out = eta if scale == "linear" else _per_trial_mean(idata, model, eta, family_param_draws(idata, model, draws, grid, "exclude"))
+    out = eta if scale == "linear" else per_trial_mean(idata, model, eta, family_param_draws(idata, model, draws, grid, "exclude"))
     table = draw_summary(out, prob)
     table.insert(0, x, list(grid[x]))
     return table
@@ -291,13 +284,13 @@ def effect_ratios(idata: xr.DataTree, model: "ModelSpec", x: str, at: dict[str, 
     --------
     >>> fit.effect_ratios("period")  # doctest: +SKIP
     """
-    frame = _training_frame(idata, model)
-    if x in frame.columns and not _is_factor(frame[x]) and set(frame[x].unique()) != {0, 1}:
+    frame = training_frame(idata, model)
+    if x in frame.columns and not is_factor(frame[x]) and set(frame[x].unique()) != {0, 1}:
         raise DataError(f"{x!r} is numeric; effect_ratios compares factor levels (or 0/1)")
     grid = reference_grid(idata, model, x, None, at)
     measure = _MEASURES.get(model.link, "difference")
     params = family_param_draws(idata, model, draws)
-    kinds = {"conditional": _per_trial_mean(idata, model, linear_predictor(idata, model, grid, "exclude", draws),
+    kinds = {"conditional": per_trial_mean(idata, model, linear_predictor(idata, model, grid, "exclude", draws),
                                             params),
              "marginal": marginal_draws(idata, model, grid, draws, n_re_draws, random_seed)}
     levels = list(grid[x])
@@ -312,7 +305,7 @@ def effect_ratios(idata: xr.DataTree, model: "ModelSpec", x: str, at: dict[str, 
 
 # -- picture ----------------------------------------------------------------------------------------
 def observed(idata: xr.DataTree, model: "ModelSpec", x: str) -> tuple[pd.Series, np.ndarray]:
-    frame = _training_frame(idata, model)
+    frame = training_frame(idata, model)
     y = np.asarray(model.y, float)
     if model.trials is not None:
         y = y / model.trials

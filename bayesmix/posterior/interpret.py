@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 from bayesmix.errors import BayesmixError, FamilyError
 from bayesmix.posterior.draws import (
-    _posterior_values,
+    posterior_values,
     expected_response,
     family_param_draws,
     linear_predictor,
@@ -63,9 +63,9 @@ def variance_components(idata: xr.DataTree, model: "ModelSpec") -> dict[str, np.
     out["fixed"] = fixed.var(axis=-1, ddof=1)
     total_random = np.zeros(out["fixed"].shape)
     for block in design.blocks:
-        sd = _posterior_values(idata, model, varnames.sd(block), (varnames.term_dim(block),), slice(None))
+        sd = posterior_values(idata, model, varnames.sd(block), (varnames.term_dim(block),), slice(None))
         if block.correlated:
-            cor = _posterior_values(idata, model, varnames.cor(block),
+            cor = posterior_values(idata, model, varnames.cor(block),
                                     (varnames.term_dim(block), varnames.term2_dim(block)), slice(None))
         else:
             cor = np.broadcast_to(np.eye(block.n_terms), (*sd.shape, block.n_terms))
@@ -115,11 +115,11 @@ def icc(idata: xr.DataTree, model: "ModelSpec", prob: float = 0.95) -> pd.DataFr
         stats = _stats(comps[block.name] / denom, prob)
         rows.append({"group": block.name, "term": str(block.term), **stats.to_dict()})
     table = pd.DataFrame(rows).set_index("group")
-    table.attrs["residual"] = _residual_label(idata, model)
+    table.attrs["residual"] = residual_label(idata, model)
     return table
 
 
-def _residual_label(idata: xr.DataTree, model: "ModelSpec") -> str:
+def residual_label(idata: xr.DataTree, model: "ModelSpec") -> str:
     family, link = model.family.name, model.link
     if family == "gaussian":
         return "sigma^2"
@@ -171,9 +171,9 @@ def contrasts(idata: xr.DataTree, model: "ModelSpec", factor: str, scale: str = 
     >>> fit.contrasts("period", scale="response")  # doctest: +SKIP
     """
     from bayesmix.posterior.effects import (
-        _is_factor,
-        _per_trial_mean,
-        _training_frame,
+        is_factor,
+        per_trial_mean,
+        training_frame,
         marginal_draws,
         reference_grid,
     )
@@ -185,7 +185,7 @@ def contrasts(idata: xr.DataTree, model: "ModelSpec", factor: str, scale: str = 
     if effect not in ("conditional", "marginal"):
         raise BayesmixError(f"effect must be 'conditional' or 'marginal', not {effect!r}")
     grid = reference_grid(idata, model, factor, None, at)
-    if not _is_factor(_training_frame(idata, model)[factor]):
+    if not is_factor(training_frame(idata, model)[factor]):
         raise BayesmixError(f"{factor!r} is numeric; contrasts compare the levels of a factor")
     if effect == "marginal":
         if scale == "linear":
@@ -195,7 +195,7 @@ def contrasts(idata: xr.DataTree, model: "ModelSpec", factor: str, scale: str = 
     else:
         values = linear_predictor(idata, model, grid, "exclude", draws)
         if scale == "response":
-            values = _per_trial_mean(idata, model, values, family_param_draws(idata, model, draws, grid, "exclude"))
+            values = per_trial_mean(idata, model, values, family_param_draws(idata, model, draws, grid, "exclude"))
     levels = list(grid[factor])
     rows, names = [], []
     for i in range(len(levels)):

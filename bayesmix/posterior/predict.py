@@ -24,8 +24,8 @@ import xarray as xr
 from bayesmix.results.tables import posterior_of
 from bayesmix.errors import BayesmixError
 from bayesmix.posterior.draws import (
-    _draw_slice,
-    _trials_for,
+    draw_slice,
+    trials_for,
     family_param_draws,
     linear_predictor,
     pointwise_loglik,
@@ -74,7 +74,7 @@ def _predict_values(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFram
         return eta
     family, link = model.family, model.link
     params = family_param_draws(idata, model, draws, newdata, re, rng)
-    trials = _trials_for(idata, model, newdata, eta.shape[-1])
+    trials = trials_for(idata, model, newdata, eta.shape[-1])
     if kind == "mean":
         return family.mean(eta, link, params, trials)
     return family.simulate(rng, eta, link, params, trials)
@@ -107,7 +107,7 @@ def predict(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFrame | None
     if summary:
         index = newdata.index if newdata is not None else model.design.rows
         return draw_summary(values, prob, index=index)
-    keep = _draw_slice(idata, model, draws)
+    keep = draw_slice(idata, model, draws)
     draw_coords = posterior_of(idata)["draw"].values[keep]
     attrs = {"kind": kind, "re": re}
     ds = xr.Dataset(
@@ -160,7 +160,7 @@ def posterior_predictive(idata: xr.DataTree, model: "ModelSpec", random_seed: in
     name = model.response_name
     obs_dim = varnames.obs_dim(name)
     values = _predict_values(idata, model, None, "response", "include", draws, random_seed)
-    keep = _draw_slice(idata, model, draws)
+    keep = draw_slice(idata, model, draws)
     observed = idata["observed_data"].to_dataset()
     pp = xr.Dataset({name: (("chain", "draw", obs_dim), values)},
                     coords={"chain": posterior_of(idata)["chain"].values,

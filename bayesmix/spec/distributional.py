@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from bayesmix.errors import FormulaError
-from bayesmix.spec.formula import FormulaSpec, Response, _parse_response, parse_formula
+from bayesmix.spec.formula import FormulaSpec, Response, parse_response, parse_formula
 from bayesmix.spec.nonlinear import FUNCTIONS, NonlinearExpr
 
 __all__ = ["Formula", "NonLinear"]
@@ -148,7 +148,7 @@ class NonLinear:
         if not lhs:
             raise FormulaError("the nonlinear formula needs a response: 'y ~ a * exp(b * x)'",
                                formula, formula.index("~"), "~")
-        response = _parse_response(lhs, 0, formula)
+        response = parse_response(lhs, 0, formula)
         if not params:
             raise FormulaError("give each nonlinear parameter a formula, e.g. "
                                "NonLinear('y ~ a * exp(b * x)', a='1 + (1 | g)', b='1')")

@@ -187,7 +187,7 @@ def _outer_parens(text: str) -> bool:
     return True
 
 
-def _parse_response(text: str, pos: int, formula: str) -> Response:
+def parse_response(text: str, pos: int, formula: str) -> Response:
     text, pos = _strip(text, pos)
     if not text:
         raise FormulaError("the formula has no response before '~'", formula, pos, "~")
@@ -318,7 +318,7 @@ def parse_formula(formula: str) -> FormulaSpec:
     if len(tildes) > 1:
         raise FormulaError("the formula has more than one '~'", formula, tildes[1], "~")
     split = tildes[0]
-    response = _parse_response(formula[:split], 0, formula)
+    response = parse_response(formula[:split], 0, formula)
     rhs_pos = split + 1
     if not formula[rhs_pos:].strip():
         raise FormulaError("nothing after '~' (write 1 for an intercept-only model)",

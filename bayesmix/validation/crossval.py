@@ -43,11 +43,11 @@ from scipy.special import logsumexp
 
 from bayesmix.results.tables import posterior_of
 from bayesmix.model.build import BuildPlan, build_model, stored_names
-from bayesmix.data.design import Design, _group_labels
+from bayesmix.data.design import Design, group_labels
 from bayesmix.errors import BayesmixError, ConvergenceWarning, DataError, warn
 from bayesmix.model.level_effects import derive_level_effects
-from bayesmix.model.marginal import draw_effects, model_stats
-from bayesmix.posterior.draws import _posterior_values, family_param_draws, pointwise_loglik
+from bayesmix.model.integration import draw_effects, model_stats
+from bayesmix.posterior.draws import posterior_values, family_param_draws, pointwise_loglik
 from bayesmix.inference.sample import SamplerSettings, compile_nutpie, run_sampler
 from bayesmix import varnames
 
@@ -105,7 +105,7 @@ def _group_of(idata: xr.DataTree, model: "ModelSpec", group: "str | pd.Series") 
     data = model.data
     if group in data.columns:
         complete = data[~data.isna().any(axis=1).to_numpy()]
-        return np.asarray(_group_labels(complete, (group,)), dtype=object), group
+        return np.asarray(group_labels(complete, (group,)), dtype=object), group
     raise DataError(f"group {group!r} is neither a grouping factor ("
                     f"{', '.join(b.group for b in model.design.blocks) or 'none'}) nor a "
                     "column the formula uses; for another column pass it as a Series, e.g. "
@@ -157,10 +157,10 @@ def heldout_loglik(idata: xr.DataTree, model: "ModelSpec", rows: np.ndarray, see
     """log p(y_i | theta_s) of training ``rows`` under ``fit``'s posterior, shape
     (chain, draw, len(rows)); levels with ``seen[b][level] == False`` are integrated over
     ``n_re_draws`` new effects per draw (see the module docstring)."""
-    from bayesmix.posterior.effects import _antithetic_effects
+    from bayesmix.posterior.effects import antithetic_effects
 
     design = model.design
-    beta = _posterior_values(idata, model, "fixef", ("coef",), slice(None)) if design.coef_names \
+    beta = posterior_values(idata, model, "fixef", ("coef",), slice(None)) if design.coef_names \
         else None
     eta = np.zeros((posterior_of(idata).sizes["chain"], posterior_of(idata).sizes["draw"], len(rows)))
     if beta is not None:
@@ -168,14 +168,14 @@ def heldout_loglik(idata: xr.DataTree, model: "ModelSpec", rows: np.ndarray, see
     eta = (eta + design.offset[rows])[:, :, None, :]  # (chain, draw, M, n)
     for block, is_seen in zip(design.blocks, seen):
         idx, Z = block.index[rows], block.Z[rows]
-        r = _posterior_values(idata, model, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)),
+        r = posterior_values(idata, model, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)),
                               slice(None))
         known = is_seen[idx]
         part = np.einsum("cdnk,nk->cdn", r[:, :, idx, :], Z) * known
         eta = eta + part[:, :, None, :]
         if not known.all():  # one new effect per unseen level and (draw, m)
             codes = np.unique(idx[~known], return_inverse=True)[1]
-            new = np.stack([_antithetic_effects(idata, model, block, slice(None), n_re_draws, rng)
+            new = np.stack([antithetic_effects(idata, model, block, slice(None), n_re_draws, rng)
                             for _ in range(int(codes.max()) + 1)], axis=3)  # c,d,M,L,k
             contrib = np.zeros(eta.shape[:2] + (new.shape[2], len(rows)))
             contrib[..., ~known] = np.einsum("cdmnk,nk->cdmn", new[:, :, :, codes, :],

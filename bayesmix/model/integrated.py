@@ -57,7 +57,7 @@ from bayesmix import varnames
 __all__ = ["MAX_TERMS", "MAX_FIXED", "FixedPrior", "MarginalStats", "NestedStats",
            "marginal_obstacle", "nested_pair", "crossed_nested_pair", "fixed_prior",
            "sufficient_stats", "nested_stats", "marginal_loglik", "nested_loglik",
-           "draw_level_effects", "draw_nested_effects", "model_stats", "draw_effects"]
+           "draw_level_effects", "draw_nested_effects"]
 
 MAX_TERMS = 5  # the unrolled Cholesky's graph grows as q^3
 MAX_FIXED = 12  # fixed effects integrated out too up to this many (p^3 graph, p^2 q per level)
@@ -123,7 +123,7 @@ def crossed_nested_pair(design: Design) -> tuple[int, int] | None:
     """``(outer, inner)`` block indices of two random intercepts, the inner factor's levels
     each within one level of the outer, among further blocks of other factors (``(1 | dept)
     + (1 | lecturer) + (1 | student)``): the pair is integrated out given the others
-    (:mod:`bayesmix.model.partial`). The pair whose outer factor has the fewest levels (then the
+    (:mod:`bayesmix.model.integrated_pair`). The pair whose outer factor has the fewest levels (then the
     inner one); each factor of the pair must have no other block. None if there is no such
     pair, or no other block."""
     from bayesmix.model.parametrization import nested_in
@@ -174,7 +174,7 @@ def nested_stats(design: Design, y: np.ndarray) -> NestedStats:
         raise ValueError("the design has no nested pair of random intercepts")
     outer, inner = design.blocks[pair[0]], design.blocks[pair[1]]
     K, X = inner.n_levels, design.X
-    yt = _response(design, y)
+    yt = offset_response(design, y)
     outer_of = np.zeros(K, dtype=np.int64)
     outer_of[inner.index] = outer.index
     SX = np.stack([np.bincount(inner.index, weights=X[:, k], minlength=K)
@@ -283,7 +283,7 @@ class MarginalStats:
         return {k: getattr(self, k) for k in ("ZtZ", "ZtX", "Zty", "XtX", "Xty", "totals")}
 
 
-def _response(design: Design, y: np.ndarray) -> np.ndarray:
+def offset_response(design: Design, y: np.ndarray) -> np.ndarray:
     """The response with the offset subtracted."""
     return np.asarray(y, dtype=float) - (design.offset if design.has_offset else 0.0)
 
@@ -334,7 +334,7 @@ def sufficient_stats(design: Design, y: np.ndarray,
     idx, J = design.blocks[0].index, design.blocks[0].n_levels
     fixed = None if priors is None else fixed_prior(design, priors)
     Z, X = _stacked_Z(design), design.X
-    yt = _response(design, y)
+    yt = offset_response(design, y)
     if fixed is not None:  # g - mean ~ N(0, diag(sd^2)) multiplies the columns X T
         X = X @ fixed.T
         yt = yt - X @ fixed.mean
@@ -540,31 +540,3 @@ def _draw_fixed(stats: MarginalStats, fixed: FixedPrior, L: np.ndarray, C: np.nd
     mean = np.linalg.solve(H, b[..., None])[..., 0]
     eps = rng.standard_normal(b.shape)
     return mean + np.linalg.solve(np.swapaxes(R, -1, -2), eps[..., None])[..., 0]
-
-
-def model_stats(design: Design, y: np.ndarray, priors: dict[str, Any] | None = None,
-                centered: tuple[bool, ...] = ()) -> Any:
-    """The statistics of a marginal model: :func:`nested_stats` for ``(1 | a/b)``,
-    :func:`bayesmix.model.partial.partial_stats` for such a pair among other factors (``centered``:
-    the blocks' centring, used for the sampled ones), else :func:`sufficient_stats`
-    (``priors``: integrate normal-prior fixed effects out too)."""
-    if nested_pair(design) is not None:
-        return nested_stats(design, y)
-    if crossed_nested_pair(design) is not None:
-        from bayesmix.model.partial import partial_stats
-
-        return partial_stats(design, y, centered)
-    return sufficient_stats(design, y, priors)
-
-
-def draw_effects(draws: xr.Dataset, design: Design, stats: Any,
-                 rng: np.random.Generator) -> xr.Dataset:
-    """:func:`draw_nested_effects`, :func:`draw_level_effects` or
-    :func:`bayesmix.model.partial.draw_partial_effects`, as ``stats`` says."""
-    from bayesmix.model.partial import PartialStats, draw_partial_effects
-
-    if isinstance(stats, NestedStats):
-        return draw_nested_effects(draws, design, stats, rng)
-    if isinstance(stats, PartialStats):
-        return draw_partial_effects(draws, design, stats, rng)
-    return draw_level_effects(draws, design, stats, rng)

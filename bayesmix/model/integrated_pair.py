@@ -3,7 +3,7 @@
 Crossed gaussian designs have no per-level closed form for all their level effects at once.
 Given the effects of the other factors, though, a pair of nested random intercepts, such as
 lecturers within departments in ``y ~ service + (1 | student) + (1 | lecturer) + (1 | dept)``,
-is again the ``(1 | a/b)`` case of :mod:`bayesmix.model.marginal`, applied to the residual ``r = y -
+is again the ``(1 | a/b)`` case of :mod:`bayesmix.model.integrated`, applied to the residual ``r = y -
 X beta - o`` (``o`` the sampled terms' sum per row): per gradient the residual's sum per inner
 level and its square (a sum over the rows, the work the conditional likelihood does anyway),
 then two scalar Woodbury steps per level.
@@ -33,7 +33,7 @@ import scipy.sparse as sp
 import xarray as xr
 
 from bayesmix.data.design import Design
-from bayesmix.model.marginal import (NestedStats, _response, crossed_nested_pair, draw_nested_effects,
+from bayesmix.model.integrated import (NestedStats, offset_response, crossed_nested_pair, draw_nested_effects,
                                nested_stats)
 from bayesmix import varnames
 
@@ -44,7 +44,7 @@ __all__ = ["PartialStats", "partial_stats", "partial_loglik_data", "draw_partial
 @dataclass(frozen=True, eq=False)
 class PartialStats:
     """The statistics of a model whose nested pair of random intercepts is integrated out
-    given the other blocks: ``nested`` (:class:`~bayesmix.model.marginal.NestedStats` of the pair
+    given the other blocks: ``nested`` (:class:`~bayesmix.model.integrated.NestedStats` of the pair
     alone, with the response minus the offset), the pair's and the sampled blocks' indices in
     the design, every block's centring, and per sampled block and term the sparse matrix that
     sums its level effects into the inner levels (for the draws afterwards)."""
@@ -99,12 +99,12 @@ def partial_stats(design: Design, y: np.ndarray, centered: tuple[bool, ...]) -> 
                             for t in range(b.n_terms)]
     return PartialStats(nested=nested, pair=pair, sampled=sampled,
                         centered=tuple(centered) or (False,) * len(design.blocks),
-                        inner_index=inner.index, yt=_response(design, y),
+                        inner_index=inner.index, yt=offset_response(design, y),
                         coupling=coupling)
 
 
 def partial_loglik_data(data: dict[str, Any], eta: Any) -> dict[str, Any]:
-    """The :func:`bayesmix.model.marginal.nested_loglik` inputs (without fixed effects) as PyTensor
+    """The :func:`bayesmix.model.integrated.nested_loglik` inputs (without fixed effects) as PyTensor
     expressions, from the constant ``data`` (:meth:`PartialStats.arrays` as tensors) and
     ``eta``, the sampled part of the mean per row: the residual's sum per inner level and
     its square."""
@@ -122,7 +122,7 @@ def draw_partial_effects(draws: xr.Dataset, design: Design, stats: PartialStats,
     """Add every block's ``r_<block>``: the sampled blocks' from their sampler coordinates
     (:func:`bayesmix.model.level_effects.derive_level_effects`, no block absorbing the intercept),
     then the pair's, per draw exactly from their conditional posterior given the fixed
-    effects and the sampled terms (:func:`bayesmix.model.marginal.draw_nested_effects` on each
+    effects and the sampled terms (:func:`bayesmix.model.integrated.draw_nested_effects` on each
     draw's residual sums)."""
     from bayesmix.model.level_effects import derive_level_effects
 
