@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: venv venv-dev venv-docs demo gallery test test-slow test-all notebooks docs bench bench-quick clean distclean find-python FORCE
+.PHONY: venv venv-dev venv-docs demo gallery test lint test-slow test-all notebooks docs bench bench-quick clean distclean find-python FORCE
 
 # Candidates, first that runs and is >= 3.12 (with venv/ensurepip) wins:
 #   $(PYTHON), python3.13 / python3.12 / python3 on PATH (pyenv shims that are not
@@ -85,6 +85,13 @@ gallery: venv
 
 test: venv-dev
 	$(PY) -m pytest -m "not slow" -q -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# Style and correctness checks (ruff) and the import contract of the layered package
+# (.importlinter: a layer imports only those below it; PyMC only in model/ and inference/).
+lint: venv-dev
+	$(VENV)/bin/ruff check bayesmix tests benchmarks case_studies docs/hooks
+	rm -rf .import_linter_cache
+	$(VENV)/bin/lint-imports --no-cache
 
 test-slow: venv-dev
 	$(PY) -m pytest -m slow -q $(PYTEST_ARGS)

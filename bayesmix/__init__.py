@@ -16,7 +16,11 @@ import warnings as _warnings
 _warnings.filterwarnings("ignore", message=".*could not link to a BLAS installation.*")
 
 from bayesmix import datasets  # noqa: E402
+from bayesmix.api.fit import FitResult  # noqa: E402
+from bayesmix.api.model import Model  # noqa: E402
+from bayesmix.api.persist import load  # noqa: E402
 from bayesmix.data.design import Design, make_design  # noqa: E402
+from bayesmix.data.structured import AR1  # noqa: E402
 from bayesmix.errors import (  # noqa: E402
     BayesmixError,
     ConvergenceWarning,
@@ -32,16 +36,11 @@ from bayesmix.errors import (  # noqa: E402
     SingularFitWarning,
 )
 from bayesmix.families import Family, get_family  # noqa: E402
-from bayesmix.spec.formula import FormulaSpec, parse_formula  # noqa: E402
-from bayesmix.spec.distributional import Formula, NonLinear  # noqa: E402
 from bayesmix.inference.ml import LRTResult, MLResult, lrt  # noqa: E402
-from bayesmix.api.model import Model  # noqa: E402
 from bayesmix.priors import Prior  # noqa: E402
-from bayesmix.data.structured import AR1  # noqa: E402
-from bayesmix.api.fit import FitResult  # noqa: E402
+from bayesmix.spec.distributional import Formula, NonLinear  # noqa: E402
+from bayesmix.spec.formula import FormulaSpec, parse_formula  # noqa: E402
 from bayesmix.validation.compare import LooWarning, compare  # noqa: E402
-from bayesmix.api.persist import load  # noqa: E402
-
 from bayesmix.version import __version__ as __version__  # noqa: E402
 
 

@@ -10,8 +10,8 @@ from scipy import stats
 
 import bayesmix as bm
 from bayesmix.model.build import stored_names
-from bayesmix.model.parametrization import level_covariates
 from bayesmix.model.level_effects import derive_level_effects
+from bayesmix.model.parametrization import level_covariates
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ import pytest
 import xarray as xr
 
 import bayesmix as bm
+from bayesmix.api.fit import FitResult
 from bayesmix.diagnostics.boundary import boundary_flags, prior_cdf
 from bayesmix.diagnostics.checks import check_fit, ebfmi, predictor_scales
-from bayesmix.api.fit import FitResult
 from bayesmix.inference.sample import SamplerSettings
 
 

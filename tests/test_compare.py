@@ -8,13 +8,13 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+from _post_fits import sleep_fit, sleep_null_fit
 from scipy import stats
 
 import bayesmix as bm
-from _post_fits import sleep_fit, sleep_null_fit
+from bayesmix.api.fit import FitResult
 from bayesmix.validation.compare import waic_from_loglik
 from bayesmix.validation.crossval import heldout_loglik
-from bayesmix.api.fit import FitResult
 
 
 @pytest.fixture(scope="module")

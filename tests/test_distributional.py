@@ -16,6 +16,7 @@ from scipy import stats
 
 import bayesmix as bm
 from bayesmix.posterior import draws as predict
+
 A, B, SD_U = -0.5, 0.6, 0.3
 
 

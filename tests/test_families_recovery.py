@@ -34,6 +34,7 @@ from scipy import special, stats
 
 import bayesmix as bm
 from bayesmix.posterior import draws as predict
+
 N, GROUPS, SD_G = 300, 25, 0.6
 SEED = 31
 RUN = dict(draws=500, tune=500, chains=2)

@@ -7,7 +7,13 @@ import dataclasses
 import pytest
 
 import bayesmix
-from bayesmix.spec.formula import FormulaSpec, GroupTerm, Response, expression_variables, parse_formula
+from bayesmix.spec.formula import (
+    FormulaSpec,
+    GroupTerm,
+    Response,
+    expression_variables,
+    parse_formula,
+)
 
 
 def terms(spec: FormulaSpec) -> list[tuple[str, str, tuple[str, ...], bool]]:

@@ -11,10 +11,10 @@ import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from _post_fits import ORANGE_PRIORS
 from scipy import special, stats
 
 import bayesmix as bm
-from _post_fits import ORANGE_PRIORS
 from bayesmix.model.build import pytensor_functions
 from bayesmix.spec.nonlinear import FUNCTIONS, NonlinearExpr
 
@@ -356,8 +356,8 @@ def test_hypothesis_names_nonlinear_and_distributional_coefficients(orange, hete
     SD and a distributional coefficient (``sigma:x``), here on prior draws as the posterior."""
     import xarray as xr
 
-    from bayesmix.posterior.hypothesis import parameter_draws
     from bayesmix.api.fit import FitResult
+    from bayesmix.posterior.hypothesis import parameter_draws
 
     model = bm.Model(orange_nl(), orange, priors=NL_PRIORS)
     prior = model.prior_predictive(draws=400, random_seed=3)["prior"].to_dataset()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _post_fits import cbpp_fit, sleep_fit, sleep_null_fit
 from scipy import special, stats
 
 import bayesmix as bm
-from _post_fits import cbpp_fit, sleep_fit, sleep_null_fit
 from bayesmix.posterior.hypothesis import HypothesisError
 
 

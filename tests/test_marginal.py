@@ -11,8 +11,12 @@ import xarray as xr
 from scipy import stats
 
 import bayesmix as bm
-from bayesmix.model.integrated import (draw_level_effects, marginal_loglik, marginal_obstacle,
-                               sufficient_stats)
+from bayesmix.model.integrated import (
+    draw_level_effects,
+    marginal_loglik,
+    marginal_obstacle,
+    sufficient_stats,
+)
 
 
 def _data(seed: int = 0, n: int = 60, levels: int = 7) -> pd.DataFrame:

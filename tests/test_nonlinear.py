@@ -14,10 +14,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from _post_fits import ORANGE_PRIORS
 
 import bayesmix as bm
-from _post_fits import ORANGE_PRIORS
 from bayesmix.posterior import draws as predict
+
 NLME = {"Asym:(Intercept)": 191.05, "xmid:(Intercept)": 722.56, "scal:(Intercept)": 344.16}
 NLME_SD_TREE, NLME_RESIDUAL = 31.65, 7.85
 PRIORS = ORANGE_PRIORS

@@ -272,3 +272,24 @@ print(json.dumps({"stats": dict(compile_cache.STATS),
 def test_cache_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("BAYESMIX_COMPILE_CACHE", "0")
     assert not compile_cache._enabled()
+
+
+def test_cache_fallback_logs_one_line(monkeypatch, caplog):
+    """When the cached path cannot be used (say a newer nutpie changed a private internal),
+    the model is compiled by nutpie's own compiler and one warning line says why."""
+    import logging
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated change of a private internal")
+
+    monkeypatch.setattr(compile_cache, "_load_entry", broken)
+    compile_cache.clear_memory_cache()
+    before = compile_cache.STATS["fallbacks"]
+    model = bm.Model("Yield ~ 1 + (1 | Batch)", _dyestuff(), priors=PRIORS)
+    with caplog.at_level(logging.WARNING, logger="bayesmix"):
+        compiled = compile_cache.compile_model(model.pymc_model, stored_names(model.design))
+    assert compile_cache.STATS["fallbacks"] == before + 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "bayesmix"]
+    assert len(lines) == 1
+    assert "compile cache not used" in lines[0] and "simulated change" in lines[0]
+    assert compiled is not None

@@ -10,10 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from _post_fits import cbpp_fit, sleep_fit
 
 import bayesmix as bm
-from _post_fits import cbpp_fit, sleep_fit
-from bayesmix.results.persist import FORMAT_VERSION, _decode_frame, _encode_frame, design_fingerprint
+from bayesmix.results.persist import (
+    FORMAT_VERSION,
+    _decode_frame,
+    _encode_frame,
+    design_fingerprint,
+)
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ import arviz_stats
 import numpy as np
 import pandas as pd
 import pytest
+from _post_fits import cbpp_fit, sleep_fit
 from scipy import special
 
 import bayesmix as bm
-from _post_fits import cbpp_fit, sleep_fit
 from bayesmix.posterior.effects import marginal_draws, reference_grid
 
 

@@ -14,8 +14,13 @@ import pandas as pd
 import pytest
 
 import bayesmix as bm
-from bayesmix.diagnostics.residuals import (SimulatedResiduals, dispersion_test, outlier_test,
-                                uniformity_test, zero_inflation_test)
+from bayesmix.diagnostics.residuals import (
+    SimulatedResiduals,
+    dispersion_test,
+    outlier_test,
+    uniformity_test,
+    zero_inflation_test,
+)
 
 FORMULA = "y ~ x + (1 | g)"
 

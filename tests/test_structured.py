@@ -10,8 +10,6 @@ import xarray as xr
 from scipy import stats
 
 import bayesmix as bm
-from bayesmix.varnames import level_dim
-from bayesmix.model.level_effects import derive_level_effects
 from bayesmix.data.structured import (
     AR1,
     ar1_covariance,
@@ -20,6 +18,8 @@ from bayesmix.data.structured import (
     ar1_structure,
     relationship_matrix,
 )
+from bayesmix.model.level_effects import derive_level_effects
+from bayesmix.varnames import level_dim
 
 # -- pedigrees and gr() -----------------------------------------------------------------------
 

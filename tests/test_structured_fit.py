@@ -15,8 +15,8 @@ import pytest
 from scipy import optimize, stats
 
 import bayesmix as bm
-from bayesmix.posterior.draws import linear_predictor, pointwise_loglik, simulate_response
 from bayesmix.data.structured import ar1_covariance, relationship_matrix
+from bayesmix.posterior.draws import linear_predictor, pointwise_loglik, simulate_response
 
 pytestmark = pytest.mark.slow
 

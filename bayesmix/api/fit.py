@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import xarray as xr
+
 from bayesmix.inference.convergence import SamplingReport, level_diagnostics, sampling_report
+from bayesmix.inference.sample import SamplerSettings
 from bayesmix.results import tables
 from bayesmix.text import Summary
-from bayesmix.inference.sample import SamplerSettings
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec

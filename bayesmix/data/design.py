@@ -19,9 +19,9 @@ import formulae
 import numpy as np
 import pandas as pd
 
+from bayesmix.data.structured import known_covariance_factor
 from bayesmix.errors import DataError, FormulaError, MissingDataWarning, warn
 from bayesmix.spec.formula import FormulaSpec, GroupTerm, expression_variables, parse_formula
-from bayesmix.data.structured import known_covariance_factor
 
 __all__ = ["RandomBlock", "Design", "ReplayedDesign", "make_design", "lme4_name"]
 

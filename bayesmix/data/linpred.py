@@ -39,13 +39,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bayesmix import varnames
 from bayesmix.data.design import Design, RandomBlock, check_columns, complete_rows, make_design
 from bayesmix.errors import DataError, FamilyError
 from bayesmix.families import Family
-from bayesmix.spec.formula import FormulaSpec
 from bayesmix.spec.distributional import Formula, NonLinear
+from bayesmix.spec.formula import FormulaSpec
 from bayesmix.spec.nonlinear import NonlinearExpr
-from bayesmix import varnames
 
 __all__ = ["LinearPredictor", "Setup", "make_setup", "split_centering", "covariate_values"]
 

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
-from bayesmix.results.tables import posterior_of
-from bayesmix import varnames
 from scipy import stats
+
+from bayesmix import varnames
+from bayesmix.results.tables import posterior_of
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec

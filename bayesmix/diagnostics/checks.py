@@ -17,14 +17,21 @@ import arviz_stats as az
 import numpy as np
 import xarray as xr
 
-from bayesmix.results.tables import posterior_of
+from bayesmix import varnames
 from bayesmix.diagnostics.boundary import BoundaryFlag, boundary_flags
-from bayesmix.inference.convergence import (ESS_MIN_PER_CHAIN, RHAT_MAX, SamplingReport, parameter_label, level_diagnostics,
-                                  population_vars, sampling_report)
 from bayesmix.errors import ConvergenceWarning, SingularFitWarning, warn
+from bayesmix.inference.convergence import (
+    ESS_MIN_PER_CHAIN,
+    RHAT_MAX,
+    SamplingReport,
+    level_diagnostics,
+    parameter_label,
+    population_vars,
+    sampling_report,
+)
 from bayesmix.inference.sample import SamplerSettings
 from bayesmix.model.parametrization import centre_threshold, information_ratios, rule_may_centre
-from bayesmix import varnames
+from bayesmix.results.tables import posterior_of
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec

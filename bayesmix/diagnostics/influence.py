@@ -25,9 +25,9 @@ import xarray as xr
 from arviz_stats import loo
 from scipy import special
 
-from bayesmix.results.tables import posterior_of
 from bayesmix.errors import BayesmixError
 from bayesmix.posterior.draws import draw_slice, pointwise_loglik
+from bayesmix.results.tables import posterior_of
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from scipy import special, stats
 
-import xarray as xr
-from bayesmix.results.tables import posterior_of
 from bayesmix.errors import BayesmixError
 from bayesmix.posterior.draws import expected_response, simulate_response
+from bayesmix.results.tables import posterior_of
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec
@@ -234,7 +234,8 @@ def residuals(idata: xr.DataTree, model: "ModelSpec", type: str = "auto", n_sims
     """Residuals per training row.
 
     ``"response"``: y - E[y] (posterior mean); ``"pearson"``: that divided by the SD of y
-    given the parameters (sigma for gaussian models, averaged over the posterior); ``"quantile"``: simulated quantile residuals on the normal scale
+    given the parameters (sigma for gaussian models, averaged over the posterior); ``"quantile"``:
+    simulated quantile residuals on the normal scale
     (N(0, 1) under the model, any family); ``"auto"``: pearson for gaussian models, quantile
     otherwise.
 

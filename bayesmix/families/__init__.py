@@ -48,8 +48,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from bayesmix.families import densities as d
 from bayesmix.errors import FamilyError, ResponseError
+from bayesmix.families import densities as d
 
 __all__ = ["Family", "FAMILIES", "get_family", "INVERSE_LINKS", "LINKS", "PARAM_LINKS",
            "ordinal_levels"]

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 import threading
 import warnings
@@ -48,6 +49,7 @@ STATS: Counter[str] = Counter()
 """Counters: ``compiles`` (PyTensor + numba compilations), ``memory_hits``, ``disk_hits``,
 ``fallbacks`` (models compiled by nutpie's own, uncached path), ``disk_cache_errors``."""
 
+_LOG = logging.getLogger("bayesmix")
 _MEMORY: OrderedDict[str, Any] = OrderedDict()
 _MEMORY_SIZE = 16  # structures kept per process (numba code and bookkeeping, no data)
 _LOCK = threading.Lock()
@@ -147,8 +149,7 @@ def compile_model(model: pm.Model, var_names: list[str] | None = None) -> Any:
     except Exception:  # noqa: BLE001  (an unusual graph: no cache)
         key = None
     if key is None:
-        STATS["fallbacks"] += 1
-        return _nutpie_compile(model, var_names)
+        return _fallback(model, var_names, "its graph has no structural key")
     try:
         with _LOCK:
             entry = _MEMORY.get(key)
@@ -165,14 +166,22 @@ def compile_model(model: pm.Model, var_names: list[str] | None = None) -> Any:
         else:
             entry = _compile_entry(model, var_names, key)
             compiled = _bind(entry, model)
-    except Exception:  # noqa: BLE001  (anything unusual: nutpie's own, uncached compiler)
-        STATS["fallbacks"] += 1
-        return _nutpie_compile(model, var_names)
+    except Exception as error:  # noqa: BLE001  (anything unusual: nutpie's own compiler)
+        return _fallback(model, var_names, f"{type(error).__name__}: {error}")
     with _LOCK:
         _MEMORY[key] = entry
         while len(_MEMORY) > _MEMORY_SIZE:
             _MEMORY.popitem(last=False)
     return compiled
+
+
+def _fallback(model: pm.Model, var_names: list[str] | None, why: str) -> Any:
+    """nutpie's own, uncached compiler, with one logged line saying why (a newer nutpie,
+    PyTensor or numba whose private internals this module relies on changed, typically)."""
+    STATS["fallbacks"] += 1
+    _LOG.warning("bayesmix compile cache not used (%s); compiling with nutpie's own "
+                 "compiler, which takes longer", why[:200])
+    return _nutpie_compile(model, var_names)
 
 
 def _nutpie_compile(model: pm.Model, var_names: list[str] | None) -> Any:
@@ -215,7 +224,9 @@ def _disk_key(key: str) -> str:
                                     nutpie.__version__, _SALT]).encode()).hexdigest()
 
 
-_SALT = "bayesmix-compile-cache-3"
+# The module's path is in the key: numba's cache pickles the entry points' globals by module
+# name, so entries written under another path (before the package was reorganised) must miss.
+_SALT = f"bayesmix-compile-cache-3|{__name__}"
 
 
 def _load_entry(key: str) -> _Entry | None:
@@ -505,7 +516,9 @@ def _cfunc(src: str, key: str, kind: str, inner: Any, load_only: bool = False) -
         return cf
     try:
         cf.compile()
-    except Exception:  # noqa: BLE001  (an unreadable cache entry: compile without the cache)
+    except Exception as error:  # noqa: BLE001  (an unreadable cache entry: compile uncached)
         STATS["disk_cache_errors"] += 1
+        _LOG.warning("bayesmix compile cache: an entry on disk could not be read (%s); "
+                     "compiling without it", f"{type(error).__name__}: {error}"[:200])
         cf = numba.cfunc(_C_SIG[kind])(fn)
     return cf

@@ -9,9 +9,9 @@ import arviz_stats as az
 import numpy as np
 import xarray as xr
 
+from bayesmix import varnames
 from bayesmix.errors import ConvergenceWarning, warn
 from bayesmix.families import PARAM_LINKS
-from bayesmix import varnames
 
 __all__ = ["SamplingReport", "sampling_report", "population_vars", "rank_diagnostics",
            "level_diagnostics"]

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from bayesmix import varnames
 from bayesmix.errors import BayesmixError, DataError, FamilyError, warn
 from bayesmix.inference.laplace import GlmmProblem, LmmProblem, RandomStructure, random_structure
 from bayesmix.text import Summary
-from bayesmix import varnames
 
 if TYPE_CHECKING:
     from bayesmix.model.model import ModelSpec as Model

@@ -45,17 +45,16 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-
+from bayesmix import varnames
 from bayesmix.data.design import Design, RandomBlock
+from bayesmix.data.structured import AR_PRIOR_KEY, AR1Structure, ar1_simulate
 from bayesmix.errors import PriorError
 from bayesmix.families import LINKS, get_family
 from bayesmix.model.integrated import MarginalStats, NestedStats, marginal_loglik, nested_loglik
 from bayesmix.model.integrated_pair import PartialStats, partial_loglik_data
 from bayesmix.model.parametrization import absorption, level_values
-from bayesmix.priors import Prior, PriorSpec, cutpoint_labels, local_priors
-from bayesmix.data.structured import AR_PRIOR_KEY, AR1Structure, ar1_simulate
 from bayesmix.model.transforms import qr_transform
-from bayesmix import varnames
+from bayesmix.priors import Prior, PriorSpec, cutpoint_labels, local_priors
 
 __all__ = ["BuildPlan", "build_model", "LIKELIHOODS", "pytensor_functions"]
 

@@ -51,8 +51,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from bayesmix.data.design import Design
 from bayesmix import varnames
+from bayesmix.data.design import Design
 
 __all__ = ["MAX_TERMS", "MAX_FIXED", "FixedPrior", "MarginalStats", "NestedStats",
            "marginal_obstacle", "nested_pair", "crossed_nested_pair", "fixed_prior",

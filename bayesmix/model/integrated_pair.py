@@ -32,10 +32,15 @@ import numpy as np
 import scipy.sparse as sp
 import xarray as xr
 
-from bayesmix.data.design import Design
-from bayesmix.model.integrated import (NestedStats, offset_response, crossed_nested_pair, draw_nested_effects,
-                               nested_stats)
 from bayesmix import varnames
+from bayesmix.data.design import Design
+from bayesmix.model.integrated import (
+    NestedStats,
+    crossed_nested_pair,
+    draw_nested_effects,
+    nested_stats,
+    offset_response,
+)
 
 __all__ = ["PartialStats", "partial_stats", "partial_loglik_data", "draw_partial_effects",
            "restricted"]

@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from bayesmix import varnames
 from bayesmix.data.design import Design
 from bayesmix.model.parametrization import absorption, level_values
-from bayesmix import varnames
 
 __all__ = ["derive_level_effects"]
 

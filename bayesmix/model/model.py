@@ -19,24 +19,41 @@ import pymc as pm
 import pytensor
 import xarray as xr
 
-from bayesmix.model.build import BuildPlan, build_model, stored_names
+from bayesmix import varnames
+from bayesmix.data import linpred
 from bayesmix.data.design import Design, make_design
+from bayesmix.data.structured import AR1, AR_PRIOR_KEY, AR1Structure, model_ar1_structure
 from bayesmix.errors import BayesmixError, DataError, FamilyError, FormulaError
 from bayesmix.families import PARAM_LINKS, Family, get_family, ordinal_levels
-from bayesmix.spec.formula import FormulaSpec, parse_formula
-from bayesmix.spec.distributional import Formula, NonLinear
-from bayesmix.data import linpred
-from bayesmix.model.level_effects import derive_level_effects
-from bayesmix.model.integrated import (MarginalStats, NestedStats, crossed_nested_pair,
-                                       marginal_obstacle)
-from bayesmix.model.integration import draw_effects, model_stats
+from bayesmix.model.build import BuildPlan, build_model, stored_names
+from bayesmix.model.integrated import (
+    MarginalStats,
+    NestedStats,
+    crossed_nested_pair,
+    marginal_obstacle,
+)
 from bayesmix.model.integrated_pair import PartialStats
-from bayesmix.model.parametrization import (CENTRE_RATIO, choose_centering, information_ratios,
-                                      level_covariates)
-from bayesmix.priors import (Prior, PriorSpec, ar_prior_specs, check_ar_prior, default_priors,
-                             extend_priors, finish_priors, prior_table, resolve_priors)
-from bayesmix.data.structured import AR1, AR_PRIOR_KEY, AR1Structure, model_ar1_structure
-from bayesmix import varnames
+from bayesmix.model.integration import draw_effects, model_stats
+from bayesmix.model.level_effects import derive_level_effects
+from bayesmix.model.parametrization import (
+    CENTRE_RATIO,
+    choose_centering,
+    information_ratios,
+    level_covariates,
+)
+from bayesmix.priors import (
+    Prior,
+    PriorSpec,
+    ar_prior_specs,
+    check_ar_prior,
+    default_priors,
+    extend_priors,
+    finish_priors,
+    prior_table,
+    resolve_priors,
+)
+from bayesmix.spec.distributional import Formula, NonLinear
+from bayesmix.spec.formula import FormulaSpec, parse_formula
 
 __all__ = ["ModelSpec", "clean_draws"]
 
@@ -157,8 +174,9 @@ class ModelSpec:
         --------
         >>> import bayesmix as bm
         >>> m = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("dyestuff"))
-        >>> sorted(m.constructor_args())
-        ['autocor', 'centered', 'data', 'data2', 'family', 'formula', 'link', 'marginalize', 'na_action', 'priors', 'weights']
+        >>> sorted(m.constructor_args())  # doctest: +NORMALIZE_WHITESPACE
+        ['autocor', 'centered', 'data', 'data2', 'family', 'formula', 'link', 'marginalize', 'na_action',
+         'priors', 'weights']
         """
         formula = self._formula if self.setup is not None else self.spec.formula
         return {"formula": formula, "data": self.data, "family": self.family.name,

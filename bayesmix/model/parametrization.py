@@ -25,7 +25,8 @@ effects (hierarchical centring, see :func:`absorption`), which is what makes
 centring pay from a ratio of about 2. A block that cannot absorb all its terms (a term that is
 no fixed effect, or crossed factors, of which only one can absorb the intercept), and a
 correlated block (a centred multivariate normal has a funnel where an SD is small), need
-:data:`PARTIAL_CENTRE_RATIO` (4), the threshold measured before hierarchical centring. Measured minimum bulk ESS over the non-level
+:data:`PARTIAL_CENTRE_RATIO` (4), the threshold measured before hierarchical centring. Measured minimum
+bulk ESS over the non-level
 parameters, 2 chains x 1000 draws, mean of two seeds, centred against non-centred:
 dyestuff (ratio 3.6) 811 vs 372; sleepstudy ``(Days || Subject)`` (2.7) 1620 vs 499;
 ``(Days | Subject)`` (2.7) 664 vs 405 but with 4-5 divergences per run (so correlated

@@ -12,11 +12,11 @@ from matplotlib.figure import Figure
 from bayesmix.errors import BayesmixError
 from bayesmix.posterior.effects import (
     block_for,
-    is_factor,
-    training_frame,
     conditional_effects,
+    is_factor,
     marginal_effects,
     observed,
+    training_frame,
 )
 
 if TYPE_CHECKING:
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["plot_effects"]
 
 
-def plot_effects(idata: xr.DataTree, model: "ModelSpec", x: str, kind: str = "conditional", by_group: str | bool = False,
-                 at: dict[str, Any] | None = None, prob: float = 0.95, data: bool = True,
+def plot_effects(idata: xr.DataTree, model: "ModelSpec", x: str, kind: str = "conditional",
+                 by_group: str | bool = False, at: dict[str, Any] | None = None, prob: float = 0.95, data: bool = True,
                  draws: int | None = None, n_re_draws: int = 100) -> Figure:
     """Predicted response against ``x`` with ``prob`` bands: ``kind`` "conditional" (a typical
     group), "marginal" (population-averaged) or "both"; ``by_group`` adds each level's

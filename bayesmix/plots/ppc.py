@@ -19,11 +19,11 @@ from arviz_plots import PlotCollection
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from bayesmix.results.tables import posterior_of
-from bayesmix.inference.convergence import parameter_label, population_vars
-from bayesmix.errors import BayesmixError
 from bayesmix.diagnostics.influence import K_THRESHOLD, influence
+from bayesmix.errors import BayesmixError
+from bayesmix.inference.convergence import parameter_label, population_vars
 from bayesmix.posterior.draws import draw_slice, pointwise_loglik, simulate_response
+from bayesmix.results.tables import posterior_of
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec
@@ -247,9 +247,15 @@ def plot_diagnostics(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 500, 
     --------
     >>> fig = fit.plot_diagnostics()  # doctest: +SKIP
     """
-    from bayesmix.plots.residuals import fitted_axis, panel_fitted, panel_qq, \
-        panel_scale, ranef_panel, residual_label
     from bayesmix.diagnostics.residuals import fitted, residuals
+    from bayesmix.plots.residuals import (
+        fitted_axis,
+        panel_fitted,
+        panel_qq,
+        panel_scale,
+        ranef_panel,
+        residual_label,
+    )
 
     fig, axes = plt.subplots(2, 3, figsize=(14.0, 8.2))
     resid = residuals(idata, model, "auto", n_sims, random_seed).to_numpy()

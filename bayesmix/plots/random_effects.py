@@ -14,10 +14,10 @@ import xarray as xr
 from matplotlib.figure import Figure
 from scipy import stats
 
+from bayesmix import varnames
+from bayesmix.errors import BayesmixError
 from bayesmix.results import tables
 from bayesmix.results.tables import posterior_of
-from bayesmix.errors import BayesmixError
-from bayesmix import varnames
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec

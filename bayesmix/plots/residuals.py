@@ -11,15 +11,16 @@ from typing import TYPE_CHECKING, Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy import special, stats
-import xarray as xr
-from bayesmix.results.tables import posterior_of
-from bayesmix.errors import BayesmixError
-from bayesmix.spec.formula import expression_variables
-from bayesmix.diagnostics.residuals import fitted, residuals, simulated_residuals
+
 from bayesmix import varnames
+from bayesmix.diagnostics.residuals import fitted, residuals, simulated_residuals
+from bayesmix.errors import BayesmixError
+from bayesmix.results.tables import posterior_of
+from bayesmix.spec.formula import expression_variables
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec

@@ -36,11 +36,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from bayesmix.results.tables import posterior_of
+
+from bayesmix import varnames
+from bayesmix.data.structured import AR1Structure, ar1_loglik, ar1_simulate, ar1_structure
 from bayesmix.errors import BayesmixError, DataError
 from bayesmix.families import INVERSE_LINKS
-from bayesmix.data.structured import AR1Structure, ar1_loglik, ar1_simulate, ar1_structure
-from bayesmix import varnames
+from bayesmix.results.tables import posterior_of
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec
@@ -188,7 +189,8 @@ def _linear_eta(idata: xr.DataTree, model: "ModelSpec", design: Any, fixef_var: 
     if re == "exclude":
         return eta
     for block, idx, Z in zip(design.blocks, arrays.indices, arrays.Zs):
-        r = posterior_values(idata, model, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)), keep)
+        r = posterior_values(idata, model, varnames.ranef(block),
+                         (varnames.level_dim(block), varnames.term_dim(block)), keep)
         unseen = idx < 0
         if unseen.any():  # re == "sample_new": one draw per unseen level, shared by its rows
             codes = _unseen_codes(newdata, block, unseen)

@@ -23,17 +23,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from bayesmix import varnames
 from bayesmix.errors import BayesmixError, DataError
-from bayesmix.spec.formula import expression_variables
 from bayesmix.posterior.draws import (
     draw_slice,
-    posterior_values,
     family_param_draws,
     linear_predictor,
     model_arrays,
+    posterior_values,
 )
 from bayesmix.posterior.predict import draw_summary
-from bayesmix import varnames
+from bayesmix.spec.formula import expression_variables
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec
@@ -129,7 +130,8 @@ def reference_grid(idata: xr.DataTree, model: "ModelSpec", x: str, values: Any =
 
 
 # -- draws ------------------------------------------------------------------------------------------
-def per_trial_mean(idata: xr.DataTree, model: "ModelSpec", eta: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+def per_trial_mean(idata: xr.DataTree, model: "ModelSpec", eta: np.ndarray,
+                   params: dict[str, np.ndarray]) -> np.ndarray:
     trials = None if model.trials is None else np.ones(eta.shape[-1])
     return model.family.mean(eta, model.link, params, trials)
 
@@ -193,7 +195,8 @@ def _group_draws(idata: xr.DataTree, model: "ModelSpec", grid: pd.DataFrame, blo
     params = family_param_draws(idata, model, draws, grid, "exclude")
     i = model.design.blocks.index(block)
     Z = model_arrays(idata, model, grid).Zs[i]
-    r = posterior_values(idata, model, varnames.ranef(block), (varnames.level_dim(block), varnames.term_dim(block)), keep)
+    r = posterior_values(idata, model, varnames.ranef(block),
+                         (varnames.level_dim(block), varnames.term_dim(block)), keep)
     lookup = {v: j for j, v in enumerate(block.levels)}
     missing = [v for v in levels if v not in lookup]
     if missing:
@@ -238,7 +241,8 @@ def conditional_effects(idata: xr.DataTree, model: "ModelSpec", x: str, values: 
             parts.append(table)
         return pd.concat(parts, ignore_index=True)
     eta = linear_predictor(idata, model, grid, "exclude", draws)
-    out = eta if scale == "linear" else per_trial_mean(idata, model, eta, family_param_draws(idata, model, draws, grid, "exclude"))
+    out = eta if scale == "linear" else per_trial_mean(
+        idata, model, eta, family_param_draws(idata, model, draws, grid, "exclude"))
     table = draw_summary(out, prob)
     table.insert(0, x, list(grid[x]))
     return table

@@ -29,15 +29,15 @@ import ast
 import difflib
 import operator
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesmix.results.tables import posterior_of
-from bayesmix.errors import BayesmixError
 from bayesmix import varnames
+from bayesmix.errors import BayesmixError
+from bayesmix.results.tables import posterior_of
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec
@@ -189,7 +189,8 @@ def hypothesis(idata: xr.DataTree, model: "ModelSpec", hypotheses: str | list[st
         prior_values = parameter_draws(prior["prior"].to_dataset(), model)
     rows = []
     for (left, right, op, slots), text in parsed:
-        def diff(vals: dict[str, np.ndarray]) -> np.ndarray:
+        def diff(vals: dict[str, np.ndarray], left: Any = left, right: Any = right, slots: Any = slots,
+                 text: str = text) -> np.ndarray:
             lhs = _evaluate(left, vals, slots, names, text)
             rhs = _evaluate(right, vals, slots, names, text)
             return np.broadcast_to(np.asarray(lhs - rhs, float), vals[names[0]].shape)

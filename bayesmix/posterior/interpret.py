@@ -24,14 +24,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from bayesmix import varnames
 from bayesmix.errors import BayesmixError, FamilyError
 from bayesmix.posterior.draws import (
-    posterior_values,
     expected_response,
     family_param_draws,
     linear_predictor,
+    posterior_values,
 )
-from bayesmix import varnames
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec
@@ -172,12 +173,11 @@ def contrasts(idata: xr.DataTree, model: "ModelSpec", factor: str, scale: str = 
     """
     from bayesmix.posterior.effects import (
         is_factor,
-        per_trial_mean,
-        training_frame,
         marginal_draws,
+        per_trial_mean,
         reference_grid,
+        training_frame,
     )
-
     from bayesmix.posterior.predict import draw_summary
 
     if scale not in ("linear", "response"):

@@ -21,16 +21,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesmix.results.tables import posterior_of
+from bayesmix import varnames
 from bayesmix.errors import BayesmixError
 from bayesmix.posterior.draws import (
     draw_slice,
-    trials_for,
     family_param_draws,
     linear_predictor,
     pointwise_loglik,
+    trials_for,
 )
-from bayesmix import varnames
+from bayesmix.results.tables import posterior_of
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec

@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesmix.errors import PersistError
-from bayesmix.priors import Prior
-from bayesmix.inference.sample import SamplerSettings
 from bayesmix.data.structured import AR1
+from bayesmix.errors import PersistError
+from bayesmix.inference.sample import SamplerSettings
+from bayesmix.priors import Prior
 
 if TYPE_CHECKING:
     from bayesmix.model.model import ModelSpec

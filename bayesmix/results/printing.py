@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pandas as pd
-
 import xarray as xr
-from bayesmix.results import tables
+
 from bayesmix.inference.convergence import SamplingReport
 from bayesmix.inference.sample import SamplerSettings
+from bayesmix.results import tables
 from bayesmix.text import format_table
 
 if TYPE_CHECKING:

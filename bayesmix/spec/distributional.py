@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from bayesmix.errors import FormulaError
-from bayesmix.spec.formula import FormulaSpec, Response, parse_response, parse_formula
+from bayesmix.spec.formula import FormulaSpec, Response, parse_formula, parse_response
 from bayesmix.spec.nonlinear import FUNCTIONS, NonlinearExpr
 
 __all__ = ["Formula", "NonLinear"]

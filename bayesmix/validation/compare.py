@@ -25,14 +25,15 @@ import xarray as xr
 from arviz_stats.utils import ELPDData
 from scipy.special import logsumexp
 
+from bayesmix import varnames
 from bayesmix.errors import BayesmixError, warn
 from bayesmix.posterior.draws import pointwise_loglik
 from bayesmix.posterior.predict import log_likelihood
-from bayesmix import varnames
 
 if TYPE_CHECKING:
-    from bayesmix.model import ModelSpec
     import pandas as pd
+
+    from bayesmix.model import ModelSpec
 
 
 __all__ = ["loo", "waic", "waic_from_loglik", "compare", "ELPDDataWAIC", "LooWarning"]

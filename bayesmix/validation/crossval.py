@@ -41,15 +41,15 @@ import xarray as xr
 from arviz_stats.utils import ELPDDataLOOKFold
 from scipy.special import logsumexp
 
-from bayesmix.results.tables import posterior_of
-from bayesmix.model.build import BuildPlan, build_model, stored_names
+from bayesmix import varnames
 from bayesmix.data.design import Design, group_labels
 from bayesmix.errors import BayesmixError, ConvergenceWarning, DataError, warn
-from bayesmix.model.level_effects import derive_level_effects
-from bayesmix.model.integration import draw_effects, model_stats
-from bayesmix.posterior.draws import posterior_values, family_param_draws, pointwise_loglik
 from bayesmix.inference.sample import SamplerSettings, compile_nutpie, run_sampler
-from bayesmix import varnames
+from bayesmix.model.build import BuildPlan, build_model, stored_names
+from bayesmix.model.integration import draw_effects, model_stats
+from bayesmix.model.level_effects import derive_level_effects
+from bayesmix.posterior.draws import family_param_draws, pointwise_loglik, posterior_values
+from bayesmix.results.tables import posterior_of
 
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec
@@ -187,7 +187,8 @@ def heldout_loglik(idata: xr.DataTree, model: "ModelSpec", rows: np.ndarray, see
     return logsumexp(ll, axis=2) - np.log(ll.shape[2])
 
 
-def kfold(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings, k: int = 10, group: "str | pd.Series | None" = None,
+def kfold(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings, k: int = 10,
+          group: "str | pd.Series | None" = None,
           folds: np.ndarray | None = None, random_seed: int | None = None,
           draws: int | None = None, tune: int | None = None, chains: int | None = None,
           n_re_draws: int = 20, progressbar: bool = False) -> KFoldResult:
@@ -253,9 +254,9 @@ def kfold(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings, k: 
                                 None if model.trials is None else model.trials[train])
         fold_settings = dataclasses.replace(settings, random_seed=int(seeds[j]))
 
-        def derive(ds: xr.Dataset) -> xr.Dataset:
+        def derive(ds: xr.Dataset, stats: Any = stats, sub: Any = sub, seed: int = int(seeds[j])) -> xr.Dataset:
             if stats is not None:  # the training rows' level effects, drawn exactly
-                return draw_effects(ds, design, stats, np.random.default_rng(seeds[j]))
+                return draw_effects(ds, design, stats, np.random.default_rng(seed))
             # the training rows' design: centring means and level values as in the refit
             return derive_level_effects(ds, sub, centred, inplace=True,
                                         level_cols=model.level_covariates)
