@@ -18,7 +18,7 @@ import pytest
 from scipy import special, stats
 
 import bayesmix as bm
-from bayesmix.families import FAMILIES, INVERSE_LINKS, get_family
+from bayesmix.families import FAMILIES, LINKS, get_family
 
 RNG = np.random.default_rng(20251)
 N = 24
@@ -38,7 +38,7 @@ def _response(family: str) -> tuple[np.ndarray, np.ndarray | None]:
     rng = np.random.default_rng(7)
     if family in ("gaussian", "student_t"):
         return rng.normal(1.5, 1.0, N), None
-    if family in ("lognormal", "gamma"):
+    if family in ("lognormal", "gamma", "weibull"):
         return rng.gamma(2.0, 0.8, N), None
     if family == "beta":
         return rng.beta(2.0, 3.0, N), None
@@ -92,7 +92,7 @@ def _point(model: bm.Model, family: str, link: str) -> dict[str, np.ndarray]:
 def _scipy_loglik(family: str, link: str, y: np.ndarray, n: np.ndarray | None,
                   eta: np.ndarray) -> np.ndarray:
     """Independent reference: scipy.stats densities with the documented parametrisation."""
-    mu = INVERSE_LINKS[link](eta)
+    mu = LINKS[link].inverse(eta)
     p = PARAMS
     if family == "gaussian":
         return stats.norm.logpdf(y, mu, p["sigma"])
@@ -102,6 +102,9 @@ def _scipy_loglik(family: str, link: str, y: np.ndarray, n: np.ndarray | None,
         return stats.lognorm.logpdf(y, s=p["sigma"], scale=np.exp(eta))
     if family == "gamma":
         return stats.gamma.logpdf(y, a=p["shape"], scale=mu / p["shape"])
+    if family == "weibull":  # mean mu: scale = mu / Gamma(1 + 1/shape)
+        return stats.weibull_min.logpdf(y, p["shape"],
+                                        scale=mu / special.gamma(1 + 1 / p["shape"]))
     if family == "beta":
         return stats.beta.logpdf(y, mu * p["phi"], (1 - mu) * p["phi"])
     if family == "bernoulli":
@@ -132,9 +135,9 @@ FAMILY_LINKS = [(f.name, link) for f in FAMILIES.values() for link in f.links]
 
 
 def test_every_family_and_link_is_checked():
-    assert len(FAMILY_LINKS) == 28
+    assert len(FAMILY_LINKS) == 30
     assert set(FAMILIES) == {
-        "gaussian", "student_t", "lognormal", "gamma", "bernoulli", "binomial",
+        "gaussian", "student_t", "lognormal", "gamma", "weibull", "bernoulli", "binomial",
         "beta_binomial", "beta", "poisson", "negativebinomial", "zero_inflated_poisson",
         "zero_inflated_negativebinomial", "hurdle_poisson", "hurdle_negativebinomial",
         "cumulative"}
@@ -217,6 +220,9 @@ def _moments(family: str, mu: float, n: float) -> tuple[float, float]:
         return np.exp(mu + s2 / 2), (np.exp(s2) - 1) * np.exp(2 * mu + s2)
     if family == "gamma":
         return mu, mu ** 2 / p["shape"]
+    if family == "weibull":
+        g1, g2 = special.gamma(1 + 1 / p["shape"]), special.gamma(1 + 2 / p["shape"])
+        return mu, mu ** 2 * (g2 / g1 ** 2 - 1)
     if family == "beta":
         return mu, mu * (1 - mu) / (1 + p["phi"])
     if family == "bernoulli":
@@ -252,7 +258,7 @@ def test_simulate_matches_the_distributions_mean_and_variance(family):
     n = 7.0 if fam.needs_trials else None
     params = {k: np.asarray(v) for k, v in PARAMS.items()}
     draws = fam.simulate(np.random.default_rng(3), eta, link, params, n)
-    mean, var = _moments(family, float(INVERSE_LINKS[link](INTERCEPT[link])), n or 1.0)
+    mean, var = _moments(family, float(LINKS[link].inverse(INTERCEPT[link])), n or 1.0)
     assert fam.mean(eta[:1], link, params, n)[0] == pytest.approx(mean, rel=1e-10)
     _batch_check(draws, np.mean, mean, f"{family} mean")
     _batch_check(draws, lambda b: b.var(ddof=1), var, f"{family} variance")

@@ -150,7 +150,7 @@ def test_marginalize_true_where_impossible_says_why():
     with pytest.raises(ValueError, match="not gaussian with identity link"):
         bm.Model("y ~ x + (1 | g)", df.assign(y=df.y.abs()), family="gamma", marginalize=True)
     design = bm.Model("y ~ x + (1 | g)", df).design
-    assert marginal_obstacle(design, "gaussian", "identity", weights=np.ones(60)) == \
+    assert marginal_obstacle(design, bm.get_family("gaussian"), "identity", weights=np.ones(60)) == \
         "the model has observation weights"
 
 

@@ -40,7 +40,7 @@ def _figures(fit: Any) -> dict[str, Any]:
     for group in groups:
         out[f"caterpillar_{group}"] = lambda g=group: fit.plot_caterpillar(g)
         out[f"influence_{group}"] = lambda g=group: fit.plot_influence(g)
-        if fit.model.family.name == "gaussian" and fit.model.link == "identity":
+        if fit.model.family.normal and fit.model.link == "identity":
             out[f"shrinkage_{group}"] = lambda g=group: fit.plot_shrinkage(g)
     return out
 
@@ -72,7 +72,7 @@ def write_gallery(out: str | Path, names: list[str] | None = None, draws: int = 
                 progressbar=False)
         lines = [str(fit.check()), "", "Simulated residuals:", fit.simulated_residuals().text(),
                  "", "Influence:", fit.influence().text()]
-        if family != "gaussian":
+        if "dispersion" in fit.model.family.diagnostics:
             lines += ["", "Overdispersion:", fit.overdispersion().verdict]
         report = folder / f"{name}_checks.txt"
         report.write_text("\n".join(lines) + "\n")

@@ -23,7 +23,7 @@ from bayesmix.data.structured import known_covariance_factor
 from bayesmix.errors import DataError, FormulaError, MissingDataWarning, warn
 from bayesmix.spec.formula import FormulaSpec, GroupTerm, expression_variables, parse_formula
 
-__all__ = ["RandomBlock", "Design", "ReplayedDesign", "make_design", "lme4_name"]
+__all__ = ["RandomBlock", "Design", "ReplayedDesign", "make_design", "lme4_name", "restrict_rows"]
 
 # Functions available inside formula terms, besides formulae's own (scale, center, C, I...).
 NAMESPACE: dict[str, Any] = {
@@ -449,3 +449,21 @@ def _check_new_data(design: Design, newdata: pd.DataFrame) -> pd.DataFrame:
         frame[col] = _for_formulae(frame[col]) if not isinstance(
             frame[col].dtype, pd.CategoricalDtype) else frame[col]
     return frame
+
+
+def restrict_rows(design: Design, rows: np.ndarray) -> Design:
+    """The design restricted to ``rows`` (positions), keeping every level and column, so that
+    a model built on it has the parameters of the full one (a k-fold refit).
+
+    Examples
+    --------
+    >>> import bayesmix as bm
+    >>> m = bm.Model("Reaction ~ Days + (Days | Subject)", bm.datasets.load("sleepstudy"))
+    >>> sub = restrict_rows(m.design, np.arange(20))
+    >>> sub.n, sub.blocks[0].n_levels
+    (20, 18)
+    """
+    blocks = tuple(dataclasses.replace(b, index=b.index[rows], Z=b.Z[rows]) for b in design.blocks)
+    return dataclasses.replace(design, X=design.X[rows], y=design.y[rows], offset=design.offset[rows],
+                               blocks=blocks, rows=design.rows[rows],
+                               trials=None if design.trials is None else design.trials[rows])

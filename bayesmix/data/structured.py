@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from bayesmix.errors import DataError
+from bayesmix.families import Family
 
 __all__ = ["AR1", "AR1Structure", "ar1_structure", "model_ar1_structure",
            "ar1_phi", "ar1_loglik", "ar1_simulate", "ar1_covariance",
@@ -164,16 +165,16 @@ def ar1_structure(spec: AR1, frame: pd.DataFrame) -> AR1Structure:
 
 
 def model_ar1_structure(spec: AR1, data: pd.DataFrame, design: Any,
-                        family: str) -> AR1Structure:
+                        family: Family) -> AR1Structure:
     """:func:`ar1_structure` on the rows the design kept (rows with missing values in formula
     columns were dropped; the same rows are dropped here)."""
     from bayesmix.errors import FamilyError
 
     if not isinstance(spec, AR1):
         raise DataError(f"autocor must be bm.AR1(time=..., group=...), not {spec!r}")
-    if family != "gaussian":
+    if not family.normal:
         raise FamilyError(f"AR1 is available for gaussian models; latent AR1 for family "
-                          f"{family!r} is not implemented yet. Model the serial dependence "
+                          f"{family.name!r} is not implemented yet. Model the serial dependence "
                           "with a random effect of time within group instead, e.g. "
                           f"(1 | {spec.group or 'g'}:{spec.time})")
     for name, role in ((spec.time, "time"), (spec.group, "group")):

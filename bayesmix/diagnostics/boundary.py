@@ -90,7 +90,7 @@ def prior_cdf(prior: Any, x: float) -> float:
 
 def _unit(idata: xr.DataTree, model: "ModelSpec") -> tuple[float, str]:
     """The natural scale of the linear predictor and how to say it."""
-    if model.family.name == "gaussian" and model.link == "identity" and "sigma" in posterior_of(idata):
+    if model.family.normal and model.link == "identity" and "sigma" in posterior_of(idata):
         sigma = float(posterior_of(idata)["sigma"].median())
         return sigma, f"{SD_FRACTION:g} x the residual SD {sigma:.3g}"
     return 1.0, f"{SD_FRACTION:g} on the {model.link} scale"

@@ -31,6 +31,7 @@ import xarray as xr
 from scipy import special, stats
 
 from bayesmix.errors import BayesmixError
+from bayesmix.families import get_family
 from bayesmix.posterior.draws import expected_response, simulate_response
 from bayesmix.results.tables import posterior_of
 
@@ -85,8 +86,10 @@ class SimulatedResiduals:
         --------
         >>> fit.simulated_residuals().tests()  # doctest: +SKIP
         """
+        # the dispersion test runs for every family (DHARMa's testDispersion does); whether
+        # overdispersion is a question for the family is overdispersion()'s to say
         results = [uniformity_test(self), dispersion_test(self)]
-        if self.family not in ("gaussian",):
+        if "zeros" in get_family(self.family).diagnostics:
             results.append(zero_inflation_test(self))
         results.append(outlier_test(self))
         return pd.DataFrame([r.__dict__ for r in results]).set_index("name")
@@ -247,7 +250,7 @@ def residuals(idata: xr.DataTree, model: "ModelSpec", type: str = "auto", n_sims
         raise BayesmixError(f"type must be one of {', '.join(map(repr, RESIDUAL_TYPES))}, "
                             f"not {type!r}")
     if type == "auto":
-        type = "pearson" if model.family.name == "gaussian" else "quantile"
+        type = "pearson" if model.family.normal else "quantile"
     rows = model.design.rows
     if type == "quantile":
         values = simulated_residuals(idata, model, n_sims, random_seed).normal()
@@ -258,7 +261,7 @@ def residuals(idata: xr.DataTree, model: "ModelSpec", type: str = "auto", n_sims
     mean = mu.mean(axis=0)
     if type == "response":
         return pd.Series(y - mean, index=rows, name="response residual")
-    if "sigma" in posterior_of(idata) and model.family.name == "gaussian":
+    if "sigma" in posterior_of(idata) and model.family.normal:
         variance = np.full(y.size, float((posterior_of(idata)["sigma"] ** 2).mean()))  # as lme4
     else:  # E[Var(y | theta)] = Var(y_rep) - Var(E[y | theta]) (law of total variance)
         sims = simulate_response(idata, model, draws=per_chain, random_seed=random_seed)
@@ -297,10 +300,11 @@ def overdispersion(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 1000,
     """
     family = model.family.name
     trials = model.trials
-    if family in ("gaussian", "bernoulli") or (family == "binomial" and trials is not None
-                                              and np.all(trials == 1)):
-        what = "the residual SD absorbs it" if family == "gaussian" else \
-            "a 0/1 response cannot be overdispersed"
+    binary = model.family.response == "binary" or (trials is not None and np.all(trials == 1))
+    if binary or "dispersion" not in model.family.diagnostics:
+        what = "a 0/1 response cannot be overdispersed" if binary else (
+            f"its variance has its own parameter ({', '.join(model.family.params)}), which "
+            "absorbs it")
         raise BayesmixError(f"overdispersion is a check for count and binomial models; for "
                             f"family {family!r} {what}")
     res = simulated_residuals(idata, model, n_sims, random_seed)
@@ -309,7 +313,8 @@ def overdispersion(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 1000,
     over = bool(p < ALPHA and ratio > 1)
     name = res.response
     if over:
-        fix = ("switch to family='negativebinomial'" if family == "poisson" else
+        wider = model.family.overdispersed
+        fix = (f"switch to family='{wider}'" if wider else
                "use a family with its own dispersion parameter")
         verdict = (f"Overdispersed: the residuals vary {ratio:.2f} times as much as the "
                    f"{family} model predicts (p = {p:.3g}). Intervals and p-values of the fixed "

@@ -14,26 +14,16 @@ those the sampler used.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from scipy import special, stats
+
+from bayesmix.families.links import LINKS
 
 Params = dict[str, np.ndarray]
 _EPS = 1e-12  # probabilities are kept in [eps, 1 - eps], as in the PyMC model
 
-INVERSE_LINKS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "identity": lambda eta: eta,
-    "log": np.exp,
-    "logit": special.expit,
-    "probit": special.ndtr,
-    "cloglog": lambda eta: -np.expm1(-np.exp(eta)),
-    "inverse": lambda eta: 1.0 / eta,
-}
-
-
 def _mu(eta: np.ndarray, link: str) -> np.ndarray:
-    return INVERSE_LINKS[link](np.asarray(eta, dtype=float))
+    return LINKS[link].inverse(np.asarray(eta, dtype=float))
 
 
 def _prob(eta: np.ndarray, link: str) -> np.ndarray:

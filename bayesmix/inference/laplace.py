@@ -30,7 +30,7 @@ import scipy.sparse.linalg as spla
 from scipy import special
 
 from bayesmix.data.design import RandomBlock
-from bayesmix.families import INVERSE_LINKS, LINKS
+from bayesmix.families import get_link
 
 __all__ = ["RandomStructure", "SPDSolver", "ZLambda", "LmmProblem", "LmmSolution",
            "GlmmProblem", "GlmmSolution", "random_structure", "DENSE_LIMIT"]
@@ -324,16 +324,6 @@ def _guarded(solve: Callable[..., Any], *args: Any) -> float:
 
 # -- generalized linear mixed models -----------------------------------------------------------
 
-def _mu_eta(link: str) -> Callable[[np.ndarray], np.ndarray]:
-    """d mu / d eta for each link."""
-    return {
-        "logit": lambda eta: special.expit(eta) * special.expit(-eta),
-        "probit": lambda eta: np.exp(-0.5 * eta ** 2) / np.sqrt(2 * np.pi),
-        "cloglog": lambda eta: np.exp(eta - np.exp(eta)),
-        "log": np.exp,
-    }[link]
-
-
 @dataclass(frozen=True)
 class GlmmSolution:
     """Conditional modes and the Laplace deviance at one ``(theta, beta)``."""
@@ -360,7 +350,8 @@ class GlmmProblem:
         self.X, self.y, self.offset, self.s = X, y, offset, structure
         self.poisson = trials is None
         self.m = np.ones_like(y) if trials is None else trials
-        self.link, self.inv, self.mu_eta = link, INVERSE_LINKS[link], _mu_eta(link)
+        self.link = link
+        self.inv, self.mu_eta = get_link(link).inverse, get_link(link).mu_eta
         self.zl = ZLambda(structure)
         self.u = np.zeros(structure.q)
         self.beta = self.start()
@@ -387,9 +378,9 @@ class GlmmProblem:
     def start(self) -> np.ndarray:
         """A GLM-like starting beta: least squares of the link of a shrunk response."""
         if self.poisson:
-            eta = LINKS[self.link](self.y + 0.1)
+            eta = get_link(self.link).link(self.y + 0.1)
         else:
-            eta = LINKS[self.link]((self.y + 0.5) / (self.m + 1.0))
+            eta = get_link(self.link).link((self.y + 0.5) / (self.m + 1.0))
         beta, *_ = np.linalg.lstsq(self.X, eta - self.offset, rcond=None)
         return beta
 

@@ -26,6 +26,7 @@ from scipy import optimize, stats
 
 from bayesmix import varnames
 from bayesmix.errors import BayesmixError, DataError, FamilyError, warn
+from bayesmix.families import FAMILIES
 from bayesmix.inference.laplace import GlmmProblem, LmmProblem, RandomStructure, random_structure
 from bayesmix.text import Summary
 
@@ -295,17 +296,19 @@ def fit_ml(model: "Model", reml: bool = True) -> MLResult:
     if getattr(model, "predictors", ()):
         raise BayesmixError("fit_ml fits one linear formula; models with bm.Formula parameter "
                             "formulas or bm.NonLinear need the Bayesian fit (model.fit())")
-    family, link = model.family.name, model.link
-    if family == "gaussian" and link != "identity":
-        raise FamilyError(f"ML fits of gaussian models need the identity link, not {link!r}; "
+    family, link, kind = model.family.name, model.link, model.family.ml
+    if kind == "lmm" and link != "identity":
+        raise FamilyError(f"ML fits of {family} models need the identity link, not {link!r}; "
                           "model log(y) with the identity link instead")
-    if family not in ("gaussian", "bernoulli", "binomial", "poisson"):
-        raise FamilyError(f"fit_ml does not support family {family!r}")
-    if family != "gaussian" and reml:
+    if kind is None:
+        supported = ", ".join(f.name for f in FAMILIES.values() if f.ml is not None)
+        raise FamilyError(f"fit_ml does not support family {family!r} (it fits {supported}); "
+                          "use the Bayesian fit, model.fit()")
+    if kind != "lmm" and reml:
         raise FamilyError(f"REML is defined for gaussian models; use reml=False (Laplace) "
                           f"for the {family} model")
     with _single_threaded_blas():
-        return _fit_lmm(model, bool(reml)) if family == "gaussian" else _fit_glmm(model)
+        return _fit_lmm(model, bool(reml)) if kind == "lmm" else _fit_glmm(model)
 
 
 def _single_threaded_blas() -> Any:
@@ -336,7 +339,7 @@ def _fit_lmm(model: "Model", reml: bool) -> MLResult:
 def _fit_glmm(model: "Model") -> MLResult:
     design = model.design
     structure = random_structure(design.blocks, design.n)
-    trials = None if model.family.name == "poisson" else (
+    trials = None if model.family.ml == "laplace_poisson" else (
         model.trials if model.trials is not None else np.ones_like(model.y))
     problem = GlmmProblem(design.X, model.y, trials, design.offset, structure, model.link)
     n_theta = len(structure.theta0)

@@ -22,7 +22,7 @@ from bayesmix import varnames
 from bayesmix.errors import SamplerError
 from bayesmix.model.model import clean_draws
 
-__all__ = ["SamplerSettings", "run_sampler", "sample_model", "SAMPLERS"]
+__all__ = ["SamplerSettings", "run_sampler", "sample_model", "add_data_groups", "SAMPLERS"]
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
 
@@ -138,10 +138,10 @@ def sample_model(model: Any, settings: SamplerSettings, compiled: Any = None
         var_names=model.stored_names(),
         postprocess=functools.partial(model._derive, marginal=model.marginal,
                                       seed=settings.random_seed))
-    return _add_data_groups(idata, model), {"build": build_time, **timing}, compiled
+    return add_data_groups(idata, model), {"build": build_time, **timing}, compiled
 
 
-def _add_data_groups(idata: xr.DataTree, model: Any) -> xr.DataTree:
+def add_data_groups(idata: xr.DataTree, model: Any) -> xr.DataTree:
     """Attach observed data (and trials) so ArviZ's PPC and LOO functions find them."""
     obs_dim = varnames.obs_dim(model.response_name)
     rows = model.design.rows

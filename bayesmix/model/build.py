@@ -18,10 +18,11 @@ Names in the model, and so in ``fit.idata.posterior``:
   and has no scalar variable. A nonlinear model's mean is its expression evaluated (from
   the same syntax tree as :mod:`bayesmix.posterior.draws`) on the parameters' predictors.
 
-Each family's likelihood is one function in :data:`LIKELIHOODS` with the signature
-``(plan, eta, y, trials, params) -> observed variable``; ``params`` maps parameter names to
-tensors, all created by :func:`_family_params`, so that a parameter can later be given its
-own linear predictor without touching the likelihoods. Observation weights multiply each
+Each family's likelihood is its :attr:`Family.likelihood <bayesmix.families.family.Family>`,
+which names the PyMC distribution and its arguments, written against :data:`PYTENSOR` (the
+PyTensor :class:`~bayesmix.families.links.Math`); ``params`` maps parameter names to
+tensors, all created by :func:`_family_params`, so that a parameter can be given its own
+linear predictor without touching the likelihoods. Observation weights multiply each
 row's log-likelihood (brms's ``weights()``): the observed variable stays the family's own
 distribution (prior predictive draws are unweighted draws from the family) and a potential
 adds ``(w - 1) * log p(y_i)``.
@@ -49,14 +50,14 @@ from bayesmix import varnames
 from bayesmix.data.design import Design, RandomBlock
 from bayesmix.data.structured import AR_PRIOR_KEY, AR1Structure, ar1_simulate
 from bayesmix.errors import PriorError
-from bayesmix.families import LINKS, get_family
+from bayesmix.families import Math, get_family, get_link
 from bayesmix.model.integrated import MarginalStats, NestedStats, marginal_loglik, nested_loglik
 from bayesmix.model.integrated_pair import PartialStats, partial_loglik_data
 from bayesmix.model.parametrization import absorption, level_values
 from bayesmix.model.transforms import qr_transform
 from bayesmix.priors import Prior, PriorSpec, cutpoint_labels, local_priors
 
-__all__ = ["BuildPlan", "build_model", "LIKELIHOODS", "pytensor_functions"]
+__all__ = ["BuildPlan", "build_model", "PYTENSOR", "pytensor_functions"]
 
 
 @dataclass(frozen=True)
@@ -351,7 +352,7 @@ def build_model(design: Design, plan: BuildPlan, y: np.ndarray,
         if plan.autocor is not None:
             observed = _ar1_gaussian(plan, eta, y_data, trials, params, priors)
         else:
-            observed = LIKELIHOODS[plan.family](plan, eta, y_data, trials, params)
+            observed = _likelihood(plan, eta, y_data, trials, params)
         if weights is not None:
             w = _data("weights", np.asarray(weights, dtype=float))
             loglik = pm.logp(observed, model.rvs_to_values[observed])
@@ -433,16 +434,26 @@ def _cutpoints(plan: BuildPlan, prior: Prior, y: np.ndarray) -> pt.TensorVariabl
     cum = (np.cumsum(counts)[:-1] + 0.5) / (len(y) + 1.0)  # strictly increasing, in (0, 1)
     return _rv("_cutpoints_c", prior, dims="cutpoint",
                transform=pm.distributions.transforms.ordered,
-               initval=LINKS[plan.link](cum))
+               initval=get_link(plan.link).link(cum))
 
 
-_INVERSE_LINKS = {"identity": lambda e: e, "log": pt.exp, "logit": pm.math.invlogit,
-                  "probit": lambda e: 0.5 * pt.erfc(-e / np.sqrt(2.0)),
-                  "cloglog": lambda e: -pt.expm1(-pt.exp(e)), "inverse": lambda e: 1.0 / e}
+PYTENSOR = Math(exp=pt.exp, log=pt.log, expm1=pt.expm1, log1p=pt.log1p, expit=pm.math.invlogit,
+                logit=pm.math.logit, ndtr=lambda e: 0.5 * pt.erfc(-e / np.sqrt(2.0)),
+                ndtri=lambda p: -np.sqrt(2.0) * pt.erfcinv(2.0 * p), clip=pt.clip,
+                gammaln=pt.gammaln)
+"""The PyTensor implementation of :class:`~bayesmix.families.links.Math`: the families' links
+and likelihoods applied to the model's tensors."""
 
 
 def _inverse_link(link: str, eta: pt.TensorVariable) -> pt.TensorVariable:
-    return _INVERSE_LINKS[link](eta)  # links are checked when the model is specified
+    return get_link(link).inverse(eta, PYTENSOR)  # links are checked when the model is specified
+
+
+def _likelihood(plan: BuildPlan, eta, y, trials, params: dict[str, pt.TensorVariable]):
+    """The observed variable: the family's PyMC distribution (its ``likelihood``)."""
+    family = get_family(plan.family)
+    dist, kwargs = family.likelihood(PYTENSOR, eta, get_link(plan.link), params, trials)
+    return getattr(pm, dist)(plan.response_name, **kwargs, observed=y)
 
 
 def _ar1_gaussian(plan: BuildPlan, eta, y, trials, params, priors):
@@ -474,102 +485,3 @@ def _ar1_gaussian(plan: BuildPlan, eta, y, trials, params, priors):
                          logp=logp, random=random, signature="(n),(),()->(n)", observed=y)
 
 
-def _clip(p: pt.TensorVariable) -> pt.TensorVariable:
-    return pt.clip(p, 1e-12, 1 - 1e-12)
-
-
-Params = dict[str, pt.TensorVariable]
-
-
-def _gaussian(plan: BuildPlan, eta, y, trials, params: Params):
-    return pm.Normal(plan.response_name, mu=_inverse_link(plan.link, eta),
-                     sigma=params["sigma"], observed=y)
-
-
-def _student_t(plan: BuildPlan, eta, y, trials, params: Params):
-    return pm.StudentT(plan.response_name, nu=params["nu"], mu=_inverse_link(plan.link, eta),
-                       sigma=params["sigma"], observed=y)
-
-
-def _lognormal(plan: BuildPlan, eta, y, trials, params: Params):
-    return pm.LogNormal(plan.response_name, mu=eta, sigma=params["sigma"], observed=y)
-
-
-def _gamma(plan: BuildPlan, eta, y, trials, params: Params):
-    shape = params["shape"]
-    return pm.Gamma(plan.response_name, alpha=shape,
-                    beta=shape / _inverse_link(plan.link, eta), observed=y)
-
-
-def _beta(plan: BuildPlan, eta, y, trials, params: Params):
-    mu, phi = _clip(_inverse_link(plan.link, eta)), params["phi"]
-    return pm.Beta(plan.response_name, alpha=mu * phi, beta=(1 - mu) * phi, observed=y)
-
-
-def _bernoulli(plan: BuildPlan, eta, y, trials, params: Params):
-    if plan.link == "logit":
-        return pm.Bernoulli(plan.response_name, logit_p=eta, observed=y)
-    return pm.Bernoulli(plan.response_name, p=_clip(_inverse_link(plan.link, eta)), observed=y)
-
-
-def _binomial(plan: BuildPlan, eta, y, trials, params: Params):
-    if plan.link == "logit":
-        return pm.Binomial(plan.response_name, n=trials, logit_p=eta, observed=y)
-    return pm.Binomial(plan.response_name, n=trials, p=_clip(_inverse_link(plan.link, eta)),
-                       observed=y)
-
-
-def _beta_binomial(plan: BuildPlan, eta, y, trials, params: Params):
-    mu, phi = _clip(_inverse_link(plan.link, eta)), params["phi"]
-    return pm.BetaBinomial(plan.response_name, n=trials, alpha=mu * phi, beta=(1 - mu) * phi,
-                           observed=y)
-
-
-def _poisson(plan: BuildPlan, eta, y, trials, params: Params):
-    return pm.Poisson(plan.response_name, mu=_inverse_link(plan.link, eta), observed=y)
-
-
-def _negativebinomial(plan: BuildPlan, eta, y, trials, params: Params):
-    return pm.NegativeBinomial(plan.response_name, mu=_inverse_link(plan.link, eta),
-                               alpha=params["theta"], observed=y)
-
-
-# PyMC's zero-inflated and hurdle distributions take psi = P(count process) = 1 - zi (1 - hu).
-def _zero_inflated_poisson(plan: BuildPlan, eta, y, trials, params: Params):
-    return pm.ZeroInflatedPoisson(plan.response_name, psi=1 - params["zi"],
-                                  mu=_inverse_link(plan.link, eta), observed=y)
-
-
-def _zero_inflated_negativebinomial(plan: BuildPlan, eta, y, trials, params: Params):
-    return pm.ZeroInflatedNegativeBinomial(plan.response_name, psi=1 - params["zi"],
-                                           mu=_inverse_link(plan.link, eta),
-                                           alpha=params["theta"], observed=y)
-
-
-def _hurdle_poisson(plan: BuildPlan, eta, y, trials, params: Params):
-    return pm.HurdlePoisson(plan.response_name, psi=1 - params["hu"],
-                            mu=_inverse_link(plan.link, eta), observed=y)
-
-
-def _hurdle_negativebinomial(plan: BuildPlan, eta, y, trials, params: Params):
-    return pm.HurdleNegativeBinomial(plan.response_name, psi=1 - params["hu"],
-                                     mu=_inverse_link(plan.link, eta), alpha=params["theta"],
-                                     observed=y)
-
-
-def _cumulative(plan: BuildPlan, eta, y, trials, params: Params):
-    # PyMC: P(y <= k) = F(c_k - eta), categories 0..K-1 (y arrives shifted down by one).
-    dist = pm.OrderedLogistic if plan.link == "logit" else pm.OrderedProbit
-    return dist(plan.response_name, eta=eta, cutpoints=params["cutpoints"], compute_p=False,
-                observed=y)
-
-
-LIKELIHOODS = {
-    "gaussian": _gaussian, "student_t": _student_t, "lognormal": _lognormal, "gamma": _gamma,
-    "bernoulli": _bernoulli, "binomial": _binomial, "beta_binomial": _beta_binomial,
-    "beta": _beta, "poisson": _poisson, "negativebinomial": _negativebinomial,
-    "zero_inflated_poisson": _zero_inflated_poisson,
-    "zero_inflated_negativebinomial": _zero_inflated_negativebinomial,
-    "hurdle_poisson": _hurdle_poisson, "hurdle_negativebinomial": _hurdle_negativebinomial,
-    "cumulative": _cumulative,
-}

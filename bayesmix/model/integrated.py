@@ -72,13 +72,13 @@ def marginal_obstacle(design: Design, family: str, link: str, *, predictors: tup
     --------
     >>> import bayesmix as bm
     >>> m = bm.Model("Reaction ~ Days + (Days | Subject)", bm.datasets.load("sleepstudy"))
-    >>> marginal_obstacle(m.design, "gaussian", "identity") is None
+    >>> marginal_obstacle(m.design, m.family, "identity") is None
     True
-    >>> marginal_obstacle(m.design, "poisson", "log")
+    >>> marginal_obstacle(m.design, bm.get_family("poisson"), "log")
     'the family is not gaussian with identity link'
     """
     blocks = design.blocks
-    if family != "gaussian" or link != "identity":
+    if not family.normal or link != "identity":
         return "the family is not gaussian with identity link"
     if predictors or nonlinear is not None:
         return "the model has distributional or nonlinear parameters"

@@ -7,6 +7,7 @@ The pipeline is visible and every stage is public:
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import warnings
@@ -21,7 +22,7 @@ import xarray as xr
 
 from bayesmix import varnames
 from bayesmix.data import linpred
-from bayesmix.data.design import Design, make_design
+from bayesmix.data.design import Design, make_design, restrict_rows
 from bayesmix.data.structured import AR1, AR_PRIOR_KEY, AR1Structure, model_ar1_structure
 from bayesmix.errors import BayesmixError, DataError, FamilyError, FormulaError
 from bayesmix.families import PARAM_LINKS, Family, get_family, ordinal_levels
@@ -110,7 +111,7 @@ class ModelSpec:
         self.trials: np.ndarray | None = trials
         self.autocor: AR1 | None = autocor
         self.autocor_structure: AR1Structure | None = None if autocor is None else \
-            model_ar1_structure(autocor, data, self.design, self.family.name)
+            model_ar1_structure(autocor, data, self.design, self.family)
         defaults, priors = extend_priors(
             default_priors(self.design, self.family, self.link, y, trials)
             + ar_prior_specs(self.autocor_structure), self.predictors, y, priors)
@@ -304,6 +305,52 @@ class ModelSpec:
         return stored_names(self.design, self.family.name) + [
             v for lp in self.predictors for v in stored_names(lp.design, lp=lp.name)]
 
+    def refit_obstacle(self) -> str | None:
+        """What keeps :meth:`on_rows` (exact cross-validation) from refitting this model on a
+        subset of its rows, in words, or None."""
+        if self.nonlinear is not None:
+            return "bm.NonLinear"
+        if self.predictors:
+            return "bm.Formula (a formula for a family parameter)"
+        if self.autocor_structure is not None:
+            return "AR(1) residuals"
+        return None
+
+    def on_rows(self, rows: np.ndarray) -> "ModelSpec":
+        """This model on a subset of its rows (positions), every level and column kept: the
+        model of a k-fold refit. Family, link, priors, centring, the ordinal categories,
+        observation weights and the integration of level effects are this model's, so the
+        refit is built, compiled (the compile cache is keyed by the graph's structure) and
+        sampled by the path every fit takes (:func:`bayesmix.inference.sample.sample_model`).
+
+        Models that a subset of rows cannot refit raise: nonlinear and distributional models
+        (their held-out predictions need each parameter's design) and AR(1) residuals (holding
+        rows out breaks the series).
+
+        Examples
+        --------
+        >>> import bayesmix as bm
+        >>> m = bm.Model("Reaction ~ Days + (Days | Subject)", bm.datasets.load("sleepstudy"))
+        >>> fold = m.on_rows(np.arange(100))
+        >>> fold.design.n, fold.y.shape, fold.centered == m.centered
+        (100, (100,), True)
+        """
+        what = self.refit_obstacle()
+        if what is not None:
+            raise BayesmixError(f"exact cross-validation (kfold, logo) does not support models "
+                                f"with {what} yet; use fit.loo() for this model")
+        rows = np.asarray(rows)
+        fold = copy.copy(self)
+        for name in ("pymc_model", "conditional_pymc_model", "marginal_stats"):
+            fold.__dict__.pop(name, None)  # cached for the full data
+        fold.design = restrict_rows(self.design, rows)
+        fold.y = self.y[rows]
+        fold.trials = None if self.trials is None else self.trials[rows]
+        fold.weights = None if self.weights is None else self.weights[rows]
+        fold.data = self.data.loc[fold.design.rows]
+        fold._compiled = None
+        return fold
+
     def _build(self, marginal: bool) -> pm.Model:
         stats = self.marginal_stats if marginal else None
         plan = BuildPlan(self.family.name, self.link, self.prior_specs, self.centered,
@@ -368,7 +415,7 @@ def _resolve_marginal(model: ModelSpec, marginalize: bool | None,
     """Whether the model integrates its level effects out (see the ``marginalize`` argument).
     By default not when ``centered`` is given, except where it names only factors that stay
     in the sampler beside an integrated nested pair (:mod:`bayesmix.model.integrated_pair`)."""
-    obstacle = marginal_obstacle(model.design, model.family.name, model.link,
+    obstacle = marginal_obstacle(model.design, model.family, model.link,
                                  predictors=model.predictors, nonlinear=model.nonlinear,
                                  autocor=model.autocor, weights=model.weights)
     if marginalize and obstacle is not None:

@@ -78,7 +78,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from bayesmix.data.design import Design, RandomBlock
-from bayesmix.families import INVERSE_LINKS, LINKS, Family
+from bayesmix.families import Family, Moments, get_link
 
 __all__ = ["information_ratios", "choose_centering", "rule_may_centre", "CENTRE_RATIO",
            "PARTIAL_CENTRE_RATIO", "LEVEL_COVARIATE_RATIO", "centre_threshold",
@@ -89,48 +89,35 @@ LEVEL_COVARIATE_RATIO = 1.5  # a lone block with level-constant predictors (see 
 PARTIAL_CENTRE_RATIO = 4.0  # correlated blocks, and blocks not all of whose terms are absorbed
 
 
-# Families whose moment estimates use another family's: student_t as gaussian, lognormal as
-# gaussian on log y, ordinal as gaussian on the category index (a latent-scale proxy).
-_PROXY = {"student_t": "gaussian", "lognormal": "gaussian", "cumulative": "gaussian"}
-_COUNTS = ("poisson", "negativebinomial", "zero_inflated_poisson",
-           "zero_inflated_negativebinomial", "hurdle_poisson", "hurdle_negativebinomial")
-_PROPORTIONS = ("binomial", "bernoulli", "beta_binomial", "beta")
-# Families with a free dispersion (estimated from the residuals); the others' is at least the
-# nominal 1 (count and binomial types, quasi-likelihood style).
-_FREE_DISPERSION = ("gaussian", "gamma", "beta")
-
-
 def _working_problem(family: Family, link: str, y: np.ndarray,
-                     design: Design) -> tuple[str, str, np.ndarray, Design]:
-    """The (family, link, response, design) whose GLM moments stand in for the model's."""
-    name = _PROXY.get(family.name, family.name)
-    if family.name == "lognormal":
-        return name, "identity", np.log(y), design
+                     design: Design) -> tuple[str, np.ndarray, Design]:
+    """The (link, response, design) whose GLM moments stand in for the model's (the family's
+    :class:`~bayesmix.families.family.Moments` say how)."""
+    y = family.linear_scale(y)  # lognormal: gaussian moments of log y
+    if family.transform is not None:
+        return "identity", y, design
     if family.ordinal:  # no intercept in the design: the working fit needs one
         X = np.column_stack([np.ones(design.n), design.X])
-        return name, "identity", y, replace(design, X=X)
-    return name, link, y, design
+        return "identity", y, replace(design, X=X)
+    return link, y, design
 
 
-def _working_fit(design: Design, family: str, link: str, y: np.ndarray,
+def _working_fit(design: Design, moments: Moments, link_name: str, y: np.ndarray,
                  trials: np.ndarray | None, steps: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """Working residuals and weights of a fixed-effects GLM (a few IRLS steps)."""
     X, offset = design.X, design.offset
     n = trials if trials is not None else np.ones_like(y)
-    target = y / n if family in _PROPORTIONS else y
-    if family == "gaussian" and link == "identity":
+    target = y / n if moments.proportion else y
+    if moments.gaussian and link_name == "identity":
         coef = np.linalg.lstsq(X, y - offset, rcond=None)[0] if X.shape[1] else np.zeros(0)
         return y - offset - X @ coef, np.ones_like(y)
-    if family in _PROPORTIONS:
-        lo, hi = 0.02, 0.98
-    else:
-        lo, hi = (0.01 * float(np.mean(y)), np.inf) if family == "gamma" else (0.1, np.inf)
+    lo, hi = (0.02, 0.98) if moments.proportion else (moments.floor(y), np.inf)
+    link = get_link(link_name)
     mu = np.clip(0.5 * target + 0.5 * np.mean(target), lo, hi)
-    eta = LINKS[link](mu)
-    inv = INVERSE_LINKS[link]
+    eta = link.link(mu)
     for _ in range(steps):
-        dmu = _dmu_deta(inv, eta)
-        w = np.maximum(dmu ** 2 / np.maximum(_variance(family, mu, n), 1e-12), 1e-12)
+        dmu = link.mu_eta(eta)
+        w = np.maximum(dmu ** 2 / np.maximum(moments.variance(mu, n), 1e-12), 1e-12)
         z = eta - offset + (target - mu) / np.where(np.abs(dmu) > 1e-12, dmu, 1e-12)
         if X.shape[1]:
             sw = np.sqrt(w)
@@ -138,25 +125,10 @@ def _working_fit(design: Design, family: str, link: str, y: np.ndarray,
             eta = X @ coef + offset
         else:
             eta = offset.copy()
-        mu = np.clip(inv(eta), lo, hi)
-    dmu = _dmu_deta(inv, eta)
+        mu = np.clip(link.inverse(eta), lo, hi)
+    dmu = link.mu_eta(eta)
     safe = np.where(np.abs(dmu) > 1e-12, dmu, 1e-12)
-    return (target - mu) / safe, dmu ** 2 / np.maximum(_variance(family, mu, n), 1e-12)
-
-
-def _dmu_deta(inv, eta: np.ndarray, h: float = 1e-5) -> np.ndarray:
-    return (inv(eta + h) - inv(eta - h)) / (2 * h)
-
-
-def _variance(family: str, mu: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Variance function of the (observed proportion or count) response, up to dispersion."""
-    if family in _COUNTS:
-        return mu
-    if family in _PROPORTIONS:
-        return mu * (1 - mu) / n
-    if family == "gamma":
-        return mu ** 2
-    return np.ones_like(mu)
+    return (target - mu) / safe, dmu ** 2 / np.maximum(moments.variance(mu, n), 1e-12)
 
 
 @dataclass(frozen=True)
@@ -272,11 +244,11 @@ def information_ratios(design: Design, family: Family, link: str, y: np.ndarray,
     >>> [round(r) for r in information_ratios(m.design, m.family, m.link, m.y, m.trials)]
     [0, 29]
     """
-    name, link, y, design = _working_problem(family, link, np.asarray(y, float), design)
-    e, w = _working_fit(design, name, link, y, trials)
-    if family.name.startswith("hurdle"):  # zeros say nothing about a hurdle model's counts
+    link, y, design = _working_problem(family, link, np.asarray(y, float), design)
+    e, w = _working_fit(design, family.moments, link, y, trials)
+    if not family.moments.zeros_inform:  # zeros say nothing about a hurdle model's counts
         w = w * (y > 0)
-    gaussian = name in _FREE_DISPERSION  # (free dispersion, estimated from the residuals)
+    gaussian = family.moments.free_dispersion  # (estimated from the residuals)
     moments: dict[int, _Moments] = {}
     # innermost first: a nested block has more levels than the block it is nested in
     for i in sorted(range(len(design.blocks)), key=lambda i: -design.blocks[i].n_levels):

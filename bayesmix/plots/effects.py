@@ -83,7 +83,7 @@ def plot_effects(idata: xr.DataTree, model: "ModelSpec", x: str, kind: str = "co
         ax.set_xticks(range(len(positions)), [str(v) for v in positions])
     name = model.spec.response.expr
     ylabel = f"P({name}) per trial" if model.trials is not None else \
-        ("P(" + name + ")" if model.family.name == "bernoulli" else f"E[{name}]")
+        ("P(" + name + ")" if model.family.response == "binary" else f"E[{name}]")
     ax.set_xlabel(x)
     ax.set_ylabel(ylabel)
     ax.set_title(f"Effect of {x} ({100 * prob:g}% intervals)", fontsize=11)

@@ -28,12 +28,10 @@ from bayesmix.results.tables import posterior_of
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec
 
-__all__ = ["predictive_datatree", "plot_ppc", "plot_influence", "plot_diagnostics",
+__all__ = ["predictive_datatree", "plot_ppc", "plot_influence", "plot_diagnostics", "auto_kind",
            "PPC_KINDS", "worst_parameter"]
 
 PPC_KINDS = ("auto", "density", "ecdf", "bars", "rootogram", "loo_pit")
-_COUNT_FAMILIES = ("poisson", "negativebinomial", "zeroinflatedpoisson",
-                   "zeroinflatednegativebinomial")
 
 
 def predictive_datatree(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 500,
@@ -57,7 +55,7 @@ def predictive_datatree(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 50
     dims = ("chain", "draw", obs_dim)
     sims = simulate_response(idata, model, draws=per_chain, random_seed=random_seed)
     loglik = pointwise_loglik(idata, model, draws=per_chain)
-    if model.family.name != "gaussian":  # arviz-plots tells discrete data by their dtype
+    if model.family.discrete:  # arviz-plots tells discrete data by their dtype
         sims = sims.astype(np.int64)
         observed = observed.assign({name: observed[name].astype(np.int64)})
     return xr.DataTree.from_dict({
@@ -79,11 +77,11 @@ def _on_axes(fig: Figure, ax: Axes, data: xr.Dataset, aes: dict[str, list[str]])
     return PlotCollection(data, viz, backend="matplotlib", aes=aes)
 
 
-def _auto_kind(idata: xr.DataTree, model: "ModelSpec") -> str:
-    family = model.family.name
-    if family == "gaussian":
+def auto_kind(idata: xr.DataTree, model: "ModelSpec") -> str:
+    family = model.family
+    if not family.discrete:
         return "density"
-    return "rootogram" if family in _COUNT_FAMILIES else "bars"
+    return "rootogram" if family.response == "count" else "bars"
 
 
 def _draw_ppc(tree: xr.DataTree, kind: str, name: str, num_samples: int,
@@ -122,7 +120,7 @@ def plot_ppc(idata: xr.DataTree, model: "ModelSpec", kind: str = "auto", num_sam
     """
     if kind not in PPC_KINDS:
         raise BayesmixError(f"kind must be one of {', '.join(map(repr, PPC_KINDS))}, not {kind!r}")
-    kind = _auto_kind(idata, model) if kind == "auto" else kind
+    kind = auto_kind(idata, model) if kind == "auto" else kind
     tree = predictive_datatree(idata, model, n_sims, random_seed)
     name = model.response_name
     pc = _draw_ppc(tree, kind, name, num_samples)
@@ -271,7 +269,7 @@ def plot_diagnostics(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 500, 
     else:
         panel_scale(axes[0][2], values, resid, response, label)
         fitted_axis(axes[0][2], values, idata, model)
-    kind = _auto_kind(idata, model)
+    kind = auto_kind(idata, model)
     tree = predictive_datatree(idata, model, n_sims, random_seed)
     _draw_ppc(tree, kind, model.response_name, 50, fig, axes[1][0])
     _label_ppc(axes[1][0], kind, response)

@@ -68,7 +68,7 @@ def no_pooling_estimates(idata: xr.DataTree, model: "ModelSpec", group: str | No
     Other terms are held at their posterior means (partial residuals); gaussian identity
     models only. Levels with too few rows for the fit get NaN.
     """
-    if model.family.name != "gaussian" or model.link != "identity":
+    if not model.family.normal or model.link != "identity":
         raise BayesmixError("no-pooling estimates are defined here for gaussian models with "
                             "the identity link only")
     block = model.find_block(group)

@@ -68,7 +68,7 @@ def fitted_axis(ax: Axes, values: np.ndarray, idata: xr.DataTree, model: "ModelS
 
 def residual_label(type: str, idata: xr.DataTree, model: "ModelSpec") -> str:
     if type == "auto":
-        type = "pearson" if model.family.name == "gaussian" else "quantile"
+        type = "pearson" if model.family.normal else "quantile"
     return {"pearson": "Pearson residual", "response": "response residual",
             "quantile": "quantile residual (normal scale)"}[type]
 

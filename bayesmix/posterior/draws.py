@@ -40,7 +40,7 @@ import xarray as xr
 from bayesmix import varnames
 from bayesmix.data.structured import AR1Structure, ar1_loglik, ar1_simulate, ar1_structure
 from bayesmix.errors import BayesmixError, DataError
-from bayesmix.families import INVERSE_LINKS
+from bayesmix.families import get_link
 from bayesmix.results.tables import posterior_of
 
 if TYPE_CHECKING:
@@ -231,8 +231,6 @@ def family_param_draws(idata: xr.DataTree, model: "ModelSpec", draws: int | None
     >>> family_param_draws(fit.idata, fit.model, newdata=new)["sigma"].shape  # doctest: +SKIP
     (4, 1000, 12)
     """
-    from bayesmix.families import INVERSE_LINKS
-
     keep = draw_slice(idata, model, draws)
     rng = np.random.default_rng(random_seed)
     modelled = {lp.name: lp for lp in model.predictors if lp.role == "dpar"}
@@ -240,7 +238,7 @@ def family_param_draws(idata: xr.DataTree, model: "ModelSpec", draws: int | None
     for name in model.family.params:
         if name in modelled:
             eta = linear_predictor(idata, model, newdata, re, draws, rng, dpar=name)
-            out[name] = INVERSE_LINKS[modelled[name].link](eta)
+            out[name] = get_link(modelled[name].link).inverse(eta)
         elif name in posterior_of(idata):
             da = posterior_of(idata)[name]
             own = tuple(d for d in da.dims if d not in ("chain", "draw"))
@@ -300,7 +298,7 @@ def pointwise_loglik(idata: xr.DataTree, model: "ModelSpec", draws: int | None =
     params = family_param_draws(idata, model, draws)
     structure = _ar_structure(idata, model, None)
     if structure is not None:  # one-step-ahead densities (module docstring)
-        values = ar1_loglik(model.y, INVERSE_LINKS[model.link](eta), params["sigma"],
+        values = ar1_loglik(model.y, get_link(model.link).inverse(eta), params["sigma"],
                             _ar_draws(idata, model, draws), structure)
     else:
         values = family.loglik(model.y, eta, model.link, params, model.trials)
@@ -328,7 +326,7 @@ def simulate_response(idata: xr.DataTree, model: "ModelSpec", newdata: pd.DataFr
     family = model.family
     structure = _ar_structure(idata, model, newdata)
     if structure is not None:  # whole AR(1) residual series around the mean
-        return ar1_simulate(rng, INVERSE_LINKS[model.link](eta), params["sigma"],
+        return ar1_simulate(rng, get_link(model.link).inverse(eta), params["sigma"],
                             _ar_draws(idata, model, draws), structure)
     return family.simulate(rng, eta, model.link, params, trials)
 

@@ -27,6 +27,8 @@ import xarray as xr
 
 from bayesmix import varnames
 from bayesmix.errors import BayesmixError, FamilyError
+from bayesmix.families import FAMILIES
+from bayesmix.families.proportions import LATENT_RESIDUAL
 from bayesmix.posterior.draws import (
     expected_response,
     family_param_draws,
@@ -39,8 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["icc", "r2", "contrasts", "variance_components", "LATENT_RESIDUAL"]
 
-# Latent-scale residual variance of a binary/binomial model, by link.
-LATENT_RESIDUAL = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}
 
 
 def _stats(values: np.ndarray, prob: float, interval: str = "eti") -> pd.Series:
@@ -80,22 +80,17 @@ def variance_components(idata: xr.DataTree, model: "ModelSpec") -> dict[str, np.
 
 def _residual_variance(idata: xr.DataTree, model: "ModelSpec", eta_fixed: np.ndarray,
                        total_random: np.ndarray) -> np.ndarray:
-    family, link = model.family.name, model.link
-    shape = eta_fixed.shape[:2]
-    if family == "gaussian" and link == "identity":  # sigma may vary by row (sigma ~ x)
-        return (family_param_draws(idata, model)["sigma"] ** 2).mean(axis=-1)
-    if family in ("bernoulli", "binomial") and link in LATENT_RESIDUAL:
-        return np.full(shape, LATENT_RESIDUAL[link])
-    if family in ("poisson", "negativebinomial") and link == "log":
-        # lognormal approximation (Nakagawa et al. 2017): log(1 + 1/lambda [+ 1/theta])
-        lam = np.exp(eta_fixed + total_random[..., None] / 2).mean(axis=-1)
-        extra = 0.0
-        if family == "negativebinomial":
-            extra = 1.0 / family_param_draws(idata, model)["theta"].mean(axis=-1)
-        return np.log1p(1.0 / lam + extra)
-    raise FamilyError(f"the latent-scale residual variance is not defined here for family "
-                      f"{family!r} with link {link!r} (supported: gaussian identity, binomial "
-                      "and bernoulli logit/probit/cloglog, poisson and negativebinomial log)")
+    family, link = model.family, model.link
+    value = None
+    if family.latent_variance is not None:
+        value = family.latent_variance(link, lambda: family_param_draws(idata, model),
+                                       eta_fixed, total_random)
+    if value is None:
+        supported = ", ".join(f.name for f in FAMILIES.values() if f.latent_variance is not None)
+        raise FamilyError(f"the latent-scale residual variance is not defined here for family "
+                          f"{family.name!r} with link {link!r} (defined for: {supported}; "
+                          "see the families reference for their links)")
+    return value
 
 
 def icc(idata: xr.DataTree, model: "ModelSpec", prob: float = 0.95) -> pd.DataFrame:
@@ -121,13 +116,9 @@ def icc(idata: xr.DataTree, model: "ModelSpec", prob: float = 0.95) -> pd.DataFr
 
 
 def residual_label(idata: xr.DataTree, model: "ModelSpec") -> str:
-    family, link = model.family.name, model.link
-    if family == "gaussian":
-        return "sigma^2"
-    if link in LATENT_RESIDUAL:
-        return {"logit": "pi^2/3", "probit": "1", "cloglog": "pi^2/6"}[link] + \
-            f" (latent {link} scale)"
-    return "log(1 + 1/lambda) (log-normal approximation)"
+    """How the residual variance of :func:`icc` and :func:`r2` is defined for the model."""
+    label = model.family.latent_label
+    return label(model.link) if label is not None else ""
 
 
 def r2(idata: xr.DataTree, model: "ModelSpec", prob: float = 0.95) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import numpy as np
 from bayesmix.data.design import Design
 from bayesmix.data.structured import AR_PRIOR_KEY, AR1Structure
 from bayesmix.errors import PriorError
-from bayesmix.families import LINKS, Family
+from bayesmix.families import Family, get_link
 from bayesmix.priors.prior import Prior, PriorSpec, as_prior, check_support
 
 __all__ = ["default_priors", "resolve_priors", "cutpoint_labels", "ar_prior_specs",
@@ -25,30 +25,18 @@ def data_scale(values: np.ndarray) -> float:
 
 def _link_unit(family: Family, link: str, y: np.ndarray) -> float:
     """The natural unit of the linear predictor (see the module docstring)."""
-    if family.name == "lognormal":
-        return data_scale(np.log(y))
-    if link == "identity" and family.name in ("gaussian", "student_t", "gamma"):
-        return data_scale(y)
+    if link == "identity":  # the response's own unit (lognormal: that of log y)
+        return data_scale(family.linear_scale(y))
     if link == "inverse":
         return data_scale(y) / max(float(np.mean(y)), 1e-12) ** 2  # delta method: |d(1/mu)/dmu|
     return 1.0
 
 
-_FIXED_FAMILY_PRIORS = {
-    "nu": Prior("Gamma", alpha=2.0, beta=0.1),
-    "shape": Prior("Exponential", lam=0.01),
-    "phi": Prior("Exponential", lam=0.01),
-    "theta": Prior("Exponential", lam=0.01),
-    "zi": Prior("Beta", alpha=1.0, beta=1.0),
-    "hu": Prior("Beta", alpha=1.0, beta=1.0),
-    "cutpoints": Prior("Normal", mu=0.0, sigma=5.0),
-}
-
-
 def _family_prior(name: str, family: Family, y: np.ndarray) -> Prior:
-    if name == "sigma":
-        return Prior("Exponential", lam=1.0 / data_scale(np.log(y) if family.name == "lognormal" else y))
-    return _FIXED_FAMILY_PRIORS[name]
+    if name == "sigma":  # on the response's scale (lognormal: of log y)
+        return Prior("Exponential", lam=1.0 / data_scale(family.linear_scale(y)))
+    dist, params = family.param_prior(name)
+    return Prior(dist, **params)
 
 
 def cutpoint_labels(categories: tuple) -> list[str]:
@@ -94,17 +82,16 @@ def _short(term: str) -> str:
 
 def _intercept_location(design: Design, family: Family, link: str, y: np.ndarray,
                         trials: np.ndarray | None) -> float:
-    if family.name == "lognormal":
-        return float(np.mean(np.log(y))) - float(np.mean(design.offset))
     if trials is not None:
         mean = float(np.mean(y / trials))
-    else:
-        mean = float(np.median(y) if family.name == "student_t" else np.mean(y))
-    if link in ("logit", "probit", "cloglog"):
+    else:  # the typical response on the linear predictor's scale (lognormal: mean of log y)
+        mean = float(family.center(family.linear_scale(y)))
+    g = get_link(link)
+    if g.probability:
         mean = min(max(mean, 0.01), 0.99)
-    elif link in ("log", "inverse"):
+    elif g.positive:
         mean = max(mean, 0.01)
-    return float(LINKS[link](np.asarray(mean))) - float(np.mean(design.offset))
+    return float(g.link(np.asarray(mean))) - float(np.mean(design.offset))
 
 
 def resolve_priors(defaults: list[PriorSpec], overrides: dict[str, Prior] | None) -> list[PriorSpec]:

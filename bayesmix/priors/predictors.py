@@ -10,7 +10,7 @@ import numpy as np
 
 from bayesmix.data.linpred import LinearPredictor
 from bayesmix.errors import PriorError
-from bayesmix.families import LINKS
+from bayesmix.families import get_link
 from bayesmix.priors.defaults import data_scale
 from bayesmix.priors.prior import Prior, PriorSpec
 
@@ -31,7 +31,7 @@ def _lp_defaults(lp: LinearPredictor, y: np.ndarray) -> list[PriorSpec]:
         if nl:
             prior, source = Prior("Flat"), "required"
         elif coef == "(Intercept)":
-            loc = float(LINKS[lp.link](np.asarray(typical))) - float(np.mean(design.offset))
+            loc = float(get_link(lp.link).link(np.asarray(typical))) - float(np.mean(design.offset))
             prior, source = Prior("Normal", mu=loc, sigma=s), "default"
         else:
             prior, source = Prior("Normal", mu=0.0, sigma=s / data_scale(design.X[:, j])), "default"

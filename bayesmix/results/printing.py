@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 __all__ = ["render_summary"]
 
-_KIND = {"gaussian": "Linear mixed model", "cumulative": "Cumulative link mixed model"}
 
 
 def render_summary(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings,
@@ -26,7 +25,7 @@ def render_summary(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSett
     """The text of ``fit.summary()``; ``report`` is the fit's sampling report."""
     design, s = model.design, settings
     lb, ub = f"{interval}{100 * prob:g}_lb", f"{interval}{100 * prob:g}_ub"
-    kind = _KIND.get(model.family.name, "Generalized linear mixed model")
+    kind = model.family.kind
     if model.nonlinear is not None:
         kind = "Nonlinear mixed model"
     blocks = model.all_blocks
@@ -84,7 +83,7 @@ def render_summary(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSett
         lines.append(format_table(fe))
         lines.append("")
     fp = tables.family_params(idata, model, prob, interval)
-    if len(fp) and model.family.name != "gaussian":
+    if len(fp) and not model.family.normal:
         lines.append("Thresholds (cutpoints):" if model.family.ordinal else "Family parameters:")
         fp = fp[["mean", "sd", lb, ub, "ess_bulk", "r_hat"]].rename(
             columns={"mean": "Estimate", "sd": "Est.Error", lb: "lower", ub: "upper"})

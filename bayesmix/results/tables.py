@@ -129,7 +129,7 @@ def varcorr(idata: xr.DataTree, model: Any, prob: float = 0.95, interval: str = 
                     row = cor.loc[(names[i], names[j])]
                     rows.append({"group": block.name, "term": names[i], "term2": names[j],
                                  "kind": "cor", **row.to_dict()})
-    if "sigma" in post and model.family.name == "gaussian":
+    if "sigma" in post and model.family.normal:
         row = posterior_stats(post["sigma"], prob, interval).iloc[0]
         rows.append({"group": "Residual", "term": "", "term2": "", "kind": "sd",
                      **row.to_dict()})

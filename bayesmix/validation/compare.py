@@ -110,6 +110,20 @@ def waic(idata: xr.DataTree, model: "ModelSpec") -> ELPDDataWAIC:
     return result
 
 
+def _exact_cv_advice(model: "ModelSpec") -> str:
+    """What to run instead of PSIS-LOO: exact cross-validation where the model can be
+    refitted on a subset of rows, else what the user can do."""
+    obstacle = model.refit_obstacle()
+    if obstacle is not None:
+        return (f"Exact cross-validation (fit.kfold) does not support models with {obstacle} "
+                "yet; refit with more draws, or compare the models' elpd with this in mind")
+    groups = [b.group for b in model.design.blocks]
+    if not groups:
+        return "Use exact cross-validation: fit.kfold(k=10)"
+    return (f"Use exact cross-validation: fit.kfold(k=10), or fit.kfold(group={groups[0]!r}) "
+            f"or fit.logo({groups[0]!r}) to hold out whole groups")
+
+
 def loo(idata: xr.DataTree, model: "ModelSpec", pointwise: bool = True) -> Any:
     """PSIS-LOO-CV (``arviz_stats.loo``) with Pareto k diagnostics; warns with the rows and
     group levels whose k is too high and what to do instead.
@@ -132,14 +146,11 @@ def loo(idata: xr.DataTree, model: "ModelSpec", pointwise: bool = True) -> Any:
     bad = np.flatnonzero(k > result.good_k)
     if len(bad):
         worst = bad[np.argsort(-k[bad])][:5]
-        groups = [b.group for b in model.design.blocks]
-        by_group = f"fit.kfold(group={groups[0]!r}) or fit.logo({groups[0]!r})" if groups \
-            else "fit.kfold(k=10)"
+        labels = _row_labels(idata, model, worst)
         warn(f"{len(bad)} of {len(k)} rows have Pareto k > {result.good_k:.2f} (worst: "
-             f"{'; '.join(f'{lab}: k = {k[i]:.2f}' for lab, i in zip(_row_labels(idata, model, worst), worst))}"
+             f"{'; '.join(f'{lab}: k = {k[i]:.2f}' for lab, i in zip(labels, worst))}"
              f"): PSIS-LOO is unreliable for them, typically rows whose level has few "
-             f"observations. Use exact cross-validation: fit.kfold(k=10), or {by_group} to "
-             "hold out whole groups", LooWarning)
+             f"observations. {_exact_cv_advice(model)}", LooWarning)
     if not pointwise:
         result.elpd_i = None
         result.pareto_k = None

@@ -13,14 +13,19 @@ is ``log (1/M) sum_m p(y_i | theta_s, b_m)`` with ``M = n_re_draws`` fresh draws
 over M draws to cut Monte-Carlo noise); ``elpd_i = log mean_s exp(...)``. Levels that
 keep rows in the training fold use their fitted effects.
 
-**Compilation.** The training folds keep every level of the full model (a level without
-training rows is sampled from its prior given the SDs) and each block keeps its
-parametrisation, so the model's parameters do not change across folds and the compiled nutpie
-model is reused: only its data change (``with_data``; the row count may differ). A fit made
-in this session reuses its own compiled model (no compilation at all); a loaded or unpickled
-fit compiles once for all folds. ``timing`` says which. (A centred block's held-out levels
-form a mild funnel with the SD; blocks are centred only when their levels are well
-informed, so the SD is well identified; the refits' sampling problems are reported.)
+**One path.** A fold's model is :meth:`ModelSpec.on_rows <bayesmix.model.ModelSpec.on_rows>`:
+the fitted model on the training rows, with its family, priors, centring, ordinal categories,
+observation weights and integrated-out effects, sampled by the path every fit takes
+(:func:`~bayesmix.inference.sample.sample_model`). The training folds keep every level of the
+full model (a level without training rows is sampled from its prior given the SDs) and each
+block keeps its parametrisation, so the parameters do not change across folds and the compile
+cache (keyed by the graph's structure) serves every refit: only the data change.
+``timing["compiles"]`` counts fresh compilations (0 after a fit of this model in the session).
+Models that a subset of rows cannot refit raise before any refit: nonlinear and
+distributional models, AR(1) residuals. (A centred block's held-out levels form a mild funnel
+with the SD; blocks are centred only when their levels are well informed, so the SD is well
+identified; the refits' sampling problems are reported.) Held-out rows are scored without
+their observation weights.
 
 The result is ArviZ's :class:`~arviz_stats.utils.ELPDDataLOOKFold` (so ``bm.compare``
 accepts it) with the fold of each row (``folds``), the held-out group labels (``groups``) and
@@ -31,7 +36,6 @@ rows of one group are correlated, so ``per_group()`` also gives the group-level 
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,12 +46,9 @@ from arviz_stats.utils import ELPDDataLOOKFold
 from scipy.special import logsumexp
 
 from bayesmix import varnames
-from bayesmix.data.design import Design, group_labels
+from bayesmix.data.design import group_labels
 from bayesmix.errors import BayesmixError, ConvergenceWarning, DataError, warn
-from bayesmix.inference.sample import SamplerSettings, compile_nutpie, run_sampler
-from bayesmix.model.build import BuildPlan, build_model, stored_names
-from bayesmix.model.integration import draw_effects, model_stats
-from bayesmix.model.level_effects import derive_level_effects
+from bayesmix.inference.sample import SamplerSettings, sample_model
 from bayesmix.posterior.draws import family_param_draws, pointwise_loglik, posterior_values
 from bayesmix.results.tables import posterior_of
 
@@ -143,15 +144,6 @@ def _deal_groups(labels: np.ndarray, name: str, k: int,
     return np.array([fold_of[v] for v in labels], dtype=np.int64)
 
 
-def _subset(design: Design, rows: np.ndarray) -> Design:
-    """The design restricted to ``rows``, keeping every level (so parameter shapes stay)."""
-    blocks = tuple(dataclasses.replace(b, index=b.index[rows], Z=b.Z[rows])
-                   for b in design.blocks)
-    return dataclasses.replace(
-        design, X=design.X[rows], y=design.y[rows], offset=design.offset[rows], blocks=blocks,
-        trials=None if design.trials is None else design.trials[rows], rows=design.rows[rows])
-
-
 def heldout_loglik(idata: xr.DataTree, model: "ModelSpec", rows: np.ndarray, seen: list[np.ndarray],
                    n_re_draws: int, rng: np.random.Generator) -> np.ndarray:
     """log p(y_i | theta_s) of training ``rows`` under ``fit``'s posterior, shape
@@ -205,9 +197,7 @@ def kfold(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings, k: 
     >>> cv.elpd, cv.se  # doctest: +SKIP
     >>> bm.compare({"slopes": cv, "intercepts": fit2.kfold(k=5, group="Subject", random_seed=1)})  # doctest: +SKIP
     """
-    if model.predictors:  # held-out scoring below uses the mean's linear part only
-        raise BayesmixError("kfold/logo do not support bm.Formula or bm.NonLinear models yet; "
-                            "use fit.loo() for these")
+    model.on_rows(np.arange(2))  # refuses, before any refit, a model folds cannot refit
     design = model.design
     labels = group_name = None
     if group is not None:
@@ -226,47 +216,22 @@ def kfold(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings, k: 
     base = settings
     settings = dataclasses.replace(base, draws=draws or base.draws, tune=tune or base.tune,
                                    chains=chains or base.chains, progressbar=progressbar)
-    centred = model.centered
-    plan = BuildPlan(model.family.name, model.link, model.prior_specs, centred,
-                     model.response_name, level_covariates=model.level_covariates)
-    timing: dict[str, Any] = {"compile": 0.0, "sampling": [], "compiled_reused": False}
-    compiled = None
-    if settings.sampler == "nutpie":
-        if model._compiled is not None:
-            compiled, timing["compiled_reused"] = model._compiled, True
-        else:
-            t0 = time.perf_counter()
-            compiled = compile_nutpie(model.pymc_model, stored_names(design))
-            model._compiled = compiled  # what Model.fit would compile: later fits reuse it
-            timing["compile"] = time.perf_counter() - t0
+    from bayesmix.inference import compile_cache
+    from bayesmix.inference.convergence import sampling_report
+
+    compiles = compile_cache.STATS["compiles"]
+    timing: dict[str, Any] = {"compile": 0.0, "sampling": []}
     seeds = np.random.SeedSequence(random_seed).generate_state(n_folds + 1)
     rng = np.random.default_rng(seeds[-1])
     elpd_i = np.empty(design.n)
     problems = []
-    from bayesmix.inference.convergence import sampling_report
-
     for j in range(n_folds):
         train, test = np.flatnonzero(folds != j), np.flatnonzero(folds == j)
-        sub = _subset(design, train)
-        stats = model_stats(sub, model.y[train], model.marginal_priors, model.centered) \
-            if model.marginal else None
-        sub_model = build_model(sub, dataclasses.replace(plan, marginal=stats), model.y[train],
-                                None if model.trials is None else model.trials[train])
+        # the fold's model: this model on the training rows, sampled as every fit is; its
+        # compiled code comes from the compile cache (same structure, the fold's data)
+        fold = model.on_rows(train)
         fold_settings = dataclasses.replace(settings, random_seed=int(seeds[j]))
-
-        def derive(ds: xr.Dataset, stats: Any = stats, sub: Any = sub, seed: int = int(seeds[j])) -> xr.Dataset:
-            if stats is not None:  # the training rows' level effects, drawn exactly
-                return draw_effects(ds, design, stats, np.random.default_rng(seed))
-            # the training rows' design: centring means and level values as in the refit
-            return derive_level_effects(ds, sub, centred, inplace=True,
-                                        level_cols=model.level_covariates)
-
-        fold_compiled = None
-        if compiled is not None:
-            fold_compiled = compiled.with_data(
-                **{v.name: v.get_value() for v in sub_model.data_vars})
-        fold_idata, fold_timing, _ = run_sampler(sub_model, fold_settings, fold_compiled,
-                                            var_names=stored_names(design), postprocess=derive)
+        fold_idata, fold_timing, _ = sample_model(fold, fold_settings)
         timing["compile"] += fold_timing.get("compile", 0.0)
         timing["sampling"].append(fold_timing["sampling"])
         report = sampling_report(fold_idata, design.blocks, fold_settings)
@@ -275,6 +240,8 @@ def kfold(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings, k: 
         ll = heldout_loglik(fold_idata, model, test, seen, n_re_draws, rng)
         ll = ll.reshape(-1, len(test))
         elpd_i[test] = logsumexp(ll, axis=0) - np.log(ll.shape[0])
+    # fresh compilations (0: every refit reused the compiled structure of an earlier fit)
+    timing["compiles"] = compile_cache.STATS["compiles"] - compiles
     if problems:
         warn("sampling problems in the refits:\n  " + "\n  ".join(problems[:10]),
              ConvergenceWarning)

@@ -71,7 +71,7 @@ varying.summary()
 # of the expected basement log radon, `fit.predict`), against the number of homes:
 
 # %%
-raw = bm.plots.no_pooling_estimates(varying, "county")["(Intercept)"]
+raw = bm.plots.no_pooling_estimates(varying.idata, varying.model, "county")["(Intercept)"]
 basement = pd.DataFrame({"floor": 0, "county": county.index})
 partial = varying.predict(basement, kind="mean", summary=True).set_index(county.index)
 state = varying.fixef().loc["(Intercept)", "mean"]
