@@ -33,14 +33,14 @@ RANK_TOL = 1e-7
 
 
 def check_frame(data: pd.DataFrame) -> None:
-    """Column names must be unique strings-like labels of one level.
+    """Column names must be unique, and of one level (no MultiIndex).
 
     Examples
     --------
     >>> try:
     ...     check_frame(pd.DataFrame([[1, 2]], columns=["x", "x"]))
     ... except DataError as err:
-    ...     print(str(err)[:45])
+    ...     print(str(err)[:44])
     the data have 2 columns named 'x'; give each
     """
     if isinstance(data.columns, pd.MultiIndex):

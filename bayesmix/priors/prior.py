@@ -125,7 +125,7 @@ def check_class_prior(key: str, prior: Prior) -> None:
     >>> try:
     ...     check_class_prior("b", Prior("HalfNormal", sigma=1))
     ... except PriorError as err:
-    ...     print(str(err)[:40])
+    ...     print(str(err)[:39])
     the class 'b' (all coefficients but the
     """
     cls = key.rsplit(":", 1)[-1]
