@@ -41,6 +41,13 @@ REFUSED = [
     ("y ~ scale(x,, 2)", "cannot read the arguments of scale()", ", 2)"),
     ("y ~ x + (1 x | g)", "no operator between", "x | g)"),
     ("y ~ x $ z", "unexpected character '$'", "$ z"),
+    ("y ~ 1e-3 * w", "the number 1e-3 is not a term", "1e-3 * w"),
+    ("y ~ 2 * x + z", "the number 2 is not a term", "2 * x"),
+    ("y ~ 00", "the number 00", "00"),
+    ("y ~ (a + b)^2", "with '**'", "^2"),
+    ("y ~ (a + b)**x", "whole number", "x"),
+    ("y ~ 1 + 0", "both keeps the intercept", "0"),
+    ("y ~ 1 + x - 1", "both keeps the intercept", "x - 1"),
 ]
 
 
@@ -64,9 +71,9 @@ ACCEPTED = [
     ("y ~ 0 + x", "y ~ 0 + x"),
     ("y ~ x - 1", "y ~ x - 1"),
     ("y ~ -1 + x", "y ~ -1 + x"),
-    ("y ~ (a + b)^2", "y ~ (a + b)^2"),
+    ("y ~ (a + b)**2", "y ~ (a + b)**2"),
     ("y ~ a %in% b", "y ~ a %in% b"),
-    ("y ~ I(x ** 2) + np.log(z) + 1e-3 * w", "y ~ I(x ** 2) + np.log(z) + 1e-3 * w"),
+    ("y ~ I(x ** 2) + np.log(z) + I(1e-3 * w)", "y ~ I(x ** 2) + np.log(z) + I(1e-3 * w)"),
     ("y ~ C(f, Treatment('b')) + offset(log(n))", "y ~ C(f, Treatment('b')) + offset(log(n))"),
     ("cbind(s, f) ~ x + (1 | g)", "cbind(s, f) ~ x + (1 | g)"),
     ("s | trials(n) ~ n", "s | trials(n) ~ n"),
@@ -119,3 +126,10 @@ def test_model_refuses_the_response_as_grouping_factor():
     df = pd.DataFrame({"y": np.arange(8.0) % 4, "x": np.arange(8.0)})
     with pytest.raises(bm.FormulaError, match="response 'y'"):
         bm.Model("y ~ x + (1 | y)", df)
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (0 | g)", "y ~ x + (-1 | g)"])
+def test_random_term_without_columns(formula):
+    df = pd.DataFrame({"y": np.arange(8.0), "x": np.arange(8.0) % 3, "g": list("ab") * 4})
+    with pytest.raises(bm.FormulaError, match=r"has no terms before '\|'.*\(1 \| g\)"):
+        bm.Model(formula, df)

@@ -8,6 +8,7 @@ Deterministic (``derandomize=True``, no example database) so that CI is stable.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 
@@ -19,7 +20,9 @@ from hypothesis import strategies as st
 import bayesmix as bm
 from bayesmix.spec.formula import expression_variables, parse_formula
 
-PROFILE = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+# BAYESMIX_PROPERTY_EXAMPLES=5000 explores further (by hand or nightly); CI runs 150 each.
+PROFILE = settings(max_examples=int(os.environ.get("BAYESMIX_PROPERTY_EXAMPLES", "150")),
+                   deadline=None, derandomize=True, database=None,
                    suppress_health_check=[HealthCheck.too_slow])
 
 COLUMNS = ("x", "z", "w", "f", "g", "h")

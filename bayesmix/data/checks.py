@@ -27,6 +27,9 @@ __all__ = ["check_frame", "check_functions", "check_size", "check_finite", "alia
 # it is built: it takes minutes and is almost always a factor meant as a random effect.
 MAX_FIXED_CELLS = 50_000_000
 
+# Values whose square overflows double precision cannot enter a sum of squares.
+MAX_ABS = 1e150
+
 # Relative tolerance for a column to count as a linear combination of earlier ones (lme4's
 # default for its rank check, check.rankX's tolerance, is 1e-7).
 RANK_TOL = 1e-7
@@ -110,6 +113,13 @@ def check_finite(matrix: np.ndarray, names: Sequence[str], where: str,
     """
     bad = ~np.isfinite(matrix)
     if not bad.any():
+        huge = np.abs(matrix) > MAX_ABS
+        if huge.any():
+            j = int(np.argmax(huge.any(axis=0)))
+            name = names[j] if j < len(names) else str(j)
+            raise DataError(f"the column {name!r} of {where} has values as large as "
+                            f"{np.abs(matrix[:, j]).max():.3g} in {int(huge[:, j].sum())} rows; "
+                            f"beyond {MAX_ABS:g} their squares overflow. Rescale the column")
         return
     j = int(np.argmax(bad.any(axis=0)))
     count = int(bad[:, j].sum())

@@ -422,6 +422,10 @@ def _random_blocks(spec: FormulaSpec, frame: pd.DataFrame,
         index = pd.Categorical(labels, categories=levels).codes.astype(np.int64)
         z_design = _evaluate(lambda t=term: formulae.design_matrices(
             t.expr, frame, na_action="error", extra_namespace=NAMESPACE).common, term.expr)
+        if z_design is None:  # (0 | g), (-1 | g): nothing varies by level
+            raise FormulaError(f"the random term {term} has no terms before '|': write "
+                               f"(1 | {term.group}) for a random intercept", spec.formula,
+                               max(spec.formula.find(term.source), 0), term.source)
         Z = np.asarray(z_design.design_matrix, dtype=float).reshape(len(frame), -1)
         check_finite(Z, _column_names(z_design), f"the random term {term}", frame.index)
         k = used_names.get(term.group, 0)

@@ -417,7 +417,12 @@ def _check_response_type(family: Family, data: pd.DataFrame, spec: FormulaSpec) 
 
 
 def _check_response_varies(family: Family, y: np.ndarray, name: str) -> None:
-    """A response with one value leaves a residual SD of zero: nothing to fit."""
+    """A response with one value leaves a residual SD of zero: nothing to fit; one beyond
+    1e150 overflows every sum of squares (the starting fits' included)."""
+    if len(y) and np.abs(y).max() > 1e150:
+        raise ResponseError(f"the response {name!r} has values as large as "
+                            f"{np.abs(y).max():.3g}, beyond what double precision can model "
+                            "(their squares overflow); rescale it")
     if "sigma" in family.params and len(y) and np.ptp(y) == 0:
         raise ResponseError(f"the response {name!r} has the same value ({y[0]:g}) in all "
                             f"{len(y)} rows; family {family.name!r} cannot estimate its "

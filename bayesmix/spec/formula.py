@@ -375,6 +375,7 @@ def parse_formula(formula: str) -> FormulaSpec:
     positions: list[int] = []
     offsets: list[str] = []
     rendered: list[str] = []
+    fixed_pos: list[int] = []
     seen: dict[str, int] = {}
     for piece, pos in _split_top(formula[rhs_pos:], "+", rhs_pos, formula):
         text, tpos = _strip(piece, pos)
@@ -404,10 +405,24 @@ def parse_formula(formula: str) -> FormulaSpec:
             offsets.append(m.group(1).strip())
             continue
         fixed.append(text)
+        fixed_pos.append(tpos)
     _check_duplicates(random, positions, formula)
+    _check_intercept(fixed, fixed_pos, formula)
     _check_response_unused(response, formula, rhs_pos)
     return FormulaSpec(formula=formula, response=response, fixed=" + ".join(fixed) or "1",
                        random=tuple(random), offsets=tuple(offsets), terms=tuple(rendered))
+
+
+def _check_intercept(fixed: list[str], fixed_pos: list[int], formula: str) -> None:
+    """``1`` and ``0`` (or ``- 1``) together contradict each other: formulae would quietly
+    pick one; the user must. The caret goes under the later of the two terms."""
+    adds = [p for t, p in zip(fixed, fixed_pos) if re.sub(r"\s+", "", t) == "1"]
+    drops = [p for t, p in zip(fixed, fixed_pos)
+             if re.fullmatch(r"(0|-\s*1|.*-\s*1)", t.strip(), flags=re.S)]
+    if adds and drops:
+        later = max(adds[0], drops[0])
+        raise FormulaError("the formula both keeps the intercept ('1') and removes it ('0' or "
+                           "'- 1'); keep one of them", formula, later, formula[later:later + 1])
 
 
 def _check_response_unused(response: Response, formula: str, rhs_pos: int) -> None:

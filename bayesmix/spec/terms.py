@@ -8,8 +8,8 @@ first, token by token, with the grammar of R's model formulas::
     sum     := signed (("+" | "-") signed)*
     signed  := ["-"] product
     product := power (("*" | ":" | "/" | "%in%") power)*
-    power   := atom [("^" | "**") atom]
-    atom    := NAME | NUMBER | NAME "(" arguments ")" | "(" sum ")"
+    power   := atom ["**" INTEGER]
+    atom    := NAME | "0" | "1" | NAME "(" arguments ")" | "(" sum ")"
 
 Function arguments are Python expressions (``I(x ** 2)``, ``C(f, Treatment('b'))``), checked
 with Python's own parser. The first token the grammar cannot use is reported with a
@@ -132,15 +132,26 @@ class _Reader:
     def power(self) -> None:
         self.atom()
         tok = self.peek()
-        if tok is not None and tok.text in ("^", "**"):
+        if tok is not None and tok.text == "^":
+            raise FormulaError(f"write powers of terms with '**', e.g. (a + b)**2, in "
+                               f"{self.where}", self.formula, tok.pos, "^")
+        if tok is not None and tok.text == "**":
             self.i += 1
-            self.atom()
+            exponent = self.peek()
+            if exponent is None or not re.fullmatch(r"[1-9]\d*", exponent.text):
+                raise self.fail("the power of a term must be a whole number such as 2")
+            self.i += 1
 
     def atom(self) -> None:
         tok = self.peek()
         if tok is None:
             raise self.fail(f"expected a column, a number or a function call in {self.where}")
         if tok.kind == "number":
+            if tok.text not in ("0", "1"):  # formulae would drop '2 * x' or '1e-3 * w'
+                raise FormulaError(
+                    f"the number {tok.text} is not a term in {self.where}: only 1 (keep the "
+                    "intercept) and 0 (drop it) are; write arithmetic inside I(), e.g. "
+                    f"I({tok.text} * x)", self.formula, tok.pos, tok.text)
             self.i += 1
             return
         if tok.kind == "name":
