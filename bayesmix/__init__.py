@@ -31,6 +31,7 @@ from bayesmix.errors import (  # noqa: E402
     MissingDataWarning,
     PersistError,
     PriorError,
+    RankDeficiencyWarning,
     ResponseError,
     SamplerError,
     SingularFitWarning,
@@ -60,5 +61,5 @@ __all__ = [
     "datasets", "plots",
     "BayesmixError", "FormulaError", "DataError", "ResponseError", "FamilyError", "PriorError",
     "SamplerError", "DatasetError", "PersistError", "MissingDataWarning", "ConvergenceWarning",
-    "SingularFitWarning", "LooWarning", "compare", "load",
+    "SingularFitWarning", "RankDeficiencyWarning", "LooWarning", "compare", "load",
 ]

@@ -79,6 +79,11 @@ class MissingDataWarning(UserWarning):
     """Rows were dropped because a column used by the model has missing values."""
 
 
+class RankDeficiencyWarning(UserWarning):
+    """Fixed-effect columns that are linear combinations of earlier ones were dropped (lme4's
+    "fixed-effect model matrix is rank deficient so dropping ..."); the warning names them."""
+
+
 class ConvergenceWarning(UserWarning):
     """Sampling diagnostics (R-hat, ESS, divergences) suggest the posterior is not trustworthy."""
 

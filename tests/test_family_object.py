@@ -82,7 +82,7 @@ def _data(name: str, n_groups: int = 6, per: int = 5) -> pd.DataFrame:
         y = rng.beta(2.0, 3.0, n)
     elif kind == "binary":
         y = (rng.random(n) < 0.4).astype(float)
-    elif kind == "binomial":
+    elif kind == "successes":
         trials = rng.integers(3, 9, n).astype(float)
         y = rng.binomial(trials.astype(int), 0.4).astype(float)
     elif kind == "ordinal":
@@ -124,7 +124,7 @@ def test_ppc_keeps_continuous_responses_and_picks_the_plot_by_kind(prior_fit):
         assert sims.dtype == np.float64
         np.testing.assert_array_equal(observed, model.y)
         assert np.mean(sims != np.round(sims)) > 0.99
-    expected = {"count": "rootogram", "binary": "bars", "binomial": "bars", "ordinal": "bars"}
+    expected = {"count": "rootogram", "binary": "bars", "successes": "bars", "ordinal": "bars"}
     assert auto_kind(idata, model) == expected.get(family.response, "density")
 
 
@@ -134,7 +134,7 @@ def test_residual_checks_are_those_that_apply_to_the_family(prior_fit):
     res = simulated_residuals(idata, model, n_sims=40, random_seed=1)
     assert res.residuals.shape == (30,) and np.all((res.residuals >= 0) & (res.residuals <= 1))
     tests = list(res.tests().index)
-    assert ("zero_inflation" in tests) == (family.response in ("count", "binomial"))
+    assert ("zero_inflation" in tests) == (family.response in ("count", "successes"))
     assert tests[:2] == ["uniformity", "dispersion"] and tests[-1] == "outliers"
     auto = residuals(idata, model, n_sims=40)
     assert auto.name == ("pearson residual" if family.normal else "quantile residual")

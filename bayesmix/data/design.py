@@ -19,6 +19,13 @@ import formulae
 import numpy as np
 import pandas as pd
 
+from bayesmix.data.checks import (
+    aliased_columns,
+    check_finite,
+    check_frame,
+    check_functions,
+    check_size,
+)
 from bayesmix.data.structured import known_covariance_factor
 from bayesmix.errors import DataError, FormulaError, MissingDataWarning, warn
 from bayesmix.spec.formula import FormulaSpec, GroupTerm, expression_variables, parse_formula
@@ -229,13 +236,21 @@ def make_design(formula: str | FormulaSpec, data: pd.DataFrame,
         raise DataError(f"na_action must be 'drop' or 'raise', not {na_action!r}")
     check_columns(spec, data, extra_columns)
     frame, dropped, keep = complete_rows(spec, data, na_action, extra_columns)
+    check_size(spec, frame, len(frame))
     fixed = _evaluate(lambda: formulae.design_matrices(
         spec.fixed, frame, na_action="error", extra_namespace=NAMESPACE).common, spec.fixed)
+    columns = None
     if fixed is None:  # `y ~ 0 + (1 | g)`: no fixed effects at all
         X, coef_names = np.zeros((len(frame), 0)), ()
     else:
         X = np.asarray(fixed.design_matrix, dtype=float).reshape(len(frame), -1)
         coef_names = _column_names(fixed)
+        check_finite(X, coef_names, "the fixed effects", frame.index)
+        columns = aliased_columns(X, coef_names)
+        if len(columns) < X.shape[1]:  # lme4 drops aliased columns; replay drops them too
+            X, coef_names = X[:, list(columns)], tuple(coef_names[j] for j in columns)
+        else:
+            columns = None
     y = _response_values(spec.response.expr, frame)
     trials = None
     if spec.response.kind != "single":
@@ -247,7 +262,7 @@ def make_design(formula: str | FormulaSpec, data: pd.DataFrame,
     y_categorical = response.array[keep] if response is not None and isinstance(
         response.dtype, pd.CategoricalDtype) else None
     return Design(spec, X, coef_names, y, trials, _offset(spec, frame), blocks,
-                  frame.index, dropped, fixed, extra, y_categorical)
+                  frame.index, dropped, fixed, extra, y_categorical, columns)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -269,6 +284,9 @@ _CONTRASTS = {"Sum", "Treatment"}  # formulae's contrast names, as in C(f, Sum)
 
 
 def check_columns(spec: FormulaSpec, data: pd.DataFrame, extra: Sequence[str] = ()) -> None:
+    """Every column and function the formula names must exist, once, in ``data``."""
+    check_frame(data)
+    check_functions(spec, NAMESPACE)
     columns = [str(c) for c in data.columns]
     for name in [*spec.variables, *extra]:
         if name in data.columns or name in NAMESPACE or name in _CONTRASTS:
@@ -404,7 +422,12 @@ def _random_blocks(spec: FormulaSpec, frame: pd.DataFrame,
         index = pd.Categorical(labels, categories=levels).codes.astype(np.int64)
         z_design = _evaluate(lambda t=term: formulae.design_matrices(
             t.expr, frame, na_action="error", extra_namespace=NAMESPACE).common, term.expr)
+        if z_design is None:  # (0 | g), (-1 | g): nothing varies by level
+            raise FormulaError(f"the random term {term} has no terms before '|': write "
+                               f"(1 | {term.group}) for a random intercept", spec.formula,
+                               max(spec.formula.find(term.source), 0), term.source)
         Z = np.asarray(z_design.design_matrix, dtype=float).reshape(len(frame), -1)
+        check_finite(Z, _column_names(z_design), f"the random term {term}", frame.index)
         k = used_names.get(term.group, 0)
         used_names[term.group] = k + 1
         name = term.group if k == 0 else f"{term.group}.{k}"

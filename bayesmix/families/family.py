@@ -37,7 +37,7 @@ PARAM_PRIORS: dict[str, tuple[str, dict[str, float]]] = {
     "cutpoints": ("Normal", {"mu": 0.0, "sigma": 5.0}),
 }
 
-RESPONSE_KINDS = ("real", "positive", "unit", "binary", "binomial", "count", "ordinal")
+RESPONSE_KINDS = ("real", "positive", "unit", "binary", "successes", "count", "ordinal")
 DIAGNOSTICS = ("dispersion", "zeros")
 
 # (math, eta, link, params, trials) -> (PyMC distribution name, its keyword arguments)
@@ -174,7 +174,7 @@ class Family:
     @property
     def discrete(self) -> bool:
         """Integer responses (counts, 0/1, successes, ordinal categories)."""
-        return self.response in ("binary", "binomial", "count", "ordinal")
+        return self.response in ("binary", "successes", "count", "ordinal")
 
     def resolve_link(self, link: str | None) -> str:
         if link is None:

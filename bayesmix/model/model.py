@@ -24,7 +24,7 @@ from bayesmix import varnames
 from bayesmix.data import linpred
 from bayesmix.data.design import Design, make_design, restrict_rows
 from bayesmix.data.structured import AR1, AR_PRIOR_KEY, AR1Structure, model_ar1_structure
-from bayesmix.errors import BayesmixError, DataError, FamilyError, FormulaError
+from bayesmix.errors import BayesmixError, DataError, FamilyError, FormulaError, ResponseError
 from bayesmix.families import PARAM_LINKS, Family, get_family, ordinal_levels
 from bayesmix.model.build import BuildPlan, build_model, stored_names
 from bayesmix.model.integrated import (
@@ -99,10 +99,12 @@ class ModelSpec:
                 self.weights = _checked_weights(design.extra[weights], weights)
             response = _family_response(self.family, design)
         self.spec: FormulaSpec = design.spec
+        _check_response_type(self.family, data, self.spec)
         if autocor is not None and any(lp.name == "sigma" for lp in self.predictors):
             raise FamilyError("AR(1) residuals need a single residual SD; drop the 'sigma ~ ...' "
                               "formula or the autocor argument")
         y, trials = self.family.check(response, design.trials, self.spec.response.name)
+        _check_response_varies(self.family, y, self.spec.response.name)
         if self.family.ordinal:  # the cutpoints replace the intercept
             self.categories = ordinal_levels(response, self.spec.response.name)[1]
             design = _ordinal_design(design, self.spec.formula)
@@ -258,7 +260,8 @@ class ModelSpec:
 
     @property
     def formula_lines(self) -> tuple[str, ...]:
-        return self.setup.lines if self.setup is not None else (self.spec.formula,)
+        # the formula as parsed (terms expanded), so the summary shows what is fitted
+        return self.setup.lines if self.setup is not None else (str(self.spec),)
 
     @property
     def prior_dict(self) -> dict[str, Prior]:
@@ -431,6 +434,43 @@ def _resolve_marginal(model: ModelSpec, marginalize: bool | None,
             for i in pair)
     return bool(marginalize)
 
+
+
+def _check_response_type(family: Family, data: pd.DataFrame, spec: FormulaSpec) -> None:
+    """Refuse a categorical, text or boolean response column for a family of numbers (0/1
+    families read two labels, ordinal ones ordered categories; a category's codes or text
+    parsed as numbers would otherwise fit silently)."""
+    name = spec.response.expr
+    labels = family.ordinal or family.response in ("binary", "successes")
+    if (spec.response.kind != "single" or labels
+            or not isinstance(data, pd.DataFrame) or name not in data.columns):
+        return
+    col = data[name]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        what = f"categorical (categories {', '.join(map(repr, col.cat.categories[:4]))})"
+    elif pd.api.types.is_bool_dtype(col):
+        what = "boolean"
+    elif not pd.api.types.is_numeric_dtype(col):
+        what = f"text ({col.dropna().astype(str).head(3).map(repr).str.cat(sep=', ')}, ...)"
+    else:
+        return
+    raise ResponseError(
+        f"the response {name!r} is {what}, but family {family.name!r} needs numbers. "
+        f"Convert it (pd.to_numeric(df[{name!r}]) for numbers stored as text), or choose a "
+        "family for labels: 'bernoulli' for two, 'cumulative' for ordered categories")
+
+
+def _check_response_varies(family: Family, y: np.ndarray, name: str) -> None:
+    """A response with one value leaves a residual SD of zero: nothing to fit; one beyond
+    1e150 overflows every sum of squares (the starting fits' included)."""
+    if len(y) and np.abs(y).max() > 1e150:
+        raise ResponseError(f"the response {name!r} has values as large as "
+                            f"{np.abs(y).max():.3g}, beyond what double precision can model "
+                            "(their squares overflow); rescale it")
+    if "sigma" in family.params and len(y) and np.ptp(y) == 0:
+        raise ResponseError(f"the response {name!r} has the same value ({y[0]:g}) in all "
+                            f"{len(y)} rows; family {family.name!r} cannot estimate its "
+                            "residual SD 'sigma'. Check the column (or the rows kept)")
 
 
 def _family_response(family: Family, design: Design) -> Any:

@@ -12,7 +12,7 @@ from bayesmix.data.design import Design
 from bayesmix.data.structured import AR_PRIOR_KEY, AR1Structure
 from bayesmix.errors import PriorError
 from bayesmix.families import Family, get_link
-from bayesmix.priors.prior import Prior, PriorSpec, as_prior, check_support
+from bayesmix.priors.prior import Prior, PriorSpec, as_prior, check_class_prior, check_support
 
 __all__ = ["default_priors", "resolve_priors", "cutpoint_labels", "ar_prior_specs",
            "check_ar_prior", "data_scale"]
@@ -110,6 +110,8 @@ def resolve_priors(defaults: list[PriorSpec], overrides: dict[str, Prior] | None
     classes = {f"{p}{c}" for p in {f"{s.lpar}:" if s.lpar else "" for s in defaults}
                for c in ("b", "sd", "cor")}
     unknown = [k for k in wanted if k not in keys and k not in classes]
+    for key in wanted.keys() & classes:
+        check_class_prior(key, wanted[key])
     if unknown:
         raise PriorError(f"no parameter named {unknown[0]!r}; priors can be set for "
                          f"{', '.join(sorted(keys))} or the classes "

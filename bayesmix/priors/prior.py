@@ -13,7 +13,7 @@ from bayesmix.errors import PriorError
 from bayesmix.families import PARAM_LINKS
 
 __all__ = ["Prior", "PriorSpec", "KNOWN_DISTRIBUTIONS", "prior_table", "as_prior",
-           "check_support"]
+           "check_support", "check_class_prior"]
 
 # Distribution name -> (its parameters, positive support?)
 KNOWN_DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -51,19 +51,19 @@ class Prior:
     dist: str
     params: tuple[tuple[str, float], ...]
 
-    def __init__(self, dist: str, **params: float) -> None:
+    def __init__(self, dist: str, *args: Any, **params: float) -> None:
+        if args:
+            raise PriorError(f"give the parameters of {dist!r} by name, e.g. "
+                             "Prior('Normal', mu=0, sigma=1), not by position")
+        if not isinstance(dist, str):
+            raise PriorError(f"the distribution must be a name such as 'Normal', not "
+                             f"{type(dist).__name__} {dist!r}")
         if dist not in KNOWN_DISTRIBUTIONS:
             raise PriorError(f"unknown prior distribution {dist!r}; use one of "
                              f"{', '.join(KNOWN_DISTRIBUTIONS)}")
-        allowed = KNOWN_DISTRIBUTIONS[dist][0]
-        for key, value in params.items():
-            if key not in allowed:
-                raise PriorError(f"{dist} has no parameter {key!r}; its parameters are "
-                                 f"{', '.join(allowed) or 'none'}")
-            if not np.isfinite(float(value)):
-                raise PriorError(f"{dist} parameter {key}={value!r} must be a finite number")
+        values = _checked_params(dist, params)
         object.__setattr__(self, "dist", dist)
-        object.__setattr__(self, "params", tuple((k, float(v)) for k, v in params.items()))
+        object.__setattr__(self, "params", tuple(values.items()))
 
     @property
     def kwargs(self) -> dict[str, float]:
@@ -76,6 +76,69 @@ class Prior:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v:.4g}" for k, v in self.params)
         return f"{self.dist}({args})"
+
+
+# Parameters that may be any real number (locations and bounds); every other one is a scale,
+# shape, rate or concentration and must be positive.
+_REAL_PARAMS = {"mu", "lower", "upper"}
+_REAL_BY_DIST = {("Cauchy", "alpha")}  # Cauchy's alpha is its location
+
+
+def _checked_params(dist: str, params: dict[str, Any]) -> dict[str, float]:
+    """Each parameter known, given, a finite real number, positive where it must be, and
+    a Uniform's bounds ordered; the PriorError names the parameter."""
+    allowed = KNOWN_DISTRIBUTIONS[dist][0]
+    values: dict[str, float] = {}
+    for key, value in params.items():
+        if key not in allowed:
+            raise PriorError(f"{dist} has no parameter {key!r}; its parameters are "
+                             f"{', '.join(allowed) or 'none'}")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            raise PriorError(f"{dist} parameter {key}={value!r} must be a number, not "
+                             f"{type(value).__name__}")
+        number = float(value)
+        if not np.isfinite(number):
+            raise PriorError(f"{dist} parameter {key}={value!r} must be a finite number")
+        if key not in _REAL_PARAMS and (dist, key) not in _REAL_BY_DIST and number <= 0:
+            raise PriorError(f"{dist} parameter {key}={value!r} must be positive (it is a "
+                             "scale, shape or rate)")
+        values[key] = number
+    missing = [key for key in allowed if key not in values]
+    if missing:
+        example = ", ".join(f"{k}=..." for k in allowed)
+        raise PriorError(f"{dist} needs the parameter(s) {', '.join(missing)}: write "
+                         f"Prior({dist!r}, {example})")
+    if dist == "Uniform" and values["lower"] >= values["upper"]:
+        raise PriorError(f"Uniform needs lower < upper; got lower={values['lower']:g}, "
+                         f"upper={values['upper']:g}")
+    return values
+
+
+# The class keys of user priors and what their members' priors must be: coefficients live on
+# the real line, standard deviations are positive, correlation matrices take LKJ.
+def check_class_prior(key: str, prior: Prior) -> None:
+    """Refuse a class-key prior (``"b"``, ``"sd"``, ``"cor"``, ``"sigma:b"``...) that does
+    not fit the class.
+
+    Examples
+    --------
+    >>> try:
+    ...     check_class_prior("b", Prior("HalfNormal", sigma=1))
+    ... except PriorError as err:
+    ...     print(str(err)[:39])
+    the class 'b' (all coefficients but the
+    """
+    cls = key.rsplit(":", 1)[-1]
+    if cls == "b" and (prior.positive or prior.dist == "LKJ"):
+        raise PriorError(f"the class {key!r} (all coefficients but the intercept) takes a "
+                         f"prior on the real line, such as Prior('Normal', mu=0, sigma=1), "
+                         f"not {prior!r}; a positive prior would force every coefficient's sign")
+    if cls == "sd" and not prior.positive:
+        raise PriorError(f"the class {key!r} (all group SDs) takes a positive prior, such as "
+                         f"Prior('HalfNormal', sigma=1), not {prior!r}")
+    if cls == "cor" and prior.dist != "LKJ":
+        raise PriorError(f"the class {key!r} (all correlations) takes an LKJ prior, e.g. "
+                         f"Prior('LKJ', eta=2), not {prior!r}")
 
 
 @dataclass(frozen=True)
@@ -136,6 +199,7 @@ def as_prior(value: Any) -> Prior:
     """Accept a Prior, or a ``(dist, {params})`` tuple."""
     if isinstance(value, Prior):
         return value
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict) and all(
+            isinstance(k, str) for k in value[1]):
         return Prior(value[0], **value[1])
     raise PriorError(f"cannot read {value!r} as a prior; write Prior('Normal', mu=0, sigma=1)")

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from bayesmix.errors import FormulaError
+from bayesmix.spec.terms import check_term, python_syntax_error
 
 __all__ = ["Response", "GroupTerm", "FormulaSpec", "parse_formula"]
 
@@ -84,6 +85,7 @@ class FormulaSpec:
     fixed: str
     random: tuple[GroupTerm, ...]
     offsets: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -98,13 +100,42 @@ class FormulaSpec:
                 seen.setdefault(name, None)
         return tuple(seen)
 
+    def fixed_terms(self) -> tuple[str, ...]:
+        """The fixed part's terms (offsets and random terms apart), as written.
+
+        Examples
+        --------
+        >>> parse_formula("y ~ x * z + C(f, Sum) + offset(o) + (1 | g)").fixed_terms()
+        ('x * z', 'C(f, Sum)')
+        """
+        return tuple(piece.strip() for piece, _ in _split_top(self.fixed, "+", 0, self.fixed))
+
     @property
     def groups(self) -> tuple[str, ...]:
         """The grouping factors, each once, in formula order."""
         return tuple(dict.fromkeys(t.group for t in self.random))
 
     def __str__(self) -> str:
-        return self.formula
+        """The formula as parsed: the right-hand side's terms in the order written, each
+        random term after expansion (``(1 | a/b)`` -> ``(1 | a) + (1 | a:b)``)."""
+        if not self.terms:
+            return self.formula
+        return f"{render_response(self.response)} ~ {' + '.join(self.terms)}"
+
+
+def render_response(response: Response) -> str:
+    """The left-hand side of a formula as parsed.
+
+    Examples
+    --------
+    >>> render_response(Response("trials", "s", "n"))
+    's | trials(n)'
+    """
+    if response.kind == "cbind":
+        return f"cbind({response.expr}, {response.other})"
+    if response.kind == "trials":
+        return f"{response.expr} | trials({response.other})"
+    return response.expr
 
 
 def expression_variables(text: str) -> list[str]:
@@ -125,8 +156,8 @@ def expression_variables(text: str) -> list[str]:
             continue  # a function call or keyword argument
         if before.endswith(".") or keyword.iskeyword(name) or name in ("True", "False", "None"):
             continue
-        if before[-1:].isdigit() or before.endswith("."):
-            continue  # the exponent of a number such as 1e3
+        if text[: match.start()][-1:].isdigit():
+            continue  # the exponent of a number such as 1e3 (a space before: a new name)
         names.append(name)
     return names
 
@@ -198,6 +229,8 @@ def parse_response(text: str, pos: int, formula: str) -> Response:
         if len(parts) != 2 or not all(p.strip() for p, _ in parts):
             raise FormulaError("cbind() needs exactly two arguments: cbind(successes, failures)",
                                formula, pos, "cbind")
+        for part, ppos in parts:
+            _check_expression(part, ppos, formula, "cbind()'s argument")
         return Response("cbind", parts[0][0].strip(), parts[1][0].strip())
     parts = _split_top(text, "|", pos, formula)
     if len(parts) == 2:
@@ -207,10 +240,23 @@ def parse_response(text: str, pos: int, formula: str) -> Response:
         if not m or not succ.strip():
             raise FormulaError("a '|' in the response must read 'successes | trials(n)'",
                                formula, rpos, rest_s or "|")
+        _check_expression(succ, parts[0][1], formula, "the response")
+        _check_expression(m.group(1), rpos + m.start(1), formula, "trials()")
         return Response("trials", succ.strip(), m.group(1).strip())
     if len(parts) > 2:
         raise FormulaError("too many '|' in the response", formula, parts[2][1] - 1, "|")
+    _check_expression(text, pos, formula, "the response")
     return Response("single", text)
+
+
+def _check_expression(text: str, pos: int, formula: str, what: str) -> None:
+    """A response expression is Python (``log(y)``, ``y / n``): refuse what Python cannot read,
+    such as two names with no operator (``y z``), with the caret at the first bad token."""
+    text, pos = _strip(text, pos)
+    error = python_syntax_error(text)
+    if error is not None:
+        raise FormulaError(f"cannot read {what} {text!r}: {error[1]}", formula,
+                           pos + error[0], text[error[0]:error[0] + 1])
 
 
 def _parse_group(text: str, pos: int, formula: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -249,6 +295,7 @@ def _parse_random(text: str, pos: int, formula: str) -> list[GroupTerm]:
     if not lhs:
         raise FormulaError("missing terms before '|' (write 1 for a random intercept)",
                            formula, lpos, "|")
+    check_term(lhs, lpos, formula, f"the random term {text}")
     gr = _parse_gr(rhs, rpos, formula)
     if gr is not None:
         group, cov = gr
@@ -327,6 +374,9 @@ def parse_formula(formula: str) -> FormulaSpec:
     random: list[GroupTerm] = []
     positions: list[int] = []
     offsets: list[str] = []
+    rendered: list[str] = []
+    fixed_pos: list[int] = []
+    seen: dict[str, int] = {}
     for piece, pos in _split_top(formula[rhs_pos:], "+", rhs_pos, formula):
         text, tpos = _strip(piece, pos)
         if not text:
@@ -335,20 +385,61 @@ def parse_formula(formula: str) -> FormulaSpec:
             terms = _parse_random(text, tpos, formula)
             random.extend(terms)
             positions.extend([tpos] * len(terms))
-            continue
-        m = re.fullmatch(r"offset\s*\((.+)\)", text, flags=re.S)
-        if m:
-            offsets.append(m.group(1).strip())
+            rendered.extend(str(t) for t in terms)
             continue
         bars = [p for _, p in _split_top(text, "|", tpos, formula)[1:]]
         if bars or "||" in text:
             where = bars[0] - 1 if bars else tpos + text.index("||")
             raise FormulaError("'|' outside parentheses: write random effects as (terms | group)",
                                formula, where, "|")
+        check_term(text, tpos, formula, "the fixed part")
+        # formulae would merge a repeated term silently (and '0 + 0' means nothing more)
+        key = re.sub(r"\s+", "", text)
+        if key in seen:
+            raise FormulaError(f"the term {text!r} appears twice; remove one", formula, tpos,
+                               text)
+        seen[key] = tpos
+        rendered.append(text)
+        m = re.fullmatch(r"offset\s*\((.+)\)", text, flags=re.S)
+        if m:
+            offsets.append(m.group(1).strip())
+            continue
         fixed.append(text)
+        fixed_pos.append(tpos)
     _check_duplicates(random, positions, formula)
+    _check_intercept(fixed, fixed_pos, formula)
+    _check_response_unused(response, formula, rhs_pos)
     return FormulaSpec(formula=formula, response=response, fixed=" + ".join(fixed) or "1",
-                       random=tuple(random), offsets=tuple(offsets))
+                       random=tuple(random), offsets=tuple(offsets), terms=tuple(rendered))
+
+
+def _check_intercept(fixed: list[str], fixed_pos: list[int], formula: str) -> None:
+    """``1`` and ``0`` (or ``- 1``) together contradict each other: formulae would quietly
+    pick one; the user must. The caret goes under the later of the two terms."""
+    adds = [p for t, p in zip(fixed, fixed_pos) if re.sub(r"\s+", "", t) == "1"]
+    drops = [p for t, p in zip(fixed, fixed_pos)
+             if re.fullmatch(r"(0|-\s*1|.*-\s*1)", t.strip(), flags=re.S)]
+    if adds and drops:
+        later = max(adds[0], drops[0])
+        raise FormulaError("the formula both keeps the intercept ('1') and removes it ('0' or "
+                           "'- 1'); keep one of them", formula, later, formula[later:later + 1])
+
+
+def _check_response_unused(response: Response, formula: str, rhs_pos: int) -> None:
+    """The response as a predictor or grouping factor fits nonsense: refuse it at its first
+    use on the right-hand side. (The trials, or a column in cbind's failures such as ``n`` in
+    ``cbind(s, n - s)``, may be predictors.)"""
+    names = set(expression_variables(response.expr))
+    rhs = formula[rhs_pos:]
+    used = expression_variables(rhs.replace("|", "+").replace("/", "+"))
+    for name in used:
+        if name in names:
+            m = re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", rhs)
+            pos = rhs_pos + (m.start() if m else 0)
+            raise FormulaError(
+                f"the response {name!r} is also used on the right-hand side (as a predictor "
+                "or grouping factor); a variable cannot explain itself: remove it there",
+                formula, pos, name)
 
 
 def _has_bar(text: str, pos: int, formula: str) -> bool:
