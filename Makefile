@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: venv venv-dev venv-docs demo gallery test lint test-slow test-all notebooks docs bench bench-quick clean distclean find-python FORCE
+.PHONY: venv venv-dev venv-docs demo gallery test lint test-slow test-all notebooks docs wheel-check bench bench-quick clean distclean find-python FORCE
 
 # Candidates, first that runs and is >= 3.12 (with venv/ensurepip) wins:
 #   $(PYTHON), python3.13 / python3.12 / python3 on PATH (pyenv shims that are not
@@ -89,7 +89,7 @@ test: venv-dev
 # Style and correctness checks (ruff) and the import contract of the layered package
 # (.importlinter: a layer imports only those below it; PyMC only in model/ and inference/).
 lint: venv-dev
-	$(VENV)/bin/ruff check bayesmix tests benchmarks case_studies docs/hooks
+	$(VENV)/bin/ruff check bayesmix tests benchmarks case_studies docs/hooks .ci
 	rm -rf .import_linter_cache
 	$(VENV)/bin/lint-imports --no-cache
 
@@ -106,6 +106,34 @@ notebooks: venv-dev
 # The documentation site (mkdocs-material + mkdocstrings), warnings as errors.
 docs: venv-docs
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
+# The package as users get it: build the sdist and the wheel from it (`python -m build`, into
+# dist/), check the wheel holds the datasets and the licence files, install it into a throwaway
+# virtual environment made with the Python found as for .venv (`make wheel-check PYTHON=...`
+# picks another), and run the README's quick start with it from outside the checkout, on an
+# empty compile cache (.ci/wheel_check.py): the first fit a new user sees. pip installs from
+# the configured index with its cache; a failed install is retried once.
+wheel-check:
+	@set -e; $(FIND_PYTHON); \
+	tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/bayesmix-wheel.XXXXXX"); trap 'rm -rf "$$tmp"' EXIT; \
+	t0=$$(date +%s); \
+	echo "wheel-check: $$found ($$("$$found" --version 2>&1)), throwaway environments in $$tmp"; \
+	pipi() { "$$@" --quiet || { echo "pip install failed; retrying once" >&2; sleep 5; "$$@"; }; }; \
+	"$$found" -m venv "$$tmp/build-env"; \
+	pipi "$$tmp/build-env/bin/python" -m pip install build; \
+	rm -rf dist; \
+	"$$tmp/build-env/bin/python" -m build --outdir dist . >"$$tmp/build.log" 2>&1 \
+	  || { cat "$$tmp/build.log"; exit 1; }; \
+	whl=$$(ls dist/bayesmix-*.whl); echo "built $$(ls dist | tr '\n' ' ')"; \
+	"$$tmp/build-env/bin/python" .ci/wheel_check.py inspect "$$whl"; \
+	t1=$$(date +%s); \
+	"$$found" -m venv "$$tmp/env"; \
+	pipi "$$tmp/env/bin/python" -m pip install "$$whl"; \
+	t2=$$(date +%s); \
+	(cd "$$tmp" && MPLBACKEND=Agg PYTENSOR_FLAGS="base_compiledir=$$tmp/pytensor" \
+	  "$$tmp/env/bin/python" "$(CURDIR)/.ci/wheel_check.py" quickstart "$(CURDIR)/README.md" "$(CURDIR)"); \
+	t3=$$(date +%s); \
+	echo "wheel-check passed: build $$((t1 - t0)) s, install $$((t2 - t1)) s, quick start $$((t3 - t2)) s, total $$((t3 - t0)) s"
 
 # Benchmarks against bambi (docs/benchmarks.md). bambi gets its own virtual environment,
 # benchmarks/.bambi-venv, created on first use. `make bench BENCH_ARGS="--no-bambi"` etc.
