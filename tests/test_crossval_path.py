@@ -51,9 +51,20 @@ def test_a_fold_is_the_model_on_its_training_rows_with_weights_and_priors():
 def test_an_ordinal_fold_keeps_the_categories_and_stores_the_cutpoints():
     df = bm.datasets.load("inhaler")
     full = bm.Model("rating ~ treat + period + (1 | subject)", df, family="cumulative")
-    fold = full.on_rows(np.arange(0, len(df), 2))
+    first = df.groupby("subject").cumcount().to_numpy() == 0
+    third = df["subject"].astype("category").cat.codes.to_numpy() % 3 == 0
+    train = np.flatnonzero(~(first & third))  # a third of the subjects lose one of two rows
+    fold = full.on_rows(train)
     assert fold.categories == full.categories and "cutpoints" in fold.stored_names()
     assert list(fold.pymc_model.coords["cutpoint"]) == list(full.pymc_model.coords["cutpoint"])
+    # the same model as bm.Model on the fold's rows with the full model's priors and centring
+    direct = bm.Model("rating ~ treat + period + (1 | subject)", df.iloc[train],
+                      family="cumulative", priors=full.prior_dict,
+                      centered={b.name: c for b, c in zip(full.design.blocks, full.centered)})
+    assert direct.design.blocks[0].n_levels == fold.design.blocks[0].n_levels  # all subjects
+    point = _point(fold)
+    assert fold.pymc_model.compile_logp()(point) == pytest.approx(
+        direct.pymc_model.compile_logp()(point), rel=1e-12)
 
 
 @pytest.mark.parametrize(("build", "what"), [
@@ -61,6 +72,13 @@ def test_an_ordinal_fold_keeps_the_categories_and_stores_the_cutpoints():
                       autocor=bm.AR1(time="Days", group="Subject")), "AR\\(1\\) residuals"),
     (lambda: bm.Model(bm.Formula("Reaction ~ Days + (1 | Subject)", "sigma ~ Days"),
                       bm.datasets.load("sleepstudy")), "bm.Formula"),
+    (lambda: bm.Model(bm.NonLinear("circumference ~ Asym / (1 + exp((xmid - age) / scal))",
+                                   Asym="1 + (1 | Tree)", xmid="1", scal="1"),
+                      bm.datasets.load("orange"),
+                      priors={"Asym:(Intercept)": bm.Prior("Normal", mu=200, sigma=50),
+                              "xmid:(Intercept)": bm.Prior("Normal", mu=700, sigma=200),
+                              "scal:(Intercept)": bm.Prior("Normal", mu=350, sigma=100)}),
+     "bm.NonLinear"),
 ])
 def test_models_a_fold_cannot_refit_are_refused_before_any_refit(build, what):
     model = build()

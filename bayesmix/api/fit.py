@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -425,6 +426,54 @@ class FitResult:
         from bayesmix.validation.crossval import logo
 
         return logo(self.idata, self.model, self.settings, group, **kwargs)
+
+    # -- refits --------------------------------------------------------------------------------
+    def update(self, formula: Any = None, data: pd.DataFrame | None = None,
+               **changes: Any) -> "FitResult":
+        """Refit with a changed formula, data, model arguments or sampler settings (lme4's and
+        brms's ``update``), through the same ``bm.Model(...).fit(...)`` path as any fit.
+
+        ``formula`` may use ``.`` for the old formula's sides (:func:`~bayesmix.spec.update.
+        update_formula`: ``". ~ . + x"``, ``"~ . - (1 | g) + (1 + x | g)"``). ``changes`` are
+        arguments of :class:`bayesmix.Model` (``family=``, ``priors=``...) or of ``fit``
+        (``draws=``, ``random_seed=``...). Everything else is this fit's: the data, family,
+        link, user priors, weights and sampler settings; default priors, the centring and the
+        integration of level effects are chosen afresh for the new model and data (brms's
+        ``update`` keeps the old data-dependent default priors). A refit of the same
+        structure reuses the compiled model (the compile cache is keyed by structure).
+
+        Examples
+        --------
+        >>> slopes = fit.update("~ . - (1 | Subject) + (Days | Subject)")  # doctest: +SKIP
+        >>> longer = fit.update(draws=2000, random_seed=2)  # doctest: +SKIP
+        """
+        from bayesmix.errors import DataError
+        from bayesmix.spec.formula import parse_formula
+        from bayesmix.spec.update import update_formula
+
+        sampler_keys = {f.name for f in dataclasses.fields(SamplerSettings)}
+        settings = {**dataclasses.asdict(self.settings),
+                    **{k: v for k, v in changes.items() if k in sampler_keys}}
+        args = self.model.constructor_args()
+        structural = formula is not None or data is not None or "family" in changes
+        if structural:  # choices made for the old design do not carry over
+            args.pop("centered")
+            args.pop("marginalize")
+        if formula is not None:
+            old = args["formula"]
+            args["formula"] = update_formula(old, formula) if isinstance(formula, str) and \
+                isinstance(old, str) else formula
+        if data is not None:
+            args["data"] = data
+        elif isinstance(args["formula"], str):  # the fit keeps only the columns it used
+            missing = [v for v in parse_formula(args["formula"]).variables
+                       if v not in args["data"].columns]
+            if missing:
+                raise DataError(f"the updated formula uses {', '.join(map(repr, missing))}, "
+                                "which the fitted model did not: a fit keeps only the columns "
+                                "its model uses. Pass the data again: fit.update(..., data=df)")
+        args.update({k: v for k, v in changes.items() if k not in sampler_keys})
+        return type(self.model)(**args).fit(**settings)
 
     # -- persistence (bayesmix.results.persist) ------------------------------------------------------
     def save(self, path: Any, overwrite: bool = False) -> Any:
