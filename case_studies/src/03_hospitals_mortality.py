@@ -122,26 +122,42 @@ fit.summary()
 #
 # `check()` collects the sampling diagnostics (divergences, R-hat, effective sample sizes,
 # tree depth, E-BFMI) and flags variance components whose posterior piles up against zero
-# (the Bayesian analogue of lme4's singular fit), with remedies in the order to try them. The
-# posterior predictive check then compares the observed death counts with counts simulated
-# from the fitted model; for a binomial response `plot_ppc()` draws bars, the observed and
-# the simulated frequency of each count. With one row per hospital there are only 12 counts,
-# so the plot is coarse: look for observed counts that the simulations rarely produce rather
-# than at single bars.
+# (the Bayesian analogue of lme4's singular fit), with remedies in the order to try them.
 #
-# `check()` has nothing to flag: no sampling problem, and the hospital SD is clear of zero.
-# In the plot, the black dots are the observed frequency of each death count and the blue
-# diamonds the mean simulated frequency, with its credible interval as a light bar. The
-# simulated counts cover the same range as the observed ones (0 to about 45 deaths). Two dots
-# lie above their bars: three hospitals with exactly 8 deaths and one (D) with exactly 46.
-# Any one exact count is rare in a simulated data set of 12 hospitals, so these are
-# coincidences of exact values, not a misfit; the question of new hospitals is left to the
-# cross-validation below.
+# The posterior predictive check is the per-hospital one used for complete pooling above:
+# each hospital's 95% predictive interval of its death count (now with its own effect) against
+# its observed count. With one row per hospital, a bar chart of how often each count occurs
+# would compare 12 numbers scattered over 0 to 46 deaths; per hospital the check asks the
+# question that matters, whether the model reproduces each hospital.
 
 # %%
 print(fit.check())
-fig = fit.plot_ppc()
+check_partial = fit.predict(kind="response", random_seed=1, summary=True)
+check_partial["outside"] = ~hosp["deaths"].between(check_partial["eti95_lb"],
+                                                   check_partial["eti95_ub"])
+print(f"{check_partial['outside'].sum()} of 12 hospitals outside their 95% predictive interval")
+
+fig, ax = plt.subplots(figsize=(6.5, 4))
+for shift, table, color, label in ((-0.15, check, "0.6", "one rate for all"),
+                                   (0.15, check_partial, "C0", "a rate per hospital")):
+    ax.vlines(x + shift, table["eti95_lb"] / hosp["patients"],
+              table["eti95_ub"] / hosp["patients"], color=color, lw=5, alpha=0.6,
+              label=f"95% predictive interval, {label}")
+ax.scatter(x, hosp["raw_rate"], color="black", zorder=3, label="observed")
+ax.set_xticks(x, hosp["hospital"])
+ax.set_xlabel("hospital")
+ax.set_ylabel("death rate")
+ax.set_title("Posterior predictive check per hospital")
+ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# `check()` has nothing to flag: no sampling problem, and the hospital SD is clear of zero.
+# Every hospital's observed rate lies inside its interval under partial pooling, H and K
+# included, whose counts complete pooling could not produce. This check is in-sample (each
+# hospital's own deaths inform its effect), so it shows that the model can describe the
+# hospitals, not that it predicts new ones; the cross-validation below asks that.
 
 # %% [markdown]
 # The frequentist fit (glmer's Laplace approximation, reproduced by `model.fit_ml()`):

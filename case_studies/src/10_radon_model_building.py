@@ -206,6 +206,27 @@ comparison[["rank", "elpd", "se", "p", "elpd_diff", "dse"]]
 print(uranium.waic())
 
 # %% [markdown]
+# Before drawing a conclusion from LOO with flagged rows, the exact version of the same
+# question: 10-fold cross-validation over homes refits each model ten times without a tenth of
+# the homes (the same folds for every model) and scores the held-out homes with their
+# county's fitted effect. No approximation is involved, so the flagged rows are scored exactly.
+
+# %%
+row_cv = bm.compare({name: f.kfold(k=10, random_seed=2, draws=500, tune=500)
+                     for name, f in fits.items()})
+row_cv[["rank", "elpd", "se", "elpd_diff", "dse"]]
+
+# %% [markdown]
+# The exact refits rank the models as LOO did, with differences of the same size: uranium
+# first, the varying floor slopes about 3 elpd behind within one standard error (nothing
+# gained), varying intercepts about 12 behind, complete pooling about 60 behind. The flagged
+# rows did not mislead LOO here, and its conclusions stand. The refits of the varying-slopes
+# model, at 500 draws, warn that the chains of its two county SDs and their correlation agree
+# only to R-hat 1.01-1.03: these are the parameters at the boundary discussed above, whose
+# posteriors are wide; the held-out densities average over them, and a model whose elpd is
+# 3.5 ± 4.3 behind would not overtake the uranium model with longer refits.
+
+# %% [markdown]
 # ## A new county: grouped k-fold cross-validation
 #
 # LOO answers "a new home in a known county". For a **new county** we must leave out whole
@@ -313,6 +334,9 @@ new.assign(homes=[county.loc["HENNEPIN", "homes"], county.loc["LACQUIPARLE", "ho
 # Tolerances: Monte Carlo standard errors of the posterior means are about 0.002
 # (coefficients) and 0.003 (county SDs); the bounds below leave many times that.
 assert comparison.index[0] != "complete pooling" and comparison.index[-1] == "complete pooling"
+assert row_cv.index[-1] == "complete pooling"  # exact 10-fold: the same conclusion as LOO
+assert abs(row_cv.loc["+ varying floor slopes", "elpd"] - row_cv.loc["+ uranium", "elpd"]) \
+    < 2 * row_cv["dse"].max() + 5
 sd_varying = varying.varcorr().query("group == 'county'")["mean"].iloc[0]
 sd_uranium = uranium.varcorr().query("group == 'county'")["mean"].iloc[0]
 assert 0.28 < sd_varying < 0.36 and 0.09 < sd_uranium < 0.19, (sd_varying, sd_uranium)
@@ -326,8 +350,10 @@ assert cv_comparison.index[0] == "+ uranium"
 for other in ("complete pooling", "varying intercepts"):    # with county-level se (2.6, 2.1)
     d = by_county["+ uranium"] - by_county[other]
     assert d.sum() > 1.5 * np.sqrt(len(d) * d.var()), other
-assert cv_comparison.loc["varying intercepts", "elpd_diff"] < -3 * cv_comparison.loc[
-    "varying intercepts", "dse"]
+# a new county: varying intercepts no better than complete pooling, judged with the
+# county-level se the text argues for (the row-level dse of the table understates it)
+d = by_county["varying intercepts"] - by_county["complete pooling"]
+assert d.sum() < 2 * np.sqrt(len(d) * d.var()), d.sum()
 for f in (pooled, varying, uranium, slopes):
     assert f.sampling_report().divergences == 0
 print("checks passed")
