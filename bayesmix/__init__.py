@@ -16,12 +16,15 @@ import warnings as _warnings
 _warnings.filterwarnings("ignore", message=".*could not link to a BLAS installation.*")
 
 from bayesmix import datasets  # noqa: E402
+from bayesmix.api.batch import BatchResult, fit_many  # noqa: E402
 from bayesmix.api.fit import FitResult  # noqa: E402
 from bayesmix.api.model import Model  # noqa: E402
 from bayesmix.api.persist import load  # noqa: E402
+from bayesmix.api.power import PowerResult, power  # noqa: E402
 from bayesmix.data.design import Design, make_design  # noqa: E402
 from bayesmix.data.structured import AR1  # noqa: E402
 from bayesmix.errors import (  # noqa: E402
+    BatchError,
     BayesmixError,
     ConvergenceWarning,
     DataError,
@@ -62,4 +65,5 @@ __all__ = [
     "BayesmixError", "FormulaError", "DataError", "ResponseError", "FamilyError", "PriorError",
     "SamplerError", "DatasetError", "PersistError", "MissingDataWarning", "ConvergenceWarning",
     "SingularFitWarning", "RankDeficiencyWarning", "LooWarning", "compare", "load",
+    "fit_many", "BatchResult", "BatchError", "power", "PowerResult",
 ]

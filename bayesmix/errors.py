@@ -75,6 +75,11 @@ class PersistError(BayesmixError, ValueError):
     """A saved fit that cannot be written or read (e.g. a newer format version)."""
 
 
+class BatchError(BayesmixError, ValueError):
+    """A batch of fits (``bm.fit_many``, ``bm.power``) that cannot run as asked: bad data
+    sets or task ids, an output directory holding another batch's results, no Dask."""
+
+
 class MissingDataWarning(UserWarning):
     """Rows were dropped because a column used by the model has missing values."""
 
