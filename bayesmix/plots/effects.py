@@ -105,7 +105,7 @@ def binned_proportions(x: np.ndarray, successes: np.ndarray, trials: np.ndarray,
     >>> table = binned_proportions(np.arange(8.0), np.array([0, 0, 0, 1, 0, 1, 1, 1]),
     ...                            np.ones(8), bins=2)
     >>> table["x"].tolist(), table["p"].tolist()
-    [[1.5, 5.5], [0.25, 0.75]]
+    ([1.5, 5.5], [0.25, 0.75])
     """
     ok = np.isfinite(x)
     x, successes, trials = x[ok], successes[ok], trials[ok]
