@@ -3,7 +3,8 @@
 The data are drawn so that they stay readable: points fainter as they get more, a hexbin
 density above :data:`~bayesmix.plots.panels.HEXBIN_ROWS` rows, boxes per level of a factor
 above that, and for 0/1 and binomial responses the observed proportions in bins of ``x``
-(the 0/1 values themselves say little). The ``x`` axis is in the user's units: a predictor
+(the 0/1 values themselves say little). Counts reaching five times the curve's top get a
+square-root ``y`` axis, labelled so. The ``x`` axis is in the user's units: a predictor
 the formula transforms (``scale(x)``, ``center(x)``, ``log(x)``) is varied on the data's
 column. A column that is itself a centred or standardised copy of another (``zAge`` of
 ``Age``: an exact linear function of it) is drawn in the other's units, with the model's
@@ -156,7 +157,13 @@ def _draw_data(ax: Axes, xs: pd.Series, ys: np.ndarray, trials: np.ndarray | Non
         jitter = np.random.default_rng(0).uniform(-0.12, 0.12, n)
         ax.scatter(xpos(xs) + jitter, ys, zorder=1, label="observed", **point_style(n, "0.6"))
         return
-    drawn = scatter(ax, xpos(xs), ys, grey=True, colorbar=False, zorder=1, label="observed")
+    where = xpos(xs)
+    values = np.unique(where[np.isfinite(where)])
+    label = "observed"
+    if 1 < len(values) <= 10 and n <= HEXBIN_ROWS:  # a few values (0/1): spread the points
+        where = where + np.random.default_rng(0).uniform(-0.1, 0.1, n) * np.diff(values).min()
+        label = "observed (jittered)"
+    drawn = scatter(ax, where, ys, grey=True, colorbar=False, zorder=1, label=label)
     if n > HEXBIN_ROWS:  # a grey square in the legend instead of the collection's first colour
         drawn.set_label(None)
         ax.plot([], [], "s", color="0.55", label="observed (hexbin density)")
@@ -233,6 +240,15 @@ def plot_effects(idata: xr.DataTree, model: "ModelSpec", x: str, kind: str = "co
         top = ax.secondary_xaxis("top", functions=(lambda u: (u - a) / b, lambda v: a + b * v))
         top.set_xlabel(f"{x} (the model's predictor: ({units[0]} - {a:.4g}) / {b:.4g})",
                        fontsize=8)
+    if data and model.family.response == "count" and np.nanmin(ys) >= 0 and \
+            np.nanmax(ys) > 5 * max(float(t[ub].max()) for t in curves.values()):
+        ax.set_yscale("function", functions=(np.sqrt, np.square))  # counts far above the curve
+        ylabel += " (square-root axis)"
+        top_y = float(np.nanmax(ys))
+        ticks = [t for t in (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+                 if t <= top_y]
+        ax.set_yticks(ticks, [str(t) for t in ticks])
+        ax.set_ylim(0, 1.05 * top_y)
     ax.set_ylabel(ylabel)
     ax.set_title(f"Effect of {x} ({100 * prob:g}% intervals)", fontsize=11,
                  pad=22 if units is not None else None)

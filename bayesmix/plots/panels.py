@@ -128,7 +128,8 @@ def group_boxes(ax: Axes, labels: np.ndarray, resid: np.ndarray, keys: list[Any]
     ax.scatter(positions, [np.mean(d) for d in data], marker="D", s=16, color="C1", zorder=3,
                label="mean")
     text = [f"{k} ({len(d)})" if rows else str(k) for k, d in zip(keys, data)]
-    ax.set_xticks(positions, text, rotation=90, fontsize=7 if len(keys) > 12 else 8)
+    rotation = 90 if max(len(t) for t in text) * len(text) > 40 else 0
+    ax.set_xticks(positions, text, rotation=rotation, fontsize=7 if len(keys) > 12 else 8)
 
 
 def grid(n: int, n_wide: int = 0, ncols: int = 3,

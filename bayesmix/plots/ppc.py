@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from bayesmix.diagnostics.influence import K_THRESHOLD, influence
 from bayesmix.errors import BayesmixError
 from bayesmix.inference.convergence import parameter_label, population_vars
+from bayesmix.plots.panels import point_style
 from bayesmix.plots.rootogram import draw_rootogram
 from bayesmix.posterior.draws import draw_slice, pointwise_loglik, simulate_response
 from bayesmix.results.tables import posterior_of
@@ -179,7 +180,7 @@ def plot_influence(idata: xr.DataTree, model: "ModelSpec", group: str | None = N
     k = result.observations["pareto_k"].to_numpy()
     x = np.arange(len(k))
     high = k > K_THRESHOLD
-    ax.scatter(x[~high], k[~high], **_POINT)
+    ax.scatter(x[~high], k[~high], **point_style(int((~high).sum())))
     ax.scatter(x[high], k[high], color="C3", s=16, label=f"k > {K_THRESHOLD}")
     ax.axhline(K_THRESHOLD, color="C3", lw=0.9, ls="--")
     _label_top(ax, x, np.where(high, k, np.nan), list(result.observations.index),
