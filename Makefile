@@ -79,7 +79,7 @@ find-python:
 demo: venv
 	$(PY) -m bayesmix demo --out demo_output
 
-# Every diagnostic picture (and check report) of four classic fits, in gallery/.
+# Every diagnostic picture (and check report) of the gallery fits (one per kind of response), in gallery/.
 gallery: venv
 	$(PY) -m bayesmix gallery --out gallery
 

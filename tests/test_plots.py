@@ -74,16 +74,19 @@ def test_residual_panels_cover_fitted_scale_qq_predictors_and_groups(sleep, tmp_
     render(fig, tmp_path, "residuals")
 
 
-def test_group_boxplots_are_ordered_by_median_residual(sleep, tmp_path):
+def test_group_boxplots_are_ordered_by_mean_residual(sleep, tmp_path):
     fig = sleep.plot_residuals(kind="groups")
     (ax,) = fig.axes
-    assert ax.get_xlabel() == "Subject (18 levels, ordered by median residual)"
+    assert ax.get_title() == "Residuals per Subject"
+    assert ax.get_xlabel() == "Subject (rows); 18 levels, ordered by mean residual"
     ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert all(t.endswith(" (10)") for t in ticks)  # ten days per subject
+    ticks = [t.removesuffix(" (10)") for t in ticks]
     resid = sleep.residuals()
     subjects = bm.datasets.load("sleepstudy")["Subject"].astype(str).to_numpy()
-    medians = pd.Series(resid.to_numpy()).groupby(subjects).median()
-    assert sorted(ticks) == sorted(medians.index)
-    assert np.all(np.diff(medians.loc[ticks].to_numpy()) >= 0)
+    means = pd.Series(resid.to_numpy()).groupby(subjects).mean()
+    assert sorted(ticks) == sorted(means.index)
+    assert np.all(np.diff(means.loc[ticks].to_numpy()) >= 0)
     render(fig, tmp_path, "residual_groups")
 
 
@@ -145,8 +148,15 @@ def test_count_ppc_is_a_rootogram_with_every_observed_value(counts, tmp_path):
     fig = counts.plot_ppc()
     (ax,) = fig.axes
     assert ax.get_xlabel() == "events" and ax.get_ylabel() == "sqrt(frequency)"
-    observed = ax.collections[-1].get_offsets()
-    assert len(observed) == len(np.unique(counts.model.y))
+    # a hanging rootogram: one bar per count from 0 to the largest, hanging from the
+    # square root of the expected frequency down by the square root of the observed one
+    y = counts.model.y.astype(int)
+    bars = ax.patches
+    assert len(bars) >= y.max() + 1
+    observed = np.bincount(y, minlength=len(bars))
+    np.testing.assert_allclose([b.get_height() for b in bars], np.sqrt(observed))
+    expected = ax.lines[0].get_ydata()
+    np.testing.assert_allclose([b.get_y() + b.get_height() for b in bars], expected)
     render(fig, tmp_path, "ppc_rootogram")
 
 

@@ -232,13 +232,15 @@ def test_plot_effects_draws_bands_groups_and_data(cbpp, sleep, tmp_path):
     assert ax.get_xlabel() == "period" and ax.get_ylabel() == "P(incidence) per trial"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4"]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["observed", "each herd (conditional)", "conditional (typical group)",
-                      "marginal (population average)"]
+    assert labels == ["observed proportion per period", "each herd (conditional)",
+                      "conditional (typical group)", "marginal (population average)"]
     assert len([ln for ln in ax.lines if ln.get_color() == "C7"]) == 15  # one per herd
     fig = sleep.plot_effects("Days", kind="conditional")
     fig.savefig(tmp_path / "sleep_effects.png")
     ax = fig.axes[0]
-    assert len(ax.collections) == 1  # one band
+    kinds = sorted(type(c).__name__ for c in ax.collections)
+    assert kinds == ["FillBetweenPolyCollection", "PathCollection"]  # one band, the data
+    assert len(ax.collections[0].get_offsets()) == 180
     assert ax.get_ylabel() == "E[Reaction]"
     with pytest.raises(bm.BayesmixError, match="kind must be"):
         sleep.plot_effects("Days", kind="population")

@@ -206,12 +206,12 @@ class FitResult:
     plot_forest = plot_fixef
 
     def plot_residuals(self, kind: str = "all", type: str = "auto", n_sims: int = 1000,
-                       random_seed: int | None = 0) -> Any:
-        """Residuals vs fitted, scale-location, Q-Q, vs predictors, per group; see
-        :func:`bayesmix.plots.plot_residuals`."""
+                       random_seed: int | None = 0, k_groups: int = 20) -> Any:
+        """Residuals vs fitted, scale-location, Q-Q, vs predictors, per group (the
+        ``k_groups`` levels furthest off); see :func:`bayesmix.plots.plot_residuals`."""
         from bayesmix.plots import plot_residuals
 
-        return plot_residuals(self.idata, self.model, kind, type, n_sims, random_seed)
+        return plot_residuals(self.idata, self.model, kind, type, n_sims, random_seed, k_groups)
 
     def plot_qq(self, kind: str = "residuals", group: str | None = None, type: str = "auto",
                 prob: float = 0.95, random_seed: int | None = 0) -> Any:

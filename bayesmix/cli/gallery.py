@@ -1,9 +1,11 @@
-"""Every diagnostic picture for four classic fits, written to a folder (``make gallery``).
+"""Every diagnostic picture for classic fits of each kind of response, written to a folder
+(``make gallery``).
 
-sleepstudy (gaussian, correlated slope), radon (gaussian, 85 counties), epilepsy and
-grouseticks (Poisson; grouseticks with two crossed factors). Besides the PNGs, each fit's
-``fit.check()`` report, residual tests and, for counts, ``fit.overdispersion()`` go to
-``<name>_checks.txt``.
+sleepstudy (gaussian, correlated slope), radon (gaussian, 85 counties), mathachieve (gaussian,
+7185 pupils in 160 schools: the large-data pictures), epilepsy and grouseticks (Poisson;
+grouseticks with two crossed factors), epilepsy_nb (negative binomial), cbpp (binomial) and
+inhaler (ordinal). Besides the PNGs, each fit's ``fit.check()`` report, residual tests and,
+for counts, ``fit.overdispersion()`` go to ``<name>_checks.txt``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,27 @@ GALLERY: dict[str, tuple[str, str, str]] = {
     "epilepsy": ("epilepsy", "count ~ zAge + zBase * Trt + (1 | patient)", "poisson"),
     "grouseticks": ("grouseticks", "TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | LOCATION)",
                     "poisson"),
+    "mathachieve": ("mathachieve", "MathAch ~ SES + Sector + (SES | School)", "gaussian"),
+    "epilepsy_nb": ("epilepsy", "count ~ zAge + zBase * Trt + (1 | patient)",
+                    "negativebinomial"),
+    "cbpp": ("cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial"),
+    "inhaler": ("inhaler", "rating ~ treat + period + carry + (1 | subject)", "cumulative"),
 }
 
 
-def _figures(fit: Any) -> dict[str, Any]:
-    """Name -> function drawing one figure of ``fit``."""
+def _effect_predictor(fit: Any) -> str | None:
+    """The first column of the fixed part that is not the response (for the effects plot)."""
+    from bayesmix.spec.formula import expression_variables
+
+    response = set(expression_variables(fit.model.spec.response.expr))
+    names = [v for v in expression_variables(fit.model.spec.fixed)
+             if v in fit.model.data.columns and v not in response]
+    return names[0] if names else None
+
+
+def _figures(fit: Any, data: Any = None) -> dict[str, Any]:
+    """Name -> function drawing one figure of ``fit`` (``data``: the user's data frame, whose
+    columns the effects plot may take its units from)."""
     groups = list(dict.fromkeys(b.group for b in fit.model.design.blocks))
     out: dict[str, Any] = {
         "diagnostics": fit.plot_diagnostics,
@@ -37,6 +55,9 @@ def _figures(fit: Any) -> dict[str, Any]:
         "ppc_loo_pit": lambda: fit.plot_ppc("loo_pit"),
         "fixef": fit.plot_fixef,
     }
+    x = _effect_predictor(fit)
+    if x is not None and fit.model.family.response != "ordinal":
+        out[f"effects_{x}"] = lambda: fit.plot_effects(x, units_from=data)
     for group in groups:
         out[f"caterpillar_{group}"] = lambda g=group: fit.plot_caterpillar(g)
         out[f"influence_{group}"] = lambda g=group: fit.plot_influence(g)
@@ -67,7 +88,8 @@ def write_gallery(out: str | Path, names: list[str] | None = None, draws: int = 
         with warnings.catch_warnings():  # reported in <name>_checks.txt instead
             warnings.simplefilter("ignore", bm.ConvergenceWarning)
             warnings.simplefilter("ignore", bm.SingularFitWarning)
-            fit = bm.Model(formula, bm.datasets.load(dataset), family=family).fit(
+            data = bm.datasets.load(dataset)
+            fit = bm.Model(formula, data, family=family).fit(
                 draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                 progressbar=False)
         lines = [str(fit.check()), "", "Simulated residuals:", fit.simulated_residuals().text(),
@@ -77,7 +99,7 @@ def write_gallery(out: str | Path, names: list[str] | None = None, draws: int = 
         report = folder / f"{name}_checks.txt"
         report.write_text("\n".join(lines) + "\n")
         written.append(report)
-        for label, draw in _figures(fit).items():
+        for label, draw in _figures(fit, data).items():
             fig = draw()
             path = folder / f"{name}_{label}.png"
             fig.savefig(path, dpi=100)

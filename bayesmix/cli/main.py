@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--seed", type=int, default=None)
     fit.add_argument("--sampler", default="nutpie")
     fit.set_defaults(run=_fit)
-    gallery = sub.add_parser("gallery", help="write every diagnostic picture of four fits")
+    gallery = sub.add_parser("gallery", help="write every diagnostic picture of the gallery fits")
     gallery.add_argument("--out", default="gallery", help="folder for the pictures")
     gallery.add_argument("--only", default="", help="comma-separated subset, e.g. radon")
     gallery.add_argument("--draws", type=int, default=500)

@@ -14,7 +14,9 @@ from bayesmix.plots.random_effects import (
     shrinkage_table,
 )
 from bayesmix.plots.residuals import plot_qq, plot_residuals, plot_simulated_residuals
+from bayesmix.plots.rootogram import plot_rootogram
 
 __all__ = ["plot_caterpillar", "plot_shrinkage", "no_pooling_estimates", "shrinkage_table",
            "plot_fixef", "plot_forest", "plot_residuals", "plot_qq", "plot_simulated_residuals",
-           "plot_ppc", "plot_influence", "plot_diagnostics", "predictive_datatree", "plot_power"]
+           "plot_ppc", "plot_influence", "plot_diagnostics", "predictive_datatree", "plot_power",
+           "plot_rootogram"]

@@ -1,8 +1,10 @@
 """Posterior predictive checks, influence index plots and the one-figure diagnostic dashboard.
 
-PPC pictures are arviz-plots' own (``plot_ppc_dist``, ``plot_ppc_rootogram``,
+PPC pictures are arviz-plots' own (``plot_ppc_dist``, ``plot_ppc_rootogram`` for bars,
 ``plot_loo_pit``, ``plot_rank``, ``plot_trace``) on a DataTree that
-:func:`predictive_datatree` builds from :mod:`bayesmix.posterior.draws`.
+:func:`predictive_datatree` builds from :mod:`bayesmix.posterior.draws`, except the hanging
+rootogram of counts (:mod:`bayesmix.plots.rootogram`: arviz-plots draws a "discrete" one, with
+observed and expected frequencies as points).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from matplotlib.figure import Figure
 from bayesmix.diagnostics.influence import K_THRESHOLD, influence
 from bayesmix.errors import BayesmixError
 from bayesmix.inference.convergence import parameter_label, population_vars
+from bayesmix.plots.panels import point_style
+from bayesmix.plots.rootogram import draw_rootogram
 from bayesmix.posterior.draws import draw_slice, pointwise_loglik, simulate_response
 from bayesmix.results.tables import posterior_of
 
@@ -110,8 +114,9 @@ def plot_ppc(idata: xr.DataTree, model: "ModelSpec", kind: str = "auto", num_sam
 
     ``"density"`` (KDE of ``num_samples`` simulated data sets over the observed one; the
     default for gaussian models), ``"ecdf"``, ``"bars"`` (observed and predicted frequency
-    of each value; default for 0/1 and binomial responses), ``"rootogram"`` (the same on a
-    square-root scale; default for counts) or ``"loo_pit"`` (LOO-PIT calibration).
+    of each value; default for 0/1 and binomial responses), ``"rootogram"`` (a hanging
+    rootogram on a square-root axis, see :mod:`bayesmix.plots.rootogram`; default for
+    counts) or ``"loo_pit"`` (LOO-PIT calibration).
 
     Examples
     --------
@@ -121,11 +126,16 @@ def plot_ppc(idata: xr.DataTree, model: "ModelSpec", kind: str = "auto", num_sam
     if kind not in PPC_KINDS:
         raise BayesmixError(f"kind must be one of {', '.join(map(repr, PPC_KINDS))}, not {kind!r}")
     kind = auto_kind(idata, model) if kind == "auto" else kind
-    tree = predictive_datatree(idata, model, n_sims, random_seed)
-    name = model.response_name
-    pc = _draw_ppc(tree, kind, name, num_samples)
-    fig = pc.get_viz("figure")
-    _label_ppc(fig.axes[0], kind, model.spec.response.name)
+    if kind == "rootogram":
+        fig, ax = plt.subplots()
+        draw_rootogram(ax, idata, model, n_sims, random_seed)
+        ax.set_title(f"{model.spec.response.name}: bars hang from the expected frequencies; "
+                     "a good fit ends them on 0", fontsize=9)
+    else:
+        tree = predictive_datatree(idata, model, n_sims, random_seed)
+        pc = _draw_ppc(tree, kind, model.response_name, num_samples)
+        fig = pc.get_viz("figure")
+        _label_ppc(fig.axes[0], kind, model.spec.response.name)
     fig.suptitle(f"Posterior predictive check ({kind}) of {model.spec.formula}",
                  fontsize=10)
     fig.set_size_inches(7.5, 4.2)
@@ -141,8 +151,6 @@ def _label_ppc(ax: Axes, kind: str, response: str) -> None:
         ax.set_ylabel("density (blue: simulated, black: observed)")
     elif kind == "ecdf":
         ax.set_ylabel("ECDF (blue: simulated, black: observed)")
-    elif kind == "rootogram":
-        ax.set_ylabel("sqrt(frequency)")
     elif kind == "bars":
         ax.set_ylabel("frequency")
 
@@ -172,7 +180,7 @@ def plot_influence(idata: xr.DataTree, model: "ModelSpec", group: str | None = N
     k = result.observations["pareto_k"].to_numpy()
     x = np.arange(len(k))
     high = k > K_THRESHOLD
-    ax.scatter(x[~high], k[~high], **_POINT)
+    ax.scatter(x[~high], k[~high], **point_style(int((~high).sum())))
     ax.scatter(x[high], k[high], color="C3", s=16, label=f"k > {K_THRESHOLD}")
     ax.axhline(K_THRESHOLD, color="C3", lw=0.9, ls="--")
     _label_top(ax, x, np.where(high, k, np.nan), list(result.observations.index),
@@ -247,7 +255,7 @@ def plot_diagnostics(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 500, 
     """
     from bayesmix.diagnostics.residuals import fitted, residuals
     from bayesmix.plots.residuals import (
-        fitted_axis,
+        fitted_scale,
         panel_fitted,
         panel_qq,
         panel_scale,
@@ -260,20 +268,23 @@ def plot_diagnostics(idata: xr.DataTree, model: "ModelSpec", n_sims: int = 500, 
     values = fitted(idata, model).to_numpy()
     label = residual_label("auto", idata, model)
     response = model.spec.response.name
-    panel_fitted(axes[0][0], values, resid, response, label)
-    fitted_axis(axes[0][0], values, idata, model)
+    xscale = fitted_scale(values, model)
+    panel_fitted(axes[0][0], values, resid, response, label, xscale)
     panel_qq(axes[0][1], resid, label)
     blocks = model.design.blocks
     if blocks:
         ranef_panel(axes[0][2], idata, model, blocks[0], 0, 0.95)
     else:
-        panel_scale(axes[0][2], values, resid, response, label)
-        fitted_axis(axes[0][2], values, idata, model)
+        panel_scale(axes[0][2], values, resid, response, label, xscale)
     kind = auto_kind(idata, model)
-    tree = predictive_datatree(idata, model, n_sims, random_seed)
-    _draw_ppc(tree, kind, model.response_name, 50, fig, axes[1][0])
-    _label_ppc(axes[1][0], kind, response)
-    axes[1][0].set_title(f"Posterior predictive check ({kind})")
+    if kind == "rootogram":
+        draw_rootogram(axes[1][0], idata, model, n_sims, random_seed)
+        axes[1][0].set_title("Posterior predictive check (hanging rootogram)")
+    else:
+        tree = predictive_datatree(idata, model, n_sims, random_seed)
+        _draw_ppc(tree, kind, model.response_name, 50, fig, axes[1][0])
+        _label_ppc(axes[1][0], kind, response)
+        axes[1][0].set_title(f"Posterior predictive check ({kind})")
     label_worst, worst = worst_parameter(idata, model)
     data = xr.Dataset({label_worst: worst})
     dt = xr.DataTree.from_dict({"posterior": data})

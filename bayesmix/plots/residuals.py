@@ -19,6 +19,7 @@ from scipy import special, stats
 from bayesmix import varnames
 from bayesmix.diagnostics.residuals import fitted, residuals, simulated_residuals
 from bayesmix.errors import BayesmixError
+from bayesmix.plots.panels import K_GROUPS, grid, group_boxes, qq_subset, scatter, worst_groups
 from bayesmix.results.tables import posterior_of
 from bayesmix.spec.formula import expression_variables
 
@@ -30,10 +31,9 @@ __all__ = ["plot_residuals", "plot_qq", "plot_simulated_residuals", "RESIDUAL_KI
 
 RESIDUAL_KINDS = ("all", "fitted", "scale_location", "qq", "predictors", "groups")
 QQ_KINDS = ("residuals", "ranef")
-POINT = {"s": 12, "alpha": 0.6, "color": "C0", "edgecolor": "none"}
+POINT_QQ = {"s": 12, "alpha": 0.6, "color": "C0", "edgecolor": "none"}
 REFERENCE = {"color": "C3", "lw": 0.9, "ls": "--"}
 SMOOTH = {"color": "C1", "lw": 1.6}
-MAX_LEVEL_LABELS = 40
 
 
 def _binned(x: np.ndarray, y: np.ndarray, q: float | None = None,
@@ -58,12 +58,11 @@ def _smooth(ax: Axes, x: np.ndarray, y: np.ndarray, label: str = "binned mean") 
     ax.plot(centres, values, "o-", ms=3, label=label, **SMOOTH)
 
 
-def fitted_axis(ax: Axes, values: np.ndarray, idata: xr.DataTree, model: "ModelSpec") -> None:
-    """Log scale for positive fitted values of a log-link model spanning a wide range."""
+def fitted_scale(values: np.ndarray, model: "ModelSpec") -> str:
+    """"log" for positive fitted values of a log-link model spanning a wide range."""
     positive = values[values > 0]
-    if model.link == "log" and len(positive) == len(values) and \
-            positive.max() > 20 * positive.min():
-        ax.set_xscale("log")
+    wide = len(positive) == len(values) and len(values) and positive.max() > 20 * positive.min()
+    return "log" if model.link == "log" and wide else "linear"
 
 
 def residual_label(type: str, idata: xr.DataTree, model: "ModelSpec") -> str:
@@ -74,8 +73,9 @@ def residual_label(type: str, idata: xr.DataTree, model: "ModelSpec") -> str:
 
 
 def panel_fitted(ax: Axes, fit_values: np.ndarray, resid: np.ndarray, response: str,
-                  ylabel: str) -> None:
-    ax.scatter(fit_values, resid, **POINT)
+                 ylabel: str, xscale: str = "linear") -> None:
+    scatter(ax, fit_values, resid, xscale)
+    ax.set_xscale(xscale)
     ax.axhline(0.0, **REFERENCE)
     _smooth(ax, fit_values, resid)
     ax.set_xlabel(f"fitted {response} (posterior mean)")
@@ -84,9 +84,10 @@ def panel_fitted(ax: Axes, fit_values: np.ndarray, resid: np.ndarray, response: 
 
 
 def panel_scale(ax: Axes, fit_values: np.ndarray, resid: np.ndarray, response: str,
-                 ylabel: str) -> None:
+                ylabel: str, xscale: str = "linear") -> None:
     root = np.sqrt(np.abs(resid))
-    ax.scatter(fit_values, root, **POINT)
+    scatter(ax, fit_values, root, xscale)
+    ax.set_xscale(xscale)
     _smooth(ax, fit_values, root)
     ax.set_xlabel(f"fitted {response} (posterior mean)")
     ax.set_ylabel(f"sqrt(|{ylabel}|)")
@@ -109,52 +110,56 @@ def panel_qq(ax: Axes, resid: np.ndarray, ylabel: str) -> None:
     scale = float(np.std(values)) if ylabel.startswith("response") else 1.0
     ax.fill_between(theory, lo * scale, hi * scale, color="0.85",
                     label="95% band of a normal sample")
-    ax.scatter(theory, values, **POINT)
+    shown = qq_subset(len(values))
+    ax.scatter(theory[shown], values[shown], **POINT_QQ)
     ax.plot(theory, theory * scale, **REFERENCE)
     ax.set_xlabel("standard normal quantile")
     ax.set_ylabel(ylabel)
     ax.set_title("Normal Q-Q of residuals")
 
 
-def _panel_predictor(ax: Axes, values: pd.Series, resid: np.ndarray, ylabel: str) -> None:
+def _panel_predictor(ax: Axes, values: pd.Series, resid: np.ndarray, ylabel: str,
+                     k_groups: int = K_GROUPS) -> None:
     name = str(values.name)
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     if numeric and values.nunique() > 10:
         x = values.to_numpy(dtype=float)
-        ax.scatter(x, resid, **POINT)
+        scatter(ax, x, resid)
         _smooth(ax, x, resid)
+        ax.set_xlabel(name)
     else:
-        _boxes(ax, values.astype(object).to_numpy(), resid, order_by_median=False)
+        labels = values.astype(object).to_numpy()
+        levels = list(pd.unique(values.sort_values()))
+        if len(levels) <= k_groups:
+            group_boxes(ax, labels, resid, levels)
+            ax.set_xlabel(name)
+        else:
+            keys = list(worst_groups(labels, resid, k_groups).index)
+            group_boxes(ax, labels, resid, keys, rows=True)
+            ax.set_xlabel(f"{name}: the {len(keys)} of {len(levels)} levels furthest off "
+                          f"(|mean| / SE)", fontsize=8)
     ax.axhline(0.0, **REFERENCE)
-    ax.set_xlabel(name)
     ax.set_ylabel(ylabel)
     ax.set_title(f"Residuals vs {name}")
 
 
-def _boxes(ax: Axes, labels: np.ndarray, resid: np.ndarray, order_by_median: bool) -> list:
-    frame = pd.DataFrame({"level": labels, "r": resid})
-    groups = {k: g["r"].to_numpy() for k, g in frame.groupby("level", sort=True, observed=True)}
-    keys = list(groups)
-    if order_by_median:
-        keys.sort(key=lambda k: np.median(groups[k]))
-    ax.boxplot([groups[k] for k in keys], positions=np.arange(len(keys)), widths=0.6,
-               showfliers=True, flierprops={"markersize": 2.5, "alpha": 0.6},
-               medianprops={"color": "C0"})
-    if len(keys) <= MAX_LEVEL_LABELS:
-        ax.set_xticks(np.arange(len(keys)), [str(k) for k in keys], rotation=90,
-                      fontsize=7 if len(keys) > 12 else 8)
-    else:
-        ax.set_xticks([])
-    return keys
-
-
-def _panel_group(ax: Axes, block: Any, resid: np.ndarray, ylabel: str) -> None:
+def _panel_group(ax: Axes, block: Any, resid: np.ndarray, ylabel: str,
+                 k_groups: int = K_GROUPS) -> None:
     labels = np.asarray(block.levels, dtype=object)[block.index]
-    keys = _boxes(ax, labels, resid, order_by_median=True)
+    table = worst_groups(labels, resid, k_groups)
+    keys, total = list(table.index), len(pd.unique(labels))
+    group_boxes(ax, labels, resid, keys, rows=True)
     ax.axhline(0.0, **REFERENCE)
-    ax.set_xlabel(f"{block.group} ({len(keys)} levels, ordered by median residual)")
+    if len(keys) < total:
+        ax.set_title(f"Residuals per {block.group}: the {len(keys)} of {total} levels "
+                     f"furthest off ({total - len(keys)} not shown)")
+        ax.set_xlabel(f"{block.group} (rows); levels with the largest |mean residual| / SE, "
+                      f"ordered by mean residual")
+    else:
+        ax.set_title(f"Residuals per {block.group}")
+        ax.set_xlabel(f"{block.group} (rows); {total} levels, ordered by mean residual")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"Residuals per {block.group}")
+    ax.legend(fontsize=7, loc="upper left")
 
 
 def _predictor_columns(idata: xr.DataTree, model: "ModelSpec") -> pd.DataFrame:
@@ -167,39 +172,39 @@ def _predictor_columns(idata: xr.DataTree, model: "ModelSpec") -> pd.DataFrame:
     return data.loc[model.design.rows, names]
 
 
-def _grid(n: int, n_wide: int = 0, ncols: int = 3,
-          size: tuple[float, float] = (4.2, 3.4)) -> tuple[Figure, list[Axes]]:
-    """``n`` panels in rows of ``ncols``, then ``n_wide`` panels each a full row wide."""
-    ncols = max(1, min(ncols, n)) if n else ncols
-    rows = int(np.ceil(n / ncols)) + n_wide
-    fig = plt.figure(figsize=(size[0] * ncols, size[1] * rows))
-    grid = fig.add_gridspec(rows, ncols)
-    axes = [fig.add_subplot(grid[i // ncols, i % ncols]) for i in range(n)]
-    first = int(np.ceil(n / ncols))
-    axes += [fig.add_subplot(grid[first + j, :]) for j in range(n_wide)]
-    return fig, axes
-
-
 def plot_residuals(idata: xr.DataTree, model: "ModelSpec", kind: str = "all", type: str = "auto",
-                   n_sims: int = 1000, random_seed: int | None = 0) -> Figure:
+                   n_sims: int = 1000, random_seed: int | None = 0,
+                   k_groups: int = K_GROUPS) -> Figure:
     """Residual checks; ``kind`` picks one panel set or ``"all"`` of them.
 
     ``"fitted"`` (residuals vs fitted), ``"scale_location"`` (sqrt|residual| vs fitted),
     ``"qq"`` (normal Q-Q with a 95% band), ``"predictors"`` (vs each predictor of the fixed
-    part), ``"groups"`` (a boxplot per level of each grouping factor, ordered by median).
+    part), ``"groups"`` (boxes of the residuals per level of each grouping factor).
     Residuals: Pearson for gaussian models, simulated quantile residuals on the normal scale
     for the other families (``type`` overrides; see :func:`bayesmix.diagnostics.residuals.residuals`).
+
+    Readable at any size: a scatter panel of more than
+    :data:`~bayesmix.plots.panels.HEXBIN_ROWS` (5000) rows is a hexbin density with a
+    colour bar, fewer points get fainter as they get more; a Q-Q panel of more than 2200
+    rows draws 2000 evenly spaced quantiles and the 100 smallest and largest. A factor with
+    more than ``k_groups`` levels shows the ``k_groups`` levels whose mean residual is
+    furthest from zero in standard errors (``|mean| / (s / sqrt(rows))``, ``s`` the SD of
+    all residuals), ordered by mean residual; the title says how many are not shown.
+    Tick labels give each level's rows, diamonds its mean. Fewer levels: all, by mean.
 
     Examples
     --------
     >>> fig = fit.plot_residuals()  # doctest: +SKIP
-    >>> fig = fit.plot_residuals(kind="groups")  # doctest: +SKIP
+    >>> fig = fit.plot_residuals(kind="groups", k_groups=10)  # doctest: +SKIP
     """
     if kind not in RESIDUAL_KINDS:
         raise BayesmixError(f"kind must be one of {', '.join(map(repr, RESIDUAL_KINDS))}, "
                             f"not {kind!r}")
+    if k_groups < 1:
+        raise BayesmixError(f"k_groups must be a positive integer, not {k_groups!r}")
     resid = residuals(idata, model, type, n_sims, random_seed).to_numpy()
     values = fitted(idata, model).to_numpy()
+    xscale = fitted_scale(values, model)
     label = residual_label(type, idata, model)
     response = model.spec.response.name
     predictors = _predictor_columns(idata, model) if kind in ("all", "predictors") else None
@@ -207,23 +212,22 @@ def plot_residuals(idata: xr.DataTree, model: "ModelSpec", kind: str = "all", ty
         if kind in ("all", "groups") else []
     panels: list[tuple[Any, ...]] = []
     if kind in ("all", "fitted"):
-        panels.append((panel_fitted, values, resid, response, label))
+        panels.append((panel_fitted, values, resid, response, label, xscale))
     if kind in ("all", "scale_location"):
-        panels.append((panel_scale, values, resid, response, label))
+        panels.append((panel_scale, values, resid, response, label, xscale))
     if kind in ("all", "qq"):
         panels.append((panel_qq, resid, label))
     if predictors is not None:
-        panels += [(_panel_predictor, predictors[c], resid, label) for c in predictors.columns]
-    panels += [(_panel_group, b, resid, label) for b in blocks]
+        panels += [(_panel_predictor, predictors[c], resid, label, k_groups)
+                   for c in predictors.columns]
+    panels += [(_panel_group, b, resid, label, k_groups) for b in blocks]
     if not panels:
         raise BayesmixError(f"nothing to draw for kind={kind!r}: the model has no "
                             f"{'predictors' if kind == 'predictors' else 'grouping factors'}")
     wide = sum(p[0] is _panel_group for p in panels)
-    fig, axes = _grid(len(panels) - wide, wide)
+    fig, axes = grid(len(panels) - wide, wide)
     for ax, (draw, *args) in zip(axes, panels):
         draw(ax, *args)
-        if draw in (panel_fitted, panel_scale):
-            fitted_axis(ax, values, idata, model)
     fig.suptitle(f"Residuals of {model.spec.formula}", fontsize=11)
     fig.tight_layout()
     return fig
@@ -276,7 +280,7 @@ def plot_qq(idata: xr.DataTree, model: "ModelSpec", kind: str = "residuals", gro
     if not chosen:
         model.find_block(group)  # raises the error that names the factors
     panels = [(b, k) for b in chosen for k in range(b.n_terms)]
-    fig, axes = _grid(len(panels), size=(4.2, 3.8))
+    fig, axes = grid(len(panels), size=(4.2, 3.8))
     for ax, (block, k) in zip(axes, panels):
         ranef_panel(ax, idata, model, block, k, prob)
     fig.suptitle(f"Normal Q-Q of random effects ({100 * prob:g}% intervals)", fontsize=11)
@@ -302,7 +306,8 @@ def plot_simulated_residuals(idata: xr.DataTree, model: "ModelSpec", n_sims: int
     lo = stats.beta.ppf(0.025, np.arange(1, n + 1), n - np.arange(1, n + 1) + 1)
     hi = stats.beta.ppf(0.975, np.arange(1, n + 1), n - np.arange(1, n + 1) + 1)
     left.fill_between(expected, lo, hi, color="0.85", label="95% band")
-    left.scatter(expected, u, **POINT)
+    shown = qq_subset(n)
+    left.scatter(expected[shown], u[shown], **POINT_QQ)
     left.plot([0, 1], [0, 1], **REFERENCE)
     left.set_xlabel("expected (uniform quantile)")
     left.set_ylabel("simulated quantile residual")
@@ -311,7 +316,7 @@ def plot_simulated_residuals(idata: xr.DataTree, model: "ModelSpec", n_sims: int
     left.text(0.97, 0.03, text, transform=left.transAxes, ha="right", va="bottom", fontsize=8,
               bbox={"facecolor": "white", "edgecolor": "0.7", "alpha": 0.9})
     rank = stats.rankdata(res.predicted) / n
-    right.scatter(rank, res.residuals, **POINT)
+    scatter(right, rank, res.residuals)
     for q in (0.25, 0.5, 0.75):
         right.axhline(q, **REFERENCE)
         centres, values = _binned(rank, res.residuals, q=q)
