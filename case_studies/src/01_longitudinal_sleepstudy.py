@@ -118,8 +118,7 @@ print(ar1.check())
 #
 # `check()` finds no sampling problem (no divergences, R-hat at most 1.008). bayesmix samples
 # the Subject block non-centred here (with correlated residuals a subject's rows carry less
-# information than their number suggests; a centred block gave 52 divergent transitions in
-# an earlier version). The population
+# information than their number suggests, and a centred block diverges). The population
 # slope is essentially unchanged, about 10.5 ms/day, with a posterior SD of 1.7, as without the
 # AR(1) term.
 
