@@ -33,7 +33,7 @@ SEED = 20240
 
 # Keys that are not part of these tests, and why.
 SKIPPED = {"epilepsy_negbinomial": "its reference has no fixef_se; checked in "
-                                   "tests/test_families_recovery.py"}
+                                   "tests/families/test_families_recovery.py"}
 
 # Big data sets: fitted with 1000 draws x 4 chains and only under `-m slow`.
 SLOW = {"mathachieve_slopes", "radon_intercepts"}

@@ -11,7 +11,7 @@ per kind of response that defines the families: :mod:`~bayesmix.families.continu
 named in :data:`FAMILIES` below; no other module of bayesmix tests a family's name. The numpy
 functions serve everything after sampling (pointwise log-likelihood for LOO/WAIC, posterior
 predictive draws, predictions) and must agree with the PyMC likelihood;
-``tests/test_families.py`` checks both against scipy.stats and each other.
+``tests/families/test_families.py`` checks both against scipy.stats and each other.
 
 Their common signature works on the linear predictor ``eta`` (any shape, typically
 ``(chain, draw, n)``), the link name, the family's parameters (``params[name]`` broadcastable

@@ -51,7 +51,7 @@ lognormal as gaussian on log y, ordinal responses as gaussian on the category in
 and hurdle counts with the Poisson variance function and a dispersion of at least 1;
 beta-binomial as binomial. Zeros carry no information about a hurdle model's counts, so they
 get working weight 0: with them, the hurdle Poisson simulation of
-``tests/test_families_recovery.py`` (25 groups of 12 rows, hu = 0.4) scored 3.1 and stayed
+``tests/families/test_families_recovery.py`` (25 groups of 12 rows, hu = 0.4) scored 3.1 and stayed
 non-centred, with a minimum bulk ESS of 131 in 2 x 500 draws; without them it scores 18.6
 and is centred, ESS 912 (hurdle negative binomial: 146 against 752).
 

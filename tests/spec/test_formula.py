@@ -256,7 +256,7 @@ def test_variables_order_of_first_appearance():
 def test_variables_excludes_keywords_and_numbers():
     spec = parse_formula("y ~ I(x ** 2) + np.log(z) + I(1e-3 * w) + I(x > True)")
     assert spec.variables == ("y", "x", "z", "w")
-    # a bare True is no column: refused (issue 20), see tests/test_formula_strict.py
+    # a bare True is no column: refused (issue 20), see tests/spec/test_formula_strict.py
 
 
 def test_variables_single_letter_e_columns():

@@ -120,7 +120,7 @@ def test_import_bayesmix_does_not_import_dask():
             "print(any(m.split('.')[0] in ('dask', 'distributed', 'matplotlib') "
             "for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1], check=True)
+                         cwd=Path(__file__).resolve().parents[2], check=True)
     assert out.stdout.strip() == "False"
 
 

@@ -4,7 +4,7 @@ against the distributions' moments, response checks, default priors and observat
 The likelihood checks build each family's PyMC model on a small data set, set every free
 parameter to a chosen value and compare the observed variable's pointwise log density with an
 independent scipy computation for the same parameters (and the numpy ``family.loglik`` with
-both). Model fits are in ``tests/test_families_recovery.py``.
+both). Model fits are in ``tests/families/test_families_recovery.py``.
 """
 
 from __future__ import annotations

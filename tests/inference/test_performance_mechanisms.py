@@ -30,7 +30,7 @@ import bayesmix as bm
 from bayesmix.inference import compile_cache
 from bayesmix.model.build import stored_names
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _crossed(rows: int, students: int, lecturers: int, depts: int = 14,
@@ -249,7 +249,7 @@ import json, warnings
 warnings.simplefilter("ignore")
 import bayesmix as bm
 from bayesmix.inference import compile_cache
-from tests.test_performance_mechanisms import _dyestuff, PRIORS, FIT
+from tests.inference.test_performance_mechanisms import _dyestuff, PRIORS, FIT
 fit = bm.Model("Yield ~ 1 + (1 | Batch)", _dyestuff(), priors=PRIORS).fit(**FIT)
 print(json.dumps({"stats": dict(compile_cache.STATS),
                   "fixef": fit.idata["posterior"]["fixef"].values.ravel().tolist()}))
