@@ -70,20 +70,27 @@ print(f"{check['outside'].sum()} of 12 hospitals outside their 95% predictive in
 check[["hospital", "observed", "mean", "eti95_lb", "eti95_ub", "outside"]]
 
 # %%
-fig, ax = plt.subplots(figsize=(6.5, 4))
-x = np.arange(len(hosp))
-ax.vlines(x, check["eti95_lb"] / hosp["patients"], check["eti95_ub"] / hosp["patients"],
-          color="0.6", lw=6, alpha=0.5,
-          label="95% predictive interval, one rate for all")
-colors = np.where(check["outside"], "C3", "C0")
-ax.scatter(x, hosp["raw_rate"], color=colors, zorder=3, label="observed (red: outside)")
-ax.set_xticks(x, hosp["hospital"])
-ax.set_xlabel("hospital")
-ax.set_ylabel("death rate")
-ax.set_title("Posterior predictive check of complete pooling")
-ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
-plt.tight_layout()
-plt.show()
+def interval_check(intervals: dict, colors, title: str) -> None:
+    """Each model's 95% predictive interval of each hospital's rate, and the observed rates."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    x = np.arange(len(hosp))
+    shifts = np.linspace(-0.15, 0.15, len(intervals)) if len(intervals) > 1 else [0.0]
+    for shift, (label, (table, color)) in zip(shifts, intervals.items()):
+        ax.vlines(x + shift, table["eti95_lb"] / hosp["patients"],
+                  table["eti95_ub"] / hosp["patients"], color=color, lw=5, alpha=0.6,
+                  label=f"95% predictive interval, {label}")
+    ax.scatter(x, hosp["raw_rate"], color=colors, zorder=3, label="observed")
+    ax.set_xticks(x, hosp["hospital"])
+    ax.set_xlabel("hospital")
+    ax.set_ylabel("death rate")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    plt.tight_layout()
+    plt.show()
+
+
+interval_check({"one rate for all": (check, "0.6")}, np.where(check["outside"], "C3", "C0"),
+               "Posterior predictive check of complete pooling (red: outside)")
 
 # %% [markdown]
 # H and K had more deaths than a common rate allows; B (18 deaths) and E (8) sit on the upper
@@ -136,21 +143,8 @@ check_partial = fit.predict(kind="response", random_seed=1, summary=True)
 check_partial["outside"] = ~hosp["deaths"].between(check_partial["eti95_lb"],
                                                    check_partial["eti95_ub"])
 print(f"{check_partial['outside'].sum()} of 12 hospitals outside their 95% predictive interval")
-
-fig, ax = plt.subplots(figsize=(6.5, 4))
-for shift, table, color, label in ((-0.15, check, "0.6", "one rate for all"),
-                                   (0.15, check_partial, "C0", "a rate per hospital")):
-    ax.vlines(x + shift, table["eti95_lb"] / hosp["patients"],
-              table["eti95_ub"] / hosp["patients"], color=color, lw=5, alpha=0.6,
-              label=f"95% predictive interval, {label}")
-ax.scatter(x, hosp["raw_rate"], color="black", zorder=3, label="observed")
-ax.set_xticks(x, hosp["hospital"])
-ax.set_xlabel("hospital")
-ax.set_ylabel("death rate")
-ax.set_title("Posterior predictive check per hospital")
-ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
-plt.tight_layout()
-plt.show()
+interval_check({"one rate for all": (check, "0.6"), "a rate per hospital": (check_partial, "C0")},
+               "black", "Posterior predictive check per hospital")
 
 # %% [markdown]
 # `check()` has nothing to flag: no sampling problem, and the hospital SD is clear of zero.
