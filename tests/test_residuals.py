@@ -94,8 +94,9 @@ def test_simulated_residuals_follow_their_definition(poisson_on_poisson):
     res = poisson_on_poisson.simulated_residuals(n_sims=400, random_seed=3)
     less = np.mean(res.simulated < res.observed, axis=0)
     equal = np.mean(res.simulated == res.observed, axis=0)
-    # 400 of 1000 draws: every third draw of each chain (predict's thinning), 2 x 167.
-    assert res.simulated.shape == (334, 150) and res.n_sims == 334
+    # 400 data sets simulated from one posterior draw (sampled posterior p-values): the
+    # level effects of that draw are the same in every simulated data set.
+    assert res.simulated.shape == (400, 150) and res.n_sims == 400
     assert np.all(res.residuals >= less) and np.all(res.residuals <= less + equal)
     tests = res.tests()
     assert list(tests.index) == ["uniformity", "dispersion", "zero_inflation", "outliers"]
