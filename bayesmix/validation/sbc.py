@@ -123,7 +123,7 @@ def stated_priors(formula: str, df: pd.DataFrame, family: str) -> dict[str, Any]
     --------
     >>> formula, df = design_data("intercept", "poisson", SBCConfig(), 0)
     >>> {k: repr(v) for k, v in stated_priors(formula, df, "poisson").items()}["1|g"]
-    "Prior('HalfNormal', sigma=0.5)"
+    'HalfNormal(sigma=0.5)'
     """
     from bayesmix.families import get_family
     from bayesmix.model import ModelSpec
