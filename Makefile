@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: venv venv-dev venv-docs demo gallery test lint test-slow test-all notebooks docs wheel-check bench bench-quick clean distclean find-python FORCE
+.PHONY: venv venv-dev venv-docs demo gallery test lint test-slow test-all notebooks docs wheel-check bench bench-quick sbc clean distclean find-python FORCE
 
 # Candidates, first that runs and is >= 3.12 (with venv/ensurepip) wins:
 #   $(PYTHON), python3.13 / python3.12 / python3 on PATH (pyenv shims that are not
@@ -144,6 +144,12 @@ bench: venv
 
 bench-quick: venv
 	$(PY) -m benchmarks --quick $(BENCH_ARGS)
+
+# Simulation-based calibration (docs/validation.md): the full run is hours on 2 cores;
+# e.g. make sbc SBC_ARGS="--families gaussian poisson --n-sims 200"
+SBC_ARGS ?= --families gaussian bernoulli poisson negativebinomial zero_inflated_poisson --designs intercept slopes crossed nested --n-sims 200
+sbc: venv
+	$(PY) -m bayesmix.validation.sbc $(SBC_ARGS) --out sbc_results
 
 clean:
 	rm -rf demo_output gallery build dist site .pytest_cache *.egg-info

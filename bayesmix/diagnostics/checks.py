@@ -325,8 +325,9 @@ def _remedies(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings,
             simplify.append(f"drop the slope{'s' if len(slopes) > 1 else ''} "
                             f"{', '.join(slopes)}: (1 | {block.group}) instead of {block.term}")
         elif block.intercept_only and any(f.block == block.name for f in flags):
-            simplify.append(f"drop {block.term}: its SD is near zero (see the boundary check "
-                            "below; compare the two models with LOO)")
+            simplify.append(f"drop {block.term}: its SD is near zero, but dropping it pools "
+                            "the levels completely (see the boundary check below for the cost; "
+                            "compare the two models with LOO)")
     if simplify:
         out.append("Simplify the random effects: " + "; or ".join(simplify) + ".")
     priors = _tighter_priors(model, involved)

@@ -94,8 +94,9 @@ def test_simulated_residuals_follow_their_definition(poisson_on_poisson):
     res = poisson_on_poisson.simulated_residuals(n_sims=400, random_seed=3)
     less = np.mean(res.simulated < res.observed, axis=0)
     equal = np.mean(res.simulated == res.observed, axis=0)
-    # 400 of 1000 draws: every third draw of each chain (predict's thinning), 2 x 167.
-    assert res.simulated.shape == (334, 150) and res.n_sims == 334
+    # 400 data sets simulated from one posterior draw (sampled posterior p-values): the
+    # level effects of that draw are the same in every simulated data set.
+    assert res.simulated.shape == (400, 150) and res.n_sims == 400
     assert np.all(res.residuals >= less) and np.all(res.residuals <= less + equal)
     tests = res.tests()
     assert list(tests.index) == ["uniformity", "dispersion", "zero_inflation", "outliers"]
@@ -150,3 +151,21 @@ def test_residual_tests_on_known_data():
     assert out.p_value < 0.01 and "6 of 300 rows" in out.verdict
     # Uniformity: shifted data are not uniform.
     assert uniformity_test(_fake(rng.poisson(mu * 1.8), sims)).p_value < 0.01
+
+
+def test_dispersion_ratio_is_unbiased_for_the_right_model(poisson_on_poisson):
+    # Simulations from one posterior draw (sampled posterior p-values): for the right model
+    # the ratio is about 1 whichever draw is picked. Simulating from all draws instead puts
+    # the data closer to the simulations' mean than a new data set (the level effects were
+    # fitted to them): that ratio is well below 1 (the bias issue 19 fixed).
+    from bayesmix.posterior.draws import simulate_response
+
+    fit = poisson_on_poisson
+    ratios = [fit.simulated_residuals(n_sims=200, random_seed=s).tests().loc[
+        "dispersion", "statistic"] for s in range(12)]
+    assert 0.85 < np.mean(ratios) < 1.15  # sd of one ratio ~0.12: mean of 12 within +-0.15
+    sims = simulate_response(fit.idata, fit.model, draws=100, random_seed=0)
+    sims = sims.reshape(-1, sims.shape[-1])
+    centre = sims.mean(axis=0)
+    old = np.var(fit.model.y - centre) / np.mean(np.var(sims - centre, axis=1))
+    assert old < np.mean(ratios) - 0.1
