@@ -319,11 +319,14 @@ def _remedies(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings,
     for block in involved:
         if block.correlated:
             simplify.append(f"drop the correlation: ({block.term.expr} || {block.group}) "
-                            f"instead of {block.term}")
+                            f"instead of {block.term} (it assumes the {block.group} levels' "
+                            "effects are uncorrelated)")
         slopes = [t for t in block.coef_names if t != "(Intercept)"]
         if slopes and "(Intercept)" in block.coef_names:
             simplify.append(f"drop the slope{'s' if len(slopes) > 1 else ''} "
-                            f"{', '.join(slopes)}: (1 | {block.group}) instead of {block.term}")
+                            f"{', '.join(slopes)}: (1 | {block.group}) instead of {block.term} "
+                            f"(if the effect does vary by {block.group}, the fixed effect's "
+                            "interval then comes out too narrow; Barr et al. 2013)")
         elif block.intercept_only and any(f.block == block.name for f in flags):
             simplify.append(f"drop {block.term}: its SD is near zero, but dropping it pools "
                             "the levels completely (see the boundary check below for the cost; "

@@ -57,7 +57,7 @@ slopes.summary()
 # Reaction time grows by about 10.4 ms per day on average (lme4: 10.47), and subjects' slopes
 # vary with SD about 6.5 ms per day: a subject one SD above average deteriorates 60% faster.
 # The correlation of intercepts and slopes is weakly identified (posterior mean about 0.1, 95%
-# interval roughly -0.5 to 0.7); lme4's estimate of 0.07 has no uncertainty attached.
+# interval roughly -0.5 to 0.7); lme4 estimates 0.07 (its `confint()` profiles an interval for it).
 #
 # Both models integrate the subject effects out of the likelihood while sampling (a gaussian
 # model with one grouping factor; `model.marginal` is `True`) and draw them exactly

@@ -82,9 +82,9 @@ first.summary()
 
 # %% [markdown]
 # The sampler is content (no divergences, R-hat at most 1.01, at least 900 effective draws
-# for every parameter). The warning above is of another kind: the SD of the school SES slopes
-# has a posterior that reaches down to zero (a boundary fit, lme4's "singular fit"); we come
-# back to it below. The model's assumptions are another matter: the school effects are
+# for every parameter). The SD of the school SES slopes is small (posterior mean 0.52, 95%
+# interval 0.07 to 0.94) but its posterior does not pile up at zero; we come back to the
+# slopes below. The model's assumptions are another matter: the school effects are
 # supposed to be unrelated to anything we could have put in the model. Plotting the estimated
 # school effects against what we know about the schools is the multilevel analogue of a
 # residual plot.
@@ -152,12 +152,15 @@ full.summary()
 # in the order to try them. The residual plots check the Gaussian part of the model: Pearson
 # residuals against fitted values (no trend or funnel expected), their scale against fitted
 # values (constant spread), a normal Q-Q plot, residuals against each predictor, and a box
-# per school (ordered by median).
+# for the schools whose residuals depart most from zero.
 #
 # The report finds no sampling problem and one boundary estimate, the one the warning at the
-# fit announced: the SD of the school `SES_within` slopes, with posterior median about 0.27,
-# far below a tenth of the residual SD per SES unit. Its suggestion (drop the random slope,
-# compare with LOO) is the question the REML comparison below takes up. The residuals show no
+# fit announced: the SD of the school `SES_within` slopes (posterior mean about 0.29, 95%
+# interval 0.03 to 0.70) piles up toward zero once the school-level predictors explain part of
+# the slopes' variation: the data cannot tell it from zero. The report's advice is to keep the
+# term unless there is a reason beyond the flag, because dropping it would make the
+# interval of the `SES_within` effects too narrow if the slopes do vary (REML, below, puts the
+# SD at about 0.3); the REML comparison below takes the question up. The residuals show no
 # trend against the fitted values or any predictor, and the school boxes sit around zero. The
 # two mild departures come from the test itself: its maximum score cuts off large positive
 # residuals at high fitted values (the falling upper edge in the first panel, the short upper
