@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pymc as pm
 import xarray as xr
 
@@ -137,20 +138,26 @@ def sample_jax(model: pm.Model, settings: Any, var_names: Sequence[str] | None =
         jax.monitoring.unregister_event_duration_listener(listen)
     total = time.perf_counter() - t0
     timing = {"compile": compile_s[0], "sampling": max(total - compile_s[0], 0.0)}
-    return _add_treedepth_hits(idata, settings), timing
+    return _tidy(idata, settings), timing
 
 
-def _add_treedepth_hits(idata: xr.DataTree, settings: Any) -> xr.DataTree:
-    """``reached_max_treedepth`` from the tree depth each library reports (numpyro:
-    ``log2(n_steps) + 1``; blackjax: the number of trajectory doublings)."""
-    if "sample_stats" not in idata.children:
-        return idata
-    stats = idata["sample_stats"].to_dataset()
-    if "tree_depth" not in stats:
-        return idata
-    limit = settings.max_treedepth if settings.sampler == "numpyro" else 10
-    stats["reached_max_treedepth"] = stats["tree_depth"] >= limit
-    stats["diverging"] = stats["diverging"].astype(bool)
-    groups = {name: node.to_dataset() for name, node in idata.children.items()}
-    groups["sample_stats"] = stats.assign_attrs(max_treedepth=int(limit))
+def _writable(ds: xr.Dataset) -> xr.Dataset:
+    """NumPy arrays in host memory: PyMC hands over JAX arrays (on the device), whose NumPy
+    views are read-only, and the post-processing writes in place."""
+    for name, da in ds.data_vars.items():
+        if not isinstance(da.data, np.ndarray) or not da.data.flags.writeable:
+            ds[name] = da.copy(data=np.array(da.data))
+    return ds
+
+
+def _tidy(idata: xr.DataTree, settings: Any) -> xr.DataTree:
+    """Writable arrays, and ``reached_max_treedepth`` from the tree depth each library
+    reports (numpyro: ``log2(n_steps) + 1``; blackjax: the number of trajectory doublings)."""
+    groups = {name: _writable(node.to_dataset()) for name, node in idata.children.items()}
+    stats = groups.get("sample_stats")
+    if stats is not None and "tree_depth" in stats:
+        limit = settings.max_treedepth if settings.sampler == "numpyro" else 10
+        stats["reached_max_treedepth"] = stats["tree_depth"] >= limit
+        stats["diverging"] = stats["diverging"].astype(bool)
+        stats.attrs["max_treedepth"] = int(limit)
     return xr.DataTree.from_dict(groups)
