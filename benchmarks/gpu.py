@@ -107,9 +107,14 @@ def fit_once(df: Any, sampler: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from bayesmix.errors import SamplerError
     from bayesmix.inference.jax_samplers import check_jax_sampler, jax_device
 
-    check_jax_sampler(args.sampler)  # a SamplerError naming what to install, before simulating
+    try:  # what to install, before simulating
+        check_jax_sampler(args.sampler)
+    except SamplerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     rows = int(args.rows)
     t0 = time.perf_counter()
     df = courses(rows)
