@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: venv venv-dev venv-docs demo gallery test lint test-slow test-all notebooks docs wheel-check bench bench-quick sbc clean distclean find-python FORCE
+.PHONY: venv venv-dev venv-docs demo gallery test lint test-slow test-jax test-all notebooks docs wheel-check bench bench-quick sbc clean distclean find-python FORCE
 
 # Candidates, first that runs and is >= 3.12 (with venv/ensurepip) wins:
 #   $(PYTHON), python3.13 / python3.12 / python3 on PATH (pyenv shims that are not
@@ -95,6 +95,11 @@ lint: venv-dev
 
 test-slow: venv-dev
 	$(PY) -m pytest -m slow -q $(PYTEST_ARGS)
+
+# The JAX samplers (numpyro, blackjax; in the dev extra) on CPU: the default-suite tests and
+# the slow recovery tests against nutpie and lme4, plus the GPU benchmark's entry point.
+test-jax: venv-dev
+	$(PY) -m pytest -q tests/inference/test_jax_samplers.py tests/inference/test_benchmark_gpu.py $(PYTEST_ARGS)
 
 test-all: venv-dev
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -6,7 +6,6 @@ Returns an ArviZ DataTree with the internal variables (names starting with ``_``
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import time
 import warnings
@@ -20,6 +19,7 @@ import xarray as xr
 
 from bayesmix import varnames
 from bayesmix.errors import SamplerError
+from bayesmix.inference.jax_samplers import JAX_SAMPLERS, check_jax_sampler, sample_jax
 from bayesmix.model.model import clean_draws
 
 __all__ = ["SamplerSettings", "run_sampler", "sample_model", "add_data_groups", "SAMPLERS"]
@@ -55,8 +55,7 @@ class SamplerSettings:
             raise SamplerError(f"target_accept must be in [0.5, 1), not {self.target_accept}")
         if self.random_seed is not None and not isinstance(self.random_seed, (int, np.integer)):
             raise SamplerError(f"random_seed must be an integer or None, not {self.random_seed!r}")
-        if self.sampler in ("numpyro", "blackjax") and importlib.util.find_spec("jax") is None:
-            raise SamplerError(f"sampler={self.sampler!r} needs JAX: pip install 'bayesmix[jax]'")
+        check_jax_sampler(self.sampler)  # names what to install for numpyro / blackjax
 
     @property
     def n_cores(self) -> int:
@@ -104,18 +103,18 @@ def run_sampler(model: pm.Model, settings: SamplerSettings, compiled: Any = None
             save_warmup=False, target_accept=settings.target_accept,
             maxdepth=settings.max_treedepth)
         timing["sampling"] = time.perf_counter() - t0
+    elif settings.sampler in JAX_SAMPLERS:  # chains vectorised on one device
+        idata, timing = sample_jax(model, settings, var_names)
     else:
         t0 = time.perf_counter()
-        kwargs: dict[str, Any] = {}
-        if settings.sampler == "pymc":
-            kwargs["max_treedepth"] = settings.max_treedepth
         with model, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*BLAS.*")
             idata = pm.sample(
                 draws=settings.draws, tune=settings.tune, chains=settings.chains,
                 cores=settings.n_cores, random_seed=settings.random_seed,
                 target_accept=settings.target_accept, progressbar=settings.progressbar,
-                nuts_sampler=settings.sampler, compute_convergence_checks=False, **kwargs)
+                nuts_sampler=settings.sampler, compute_convergence_checks=False,
+                max_treedepth=settings.max_treedepth)
         timing["sampling"] = time.perf_counter() - t0
     return clean_draws(idata, postprocess), timing, compiled
 
