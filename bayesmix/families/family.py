@@ -184,10 +184,6 @@ class Family:
                               f"choose one of {', '.join(self.links)}")
         return link
 
-    def link_of(self, link: str) -> Link:
-        """The :class:`~bayesmix.families.links.Link` object of one of the family's links."""
-        return LINKS[self.resolve_link(link)]
-
     def param_prior(self, name: str) -> tuple[str, dict[str, float]]:
         """The default prior of one of the family's parameters, as (distribution, parameters)."""
         return self.param_priors.get(name) or PARAM_PRIORS[name]

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
 
 from bayesmix.families import densities as d
 from bayesmix.families.checks import check_positive
 from bayesmix.families.family import Family, Moments
-from bayesmix.families.links import LINKS, Link, Math
+from bayesmix.families.links import LINKS, NUMPY, Link, Math
 
 __all__ = ["FAMILIES"]
 
@@ -31,8 +31,7 @@ def _likelihood(m: Math, eta: Any, link: Link, params: dict[str, Any], trials: A
 
 
 def _numpy_scale(eta: Any, link: str, params: dict[str, np.ndarray]) -> np.ndarray:
-    mu = LINKS[link].inverse(np.asarray(eta, dtype=float))
-    return mu / np.exp(special.gammaln(1.0 + 1.0 / params["shape"]))
+    return _scale(LINKS[link].inverse(np.asarray(eta, dtype=float)), params["shape"], NUMPY)
 
 
 def loglik(y, eta, link, params, trials=None):

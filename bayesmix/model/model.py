@@ -319,6 +319,13 @@ class ModelSpec:
             return "AR(1) residuals"
         return None
 
+    def require_refit(self) -> None:
+        """Raise, before any refit, if :meth:`on_rows` cannot refit this model."""
+        what = self.refit_obstacle()
+        if what is not None:
+            raise BayesmixError(f"exact cross-validation (kfold, logo) does not support models "
+                                f"with {what} yet; use fit.loo() for this model")
+
     def on_rows(self, rows: np.ndarray) -> "ModelSpec":
         """This model on a subset of its rows (positions), every level and column kept: the
         model of a k-fold refit. Family, link, priors, centring, the ordinal categories,
@@ -338,14 +345,12 @@ class ModelSpec:
         >>> fold.design.n, fold.y.shape, fold.centered == m.centered
         (100, (100,), True)
         """
-        what = self.refit_obstacle()
-        if what is not None:
-            raise BayesmixError(f"exact cross-validation (kfold, logo) does not support models "
-                                f"with {what} yet; use fit.loo() for this model")
+        self.require_refit()
         rows = np.asarray(rows)
         fold = copy.copy(self)
-        for name in ("pymc_model", "conditional_pymc_model", "marginal_stats"):
-            fold.__dict__.pop(name, None)  # cached for the full data
+        for name, attr in vars(ModelSpec).items():  # every cached value was for the full data
+            if isinstance(attr, functools.cached_property):
+                fold.__dict__.pop(name, None)
         fold.design = restrict_rows(self.design, rows)
         fold.y = self.y[rows]
         fold.trials = None if self.trials is None else self.trials[rows]

@@ -197,7 +197,7 @@ def kfold(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings, k: 
     >>> cv.elpd, cv.se  # doctest: +SKIP
     >>> bm.compare({"slopes": cv, "intercepts": fit2.kfold(k=5, group="Subject", random_seed=1)})  # doctest: +SKIP
     """
-    model.on_rows(np.arange(2))  # refuses, before any refit, a model folds cannot refit
+    model.require_refit()
     design = model.design
     labels = group_name = None
     if group is not None:
