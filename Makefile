@@ -59,6 +59,7 @@ $(STAMP): pyproject.toml
 	  "$$found" -m venv $(VENV); \
 	fi; \
 	$(PY) -m pip install --quiet -e .; \
+	$(PY) -m bayesmix.inference.kernel; \
 	rm -f $(DEV_STAMP); \
 	touch $(STAMP); \
 	echo "$(VENV) ready: $$($(PY) --version)"

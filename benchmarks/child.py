@@ -154,14 +154,14 @@ def main() -> None:
     job = json.load(open(sys.argv[1]))
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
-    if job["lib"] == "bayesmix":
+    if job["lib"].startswith("bayesmix"):  # bayesmix, bayesmix-pytensor (BAYESMIX_KERNEL=0)
         import bayesmix  # noqa: F401
     else:
         import bambi  # noqa: F401
     import_s = time.perf_counter() - t0
     df = load(job["csv"], job["meta"])
     rss_before = _rss_mb()
-    runner = run_bayesmix if job["lib"] == "bayesmix" else run_bambi
+    runner = run_bayesmix if job["lib"].startswith("bayesmix") else run_bambi
     out = runner(job, df)
     out.update(import_s=import_s, rss_after_import_mb=rss_before, rows=len(df))
     if "min_ess_bulk" in out:

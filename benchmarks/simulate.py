@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["psychometric", "courses", "TRUTH", "SEEDS"]
+__all__ = ["psychometric", "psychometric_wide", "psychometric_rows", "courses", "TRUTH", "SEEDS"]
 
-SEEDS = {"psychometric": 20240601, "courses": 20240602}
+SEEDS = {"psychometric": 20240601, "courses": 20240602, "psychometric_wide": 20240603}
 
 TRUTH = {
     "psychometric": {
@@ -37,6 +37,13 @@ TRUTH = {
         "family": "bernoulli",
         "fixef": {"(Intercept)": 0.4, "ability_z": 0.6},
         "sd": {"person": 1.0, "item": 0.9},
+    },
+    "psychometric_wide": {
+        "formula": "y ~ 1 + ability_z + grade_z + female + format + (1 | person) + (1 | item)",
+        "family": "bernoulli",
+        "fixef": {"(Intercept)": 0.3, "ability_z": 0.6, "grade_z": 0.25, "female": 0.1,
+                  "format[b]": -0.4, "format[c]": 0.3},
+        "sd": {"person": 1.0, "item": 0.8},
     },
     "courses": {
         "formula": "y ~ 1 + service + (1 | student) + (1 | lecturer) + (1 | dept)",
@@ -63,6 +70,40 @@ def psychometric(persons: int = 300, items: int = 25, seed: int | None = None) -
     return pd.DataFrame({
         "y": y,
         "ability_z": ability_z[p_idx],
+        "person": pd.Categorical([f"p{k:04d}" for k in p_idx]),
+        "item": pd.Categorical([f"i{k:02d}" for k in i_idx]),
+    })
+
+
+def psychometric_rows(rows: int) -> pd.DataFrame:
+    """The psychometric design with 40 items and ``rows / 40`` persons (the crossed logistic
+    scaling series; 1 000 persons x 40 items at 40 000 rows)."""
+    return psychometric(persons=max(rows // 40, 5), items=40)
+
+
+def psychometric_wide(persons: int = 560, items: int = 24, answered: int = 14,
+                      seed: int | None = None) -> pd.DataFrame:
+    """A crossed logistic model with six fixed coefficients: each person answers ``answered``
+    of the ``items`` (at random), items come in three formats, persons have an ability score,
+    a grade and a 0/1 indicator. 560 persons x 14 answers = 7 840 rows."""
+    rng = np.random.default_rng(SEEDS["psychometric_wide"] if seed is None else seed)
+    t = TRUTH["psychometric_wide"]
+    f, sd = t["fixef"], t["sd"]
+    ability = rng.standard_normal(persons)
+    grade = 0.5 * ability + np.sqrt(0.75) * rng.standard_normal(persons)  # correlated scores
+    female = rng.integers(0, 2, persons)
+    fmt = np.array(["a", "b", "c"])[np.arange(items) % 3]
+    u, v = rng.normal(0.0, sd["person"], persons), rng.normal(0.0, sd["item"], items)
+    p_idx = np.repeat(np.arange(persons), answered)
+    i_idx = np.concatenate([rng.choice(items, answered, replace=False) for _ in range(persons)])
+    eta = (f["(Intercept)"] + f["ability_z"] * ability[p_idx] + f["grade_z"] * grade[p_idx]
+           + f["female"] * female[p_idx] + np.select([fmt[i_idx] == "b", fmt[i_idx] == "c"],
+                                                     [f["format[b]"], f["format[c]"]], 0.0)
+           + u[p_idx] + v[i_idx])
+    y = (rng.random(eta.size) < 1.0 / (1.0 + np.exp(-eta))).astype(np.int64)
+    return pd.DataFrame({
+        "y": y, "ability_z": ability[p_idx], "grade_z": grade[p_idx], "female": female[p_idx],
+        "format": pd.Categorical(fmt[i_idx], categories=["a", "b", "c"]),
         "person": pd.Categorical([f"p{k:04d}" for k in p_idx]),
         "item": pd.Categorical([f"i{k:02d}" for k in i_idx]),
     })

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["Entry", "SUITE", "SCALING_FORMULA", "scaling_entry", "write_data"]
+__all__ = ["Entry", "SUITE", "SCALING_FORMULA", "LOGISTIC_SCALING_FORMULA", "scaling_entry",
+           "write_data"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,13 @@ SUITE: tuple[Entry, ...] = (
           family="poisson", second_fit=True),
     Entry("psychometric", "sim:psychometric", "y ~ 1 + ability_z + (1 | person) + (1 | item)",
           family="bernoulli", note="simulated: 300 persons x 25 items"),
+    Entry("psychometric_wide", "sim:psychometric_wide",
+          "y ~ 1 + ability_z + grade_z + female + format + (1 | person) + (1 | item)",
+          family="bernoulli",
+          note="simulated: 560 persons x 14 of 24 items, six fixed coefficients"),
+    Entry("psychometric_1000x40", "sim:psychometric_rows:40000",
+          "y ~ 1 + ability_z + (1 | person) + (1 | item)", family="bernoulli",
+          note="simulated: 1000 persons x 40 items"),
     Entry("courses", "sim:courses:73000",
           "y ~ 1 + service + (1 | student) + (1 | lecturer) + (1 | dept)",
           note="simulated InstEval-like ratings: 3000 students, ~1100 lecturers, 14 depts"),
@@ -59,7 +67,15 @@ SUITE: tuple[Entry, ...] = (
 SCALING_FORMULA = "y ~ 1 + service + (1 | student) + (1 | lecturer) + (1 | dept)"
 
 
-def scaling_entry(rows: int) -> Entry:
+LOGISTIC_SCALING_FORMULA = "y ~ 1 + ability_z + (1 | person) + (1 | item)"
+
+
+def scaling_entry(rows: int, series: str = "gaussian") -> Entry:
+    """One size of a scaling series: the crossed gaussian ``courses`` model or the crossed
+    logistic ``psychometric`` one (40 items, rows / 40 persons)."""
+    if series == "logistic":
+        return Entry(f"psychometric_{rows}", f"sim:psychometric_rows:{rows}",
+                     LOGISTIC_SCALING_FORMULA, family="bernoulli")
     return Entry(f"courses_{rows}", f"sim:courses:{rows}", SCALING_FORMULA)
 
 

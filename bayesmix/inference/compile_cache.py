@@ -142,6 +142,9 @@ def compile_model(model: pm.Model, var_names: list[str] | None = None) -> Any:
 
     ``var_names``: the variables to store besides the free ones (None: all).
     """
+    from bayesmix.inference.nutpie_import import import_nutpie
+
+    import_nutpie()  # (before any of the imports of nutpie below)
     if not _enabled():
         return _nutpie_compile(model, var_names)
     try:

@@ -19,6 +19,7 @@ import xarray as xr
 
 from bayesmix import varnames
 from bayesmix.errors import SamplerError
+from bayesmix.inference.nutpie_import import import_nutpie
 from bayesmix.inference.jax_samplers import JAX_SAMPLERS, check_jax_sampler, sample_jax
 from bayesmix.model.model import clean_draws
 
@@ -62,6 +63,12 @@ class SamplerSettings:
         return self.cores or min(self.chains, os.cpu_count() or 1)
 
 
+def kernel_enabled() -> bool:
+    """Whether models of the standard class use the precompiled kernel
+    (:mod:`bayesmix.inference.kernel`); ``BAYESMIX_KERNEL=0`` turns it off."""
+    return os.environ.get("BAYESMIX_KERNEL", "1") not in ("0", "false", "no")
+
+
 def compile_nutpie(model: pm.Model, var_names: list[str] | None = None) -> Any:
     """Compile a model for nutpie (numba backend); the result can be sampled many times.
 
@@ -88,7 +95,7 @@ def run_sampler(model: pm.Model, settings: SamplerSettings, compiled: Any = None
     """
     timing: dict[str, float] = {}
     if settings.sampler == "nutpie":
-        import nutpie
+        nutpie = import_nutpie()
 
         if compiled is None:
             t0 = time.perf_counter()
@@ -130,10 +137,18 @@ def sample_model(model: Any, settings: SamplerSettings, compiled: Any = None
     model of the same structure (see :meth:`CompiledPyMCModel.with_data`).
     """
     t0 = time.perf_counter()
-    pm_model = model.pymc_model
+    compiled = compiled if settings.sampler == "nutpie" else None
+    pm_model = None
+    if compiled is None and settings.sampler == "nutpie" and kernel_enabled() and \
+            not isinstance(model.kernel_arrays, str):
+        from bayesmix.inference.kernel import kernel_model  # (numba loads it on first use)
+
+        compiled = kernel_model(model.kernel_arrays)  # no compilation, no PyMC model
+    if compiled is None:
+        pm_model = model.pymc_model
     build_time = time.perf_counter() - t0
     idata, timing, compiled = run_sampler(
-        pm_model, settings, compiled if settings.sampler == "nutpie" else None,
+        pm_model, settings, compiled,
         var_names=model.stored_names(),
         postprocess=functools.partial(model._derive, marginal=model.marginal,
                                       seed=settings.random_seed))

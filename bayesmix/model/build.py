@@ -93,7 +93,10 @@ def _data(name: str, values: np.ndarray) -> pt.TensorVariable:
 
 def _rv(name: str, prior: Prior, **kwargs: Any) -> pt.TensorVariable:
     dist = getattr(pm, prior.dist)
-    return dist(name, **prior.kwargs, **kwargs)
+    # float64 constants: PyTensor stores a float such as 2.5 as float32 (the smallest exact
+    # type) and then computes log(2.5) in float32, 3e-8 off
+    params = {k: np.float64(v) if isinstance(v, float) else v for k, v in prior.kwargs.items()}
+    return dist(name, **params, **kwargs)
 
 
 def _vector_rv(name: str, priors: list[Prior], dims: str,

@@ -33,6 +33,7 @@ from bayesmix.model.integrated import (
     crossed_nested_pair,
     marginal_obstacle,
 )
+from bayesmix.model import kernel_plan
 from bayesmix.model.integrated_pair import PartialStats
 from bayesmix.model.integration import draw_effects, model_stats
 from bayesmix.model.level_effects import derive_level_effects
@@ -281,6 +282,20 @@ class ModelSpec:
         """The PyMC model that is sampled (built once, on first use); with ``marginal``, its
         level effects are integrated out."""
         return self._build(self.marginal)
+
+    @functools.cached_property
+    def kernel_arrays(self) -> Any:
+        """The model as the precompiled kernel reads it
+        (:class:`~bayesmix.model.kernel_plan.KernelArrays`), or why it is outside the
+        kernel's class (a sentence); see :mod:`bayesmix.model.kernel_plan`."""
+        stats = self.marginal_stats
+        if stats is not None and not isinstance(stats, MarginalStats):
+            return "a nested pair of random intercepts integrated out"
+        if self.nonlinear is not None or self.predictors or self.autocor_structure is not None:
+            return "a nonlinear, distributional or AR(1) model"
+        return kernel_plan.kernel_arrays(self.design, self.family.name, self.link,
+                                         self.prior_dict, self.centered, self.y, self.trials,
+                                         self.weights, self.level_covariates, marginal=stats)
 
     @functools.cached_property
     def conditional_pymc_model(self) -> pm.Model:

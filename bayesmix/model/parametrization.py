@@ -115,20 +115,31 @@ def _working_fit(design: Design, moments: Moments, link_name: str, y: np.ndarray
     link = get_link(link_name)
     mu = np.clip(0.5 * target + 0.5 * np.mean(target), lo, hi)
     eta = link.link(mu)
-    for _ in range(steps):
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            dmu = link.mu_eta(eta)
+            w = np.maximum(dmu ** 2 / np.maximum(moments.variance(mu, n), 1e-12), 1e-12)
+            z = eta - offset + (target - mu) / np.where(np.abs(dmu) > 1e-12, dmu, 1e-12)
+            if X.shape[1]:
+                sw = np.sqrt(w)
+                if not (np.all(np.isfinite(z * sw)) and np.all(np.isfinite(sw))):
+                    break  # (e.g. a log link on all-but-all zeros): keep the last step
+                try:
+                    coef = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
+                except np.linalg.LinAlgError:
+                    break
+                eta = X @ coef + offset
+            else:
+                eta = offset.copy()
+            mu = np.clip(link.inverse(eta), lo, hi)
         dmu = link.mu_eta(eta)
-        w = np.maximum(dmu ** 2 / np.maximum(moments.variance(mu, n), 1e-12), 1e-12)
-        z = eta - offset + (target - mu) / np.where(np.abs(dmu) > 1e-12, dmu, 1e-12)
-        if X.shape[1]:
-            sw = np.sqrt(w)
-            coef = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
-            eta = X @ coef + offset
-        else:
-            eta = offset.copy()
-        mu = np.clip(link.inverse(eta), lo, hi)
-    dmu = link.mu_eta(eta)
-    safe = np.where(np.abs(dmu) > 1e-12, dmu, 1e-12)
-    return (target - mu) / safe, dmu ** 2 / np.maximum(moments.variance(mu, n), 1e-12)
+        safe = np.where(np.abs(dmu) > 1e-12, dmu, 1e-12)
+        resid = (target - mu) / safe
+        weight = dmu ** 2 / np.maximum(moments.variance(mu, n), 1e-12)
+    if not (np.all(np.isfinite(resid)) and np.all(np.isfinite(weight))):
+        # no usable working fit: no information (the blocks stay non-centred, the safe side)
+        return np.zeros_like(resid), np.zeros_like(weight)
+    return resid, weight
 
 
 @dataclass(frozen=True)

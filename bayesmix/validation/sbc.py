@@ -192,6 +192,10 @@ def simulate_ranks(family: str, design: str, config: SBCConfig, sims: list[int])
             prior = setup.prior_predictive(draws=1, random_seed=seed)
             truth = _scalars(prior["prior"].to_dataset())
             y = prior["prior_predictive"].to_dataset()[setup.response_name].values.ravel()
+            if setup.family.ordinal and len(np.unique(y)) < len(setup.categories):
+                # a category nobody drew has no cutpoint to estimate: a different model
+                raise ValueError("a category of the response was not drawn (simulation "
+                                 "excluded)")
             data = df.assign(y=y)
             model = ModelSpec(formula, data, family=family, priors=priors)
             settings = SamplerSettings(draws=config.draws, tune=config.tune,

@@ -56,6 +56,13 @@ FORMULA = "y ~ 1 + service + (1 | student) + (1 | lecturer) + (1 | dept)"
 
 
 # -- no dense Z ---------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _pytensor_path(monkeypatch):
+    """These tests are about the PyTensor path's compile cache; models of the standard class
+    would otherwise take the precompiled kernel (tests/model/test_kernel.py)."""
+    monkeypatch.setenv("BAYESMIX_KERNEL", "0")
+
+
 def test_model_graph_has_no_dense_rows_by_levels_matrix():
     df = _crossed(rows=6_000, students=1_500, lecturers=400)
     model = bm.Model(FORMULA, df)

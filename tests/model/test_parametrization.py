@@ -128,3 +128,16 @@ def test_crossed_blocks_one_absorbs_the_intercept_the_other_needs_more_informati
                                     family="bernoulli")
     assert CENTRE_RATIO <= person < PARTIAL_CENTRE_RATIO < item
     assert model.centered == (False, True)
+
+
+def test_working_fit_of_nearly_all_zero_counts_does_not_fail():
+    """70 zeros and 2 ones (a rare event; a data set of the SBC run, which failed there with
+    numpy's LinAlgError): the working GLM's log link runs to -inf; the centring rule keeps
+    the block non-centred instead of failing."""
+    from bayesmix.validation.sbc import SBCConfig, design_data
+
+    formula, df = design_data("intercept", "negativebinomial", SBCConfig(), 2024)
+    y = np.zeros(len(df), dtype=int)
+    y[[3, 53]] = 1
+    for family in ("negativebinomial", "poisson"):
+        assert bm.Model(formula, df.assign(y=y), family=family).centered == (False,)
