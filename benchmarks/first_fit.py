@@ -59,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bambi-max-rows", type=float, default=1e5)
     p.add_argument("--pytensor", action="store_true",
                    help="also fit with bayesmix's PyTensor path (BAYESMIX_KERNEL=0)")
+    p.add_argument("--pytensor-max-rows", type=float, default=1e5)
     p.add_argument("--timeout", type=float, default=7200)
     p.add_argument("--out-json", type=Path, default=HERE / "results" / "first_fit.json")
     p.add_argument("--out-md", type=Path, default=ROOT / "docs" / "benchmarks_first_fit.md")
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             csv, n = write_data(entry.source, data_dir)
             tune, draws = _draws(n, args.large, args.tune, args.draws)
             for lib, python, extra in libs:
-                if lib == "bambi" and n > args.bambi_max_rows:
+                if (lib == "bambi" and n > args.bambi_max_rows) or \
+                        (lib == "bayesmix-pytensor" and n > args.pytensor_max_rows):
                     continue
                 cache = scratch / f"cache-{lib}-{entry.name}"  # empty: this structure is new
                 env = {**child_env(cache, "bayesmix" if lib.startswith("bayesmix") else lib),

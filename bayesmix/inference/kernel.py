@@ -99,21 +99,6 @@ def _prior(code, a, b, c, x):
 
 
 @njit(cache=True)
-def _log1pexp(x):
-    if x > 0.0:
-        return x + math.log1p(math.exp(-x))
-    return math.log1p(math.exp(x))
-
-
-@njit(cache=True)
-def _expit(x):
-    if x >= 0.0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
-
-
-@njit(cache=True)
 def _beta(x, I, F):
     """The fixed slopes (beta) from the sampler's coordinates (QR or not)."""
     nbeta, pos = I[5], I[9]
@@ -652,12 +637,13 @@ def _conditional(x, grad, F, I):
             lp += wi * (-0.5 * r * r - math.log(phi))
             gi = wi * r / phi
             dphi += wi * (r * r - 1.0) / phi
-        elif family == 1:
-            lp += wi * (yi * eta - _log1pexp(eta))
-            gi = wi * (yi - _expit(eta))
-        elif family == 2:
-            lp += wi * (yi * eta - trials[i] * _log1pexp(eta))
-            gi = wi * (yi - trials[i] * _expit(eta))
+        elif family <= 2:  # bernoulli, binomial (logit): one exp per row
+            e = math.exp(-abs(eta))
+            softplus = max(eta, 0.0) + math.log1p(e)
+            p = 1.0 / (1.0 + e) if eta >= 0.0 else e / (1.0 + e)
+            ni = 1.0 if family == 1 else trials[i]
+            lp += wi * (yi * eta - ni * softplus)
+            gi = wi * (yi - ni * p)
         elif family == 3:
             mu = math.exp(eta)
             lp += wi * (yi * eta - mu)
