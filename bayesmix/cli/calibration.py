@@ -158,8 +158,9 @@ def simulate(study: Study, sim: int, seed: int) -> tuple[pd.DataFrame, dict[str,
     return study.make(rng)
 
 
-def _intervals(fit: Any) -> dict[str, tuple[float, float]]:
-    """95 % equal-tailed intervals of the fixed effects, SDs, correlations and sigma."""
+def _intervals(fit: Any) -> dict[str, tuple[float, float, float]]:
+    """95 % equal-tailed intervals of the fixed effects, SDs, correlations and sigma, with
+    the posterior mean."""
     post = fit.idata["posterior"].to_dataset()
     out = {}
     for name, da in post.data_vars.items():
@@ -178,7 +179,7 @@ def _intervals(fit: Any) -> dict[str, tuple[float, float]]:
         else:
             for i, label in enumerate(da[extra[0]].values):
                 out[f"{name}[{label}]"] = values[:, i]
-    return {k: (float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975)))
+    return {k: (float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975)), float(v.mean()))
             for k, v in out.items()}
 
 
@@ -210,9 +211,11 @@ def run_one(study: Study, sim: int, seed: int, draws: int = 500) -> dict[str, An
         row["boundary_sd_flag"] = any(f.kind == "sd" for f in flags)
         row["boundary_cor_flag"] = any(f.kind == "cor" for f in flags)
         row["divergences"] = int(fit.idata["sample_stats"]["diverging"].values.sum())
-        for name, (lo, hi) in _intervals(fit).items():
+        for name, (lo, hi, mean) in _intervals(fit).items():
             if name in truth:
                 row[f"cover_{name}"] = bool(lo <= truth[name] <= hi)
+                row[f"below_{name}"] = bool(truth[name] < lo)  # misses, by side
+                row[f"error_{name}"] = mean - truth[name]
         row["centred"] = bool(model.centered[0]) if model.centered else False
         row["marginal"] = bool(model.marginal)
     except Exception as error:  # noqa: BLE001  (recorded; the summary counts them)
@@ -265,8 +268,12 @@ def summarize(table: pd.DataFrame, alpha: float = 0.05) -> dict[str, dict[str, f
     for col in ok.columns:
         if col.startswith("p_"):
             out[f"{col[2:]} p < {alpha}"] = _rate(ok[col] < alpha)
-        elif col.endswith("_flag") or col.startswith("cover_"):
+        elif col.endswith("_flag") or col.startswith(("cover_", "below_")):
             out[col] = _rate(ok[col])
+        elif col.startswith("error_"):  # the posterior mean's bias, with its MC SE
+            e = ok[col].dropna().astype(float)
+            out[col] = {"rate": float(e.mean()), "n": len(e),
+                        "mc_se": float(e.std() / np.sqrt(len(e))) if len(e) > 1 else 0.0}
     out["failed fits"] = {"rate": float(len(table) - len(ok)), "n": len(table), "mc_se": 0.0}
     return out
 

@@ -30,8 +30,8 @@ from numba.extending import intrinsic
 __all__ = ["kernel_model", "logp_and_grad", "expand", "precompile"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
-_N_META, _N_F, _N_I = 28, 23, 8
-_BF = 10  # fields per block (kernel_plan.BLOCK_FIELDS)
+_N_META, _N_F, _N_I = 28, 24, 9
+_BF = 13  # fields per block (kernel_plan.BLOCK_FIELDS)
 
 
 @njit(cache=True, inline="always")
@@ -96,6 +96,22 @@ def _prior(code, a, b, c, x):
             -2.0 * d / (a * (1.0 + d * d))
     # Gamma(alpha=a, beta=b)
     return a * math.log(b) - math.lgamma(a) + (a - 1.0) * math.log(x) - b * x, (a - 1.0) / x - b
+
+
+@njit(cache=True, inline="always")
+def _level_mean(absorb, t, b, l, intercept, beta, blocks, lvx, lcols):
+    """The prior mean of level l's coefficient for term t of a centred block: the absorbed
+    intercept (plus the block's level covariates times their slopes) or slope, else 0."""
+    kind = absorb[2 * t]
+    if kind == 1:
+        mean = intercept
+        nc, vo, co = blocks[_BF * b + 10], blocks[_BF * b + 11], blocks[_BF * b + 12]
+        for c in range(nc):
+            mean += lvx[vo + l * nc + c] * beta[lcols[co + c]]
+        return mean
+    if kind == 2:
+        return beta[absorb[2 * t + 1]]
+    return 0.0
 
 
 @njit(cache=True)
@@ -548,6 +564,7 @@ def _conditional(x, grad, F, I):
         nl += blocks[_BF * b + 1] ** 2 * blocks[_BF * b + 8]
     lmat = np.zeros(nl)  # the Cholesky factors of the correlated blocks, q x q each
     lkj = _f(F, I, 15)
+    lvx, lcols = _f(F, I, 23), _i(I, 8)
     for b in range(nblocks):
         L, q, centred, pos_sd, pos_g, t0 = (blocks[_BF * b], blocks[_BF * b + 1], blocks[_BF * b + 2],
                                             blocks[_BF * b + 3], blocks[_BF * b + 4], blocks[_BF * b + 7])
@@ -592,12 +609,7 @@ def _conditional(x, grad, F, I):
                 t = t0 + k
                 g = x[pos_g + l * q + k]
                 if centred == 1:
-                    kind = absorb[2 * t]
-                    mean = 0.0
-                    if kind == 1:
-                        mean = intercept
-                    elif kind == 2:
-                        mean = beta[absorb[2 * t + 1]]
+                    mean = _level_mean(absorb, t, b, l, intercept, beta, blocks, lvx, lcols)
                     gamma[goff[b] + l * q + k] = g
                     d = (g - mean) / sd[t]
                     lp += -0.5 * d * d - math.log(sd[t]) - 0.5 * _LOG_2PI
@@ -700,16 +712,16 @@ def _conditional(x, grad, F, I):
                 xv = x[pos_g + l * q + k]
                 if centred == 1:
                     kind = absorb[2 * t]
-                    mean = 0.0
-                    if kind == 1:
-                        mean = intercept
-                    elif kind == 2:
-                        mean = beta[absorb[2 * t + 1]]
+                    mean = _level_mean(absorb, t, b, l, intercept, beta, blocks, lvx, lcols)
                     r = (xv - mean) / sd[t]
                     grad[pos_g + l * q + k] = dgamma[j] - r / sd[t]
                     dsd[t] += (r * r - 1.0) / sd[t]
                     if kind == 1:
                         dintercept += r / sd[t]
+                        nc, vo, co = blocks[_BF * b + 10], blocks[_BF * b + 11], \
+                            blocks[_BF * b + 12]
+                        for c in range(nc):  # level covariates in the intercept's mean
+                            dbeta[lcols[co + c]] += lvx[vo + l * nc + c] * r / sd[t]
                     elif kind == 2:
                         dbeta[absorb[2 * t + 1]] += r / sd[t]
                 else:

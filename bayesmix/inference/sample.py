@@ -19,8 +19,8 @@ import xarray as xr
 
 from bayesmix import varnames
 from bayesmix.errors import SamplerError
-from bayesmix.inference.nutpie_import import import_nutpie
 from bayesmix.inference.jax_samplers import JAX_SAMPLERS, check_jax_sampler, sample_jax
+from bayesmix.inference.nutpie_import import import_nutpie
 from bayesmix.model.model import clean_draws
 
 __all__ = ["SamplerSettings", "run_sampler", "sample_model", "add_data_groups", "SAMPLERS"]

@@ -29,7 +29,7 @@ import numpy as np
 from bayesmix import varnames
 from bayesmix.data.design import Design
 from bayesmix.model.build import coords_of
-from bayesmix.model.parametrization import absorption
+from bayesmix.model.parametrization import absorption, level_values
 from bayesmix.model.transforms import qr_transform
 from bayesmix.priors import Prior
 
@@ -44,15 +44,17 @@ N_META = 28
 # float slots
 (F_Y, F_TRIALS, F_WEIGHTS, F_OFFSET, F_XC, F_MBAR, F_RINV, F_QRLOG, F_Z, F_BETA_PRIOR,
  F_INTERCEPT_PRIOR, F_SD_PRIOR, F_FAM_PRIOR, F_XMEANS, F_CONST, F_LKJ, F_ZTZ, F_ZTX, F_ZTY,
- F_XTX, F_XTY, F_TOTALS, F_PRIOR_SD) = range(23)
-N_FSLOTS = 23
+ F_XTX, F_XTY, F_TOTALS, F_PRIOR_SD, F_LEVELX) = range(24)
+N_FSLOTS = 24
 # int slots
-(I_BLOCKS, I_INDEX, I_KEPT, I_MOVED, I_BETA_PRIOR, I_SD_PRIOR, I_ABSORB, I_OTHERS) = range(8)
-N_ISLOTS = 8
+(I_BLOCKS, I_INDEX, I_KEPT, I_MOVED, I_BETA_PRIOR, I_SD_PRIOR, I_ABSORB, I_OTHERS,
+ I_LEVELCOLS) = range(9)
+N_ISLOTS = 9
 # per block: levels, terms, centred, position of its SDs (or packed Cholesky factor), position
 # of its level coefficients, Z offset, index offset, first term, correlated, offset of its
-# Cholesky factor in the kernel's work array
-BLOCK_FIELDS = 10
+# Cholesky factor in the kernel's work array, number of level covariates, offset of their
+# values (levels x covariates) in F_LEVELX, offset of their slopes' indices in I_LEVELCOLS
+BLOCK_FIELDS = 13
 
 FAMILY_CODES = {("gaussian", "identity"): 0, ("bernoulli", "logit"): 1, ("binomial", "logit"): 2,
                 ("poisson", "log"): 3, ("negativebinomial", "log"): 4}
@@ -130,8 +132,6 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
         centered = (False,) * len(design.blocks)  # (a marginal model samples no levels)
     if code is None:
         return f"the {family} family with the {link} link"
-    if level_covariates:
-        return "level covariates in a block's prior mean"
     for block, is_centred in zip(design.blocks, centered):
         if block.correlated and is_centred:
             return f"centred correlated random effects ({block.term.expr} | {block.group})"
@@ -141,7 +141,9 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
     has_int = design.has_intercept
     absorb = absorption(design, centered)
     j0 = names.index("(Intercept)") if has_int else -1
-    moved_cols = {j for terms in absorb.values() for j in terms.values()}
+    level_covariates = level_covariates if absorb and level_covariates else {}
+    moved_cols = {j for terms in absorb.values() for j in terms.values()} | \
+        {j for cols in level_covariates.values() for j in cols}
     value_names: list[str] = []
     dims: dict[str, tuple[str, ...]] = {}
     coords = coords_of(design)
@@ -200,7 +202,9 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
         pos += nbeta
     # -- blocks
     block_rows, index_parts, z_parts, sd_rows, absorb_rows = [], [], [], [], []
-    z_off = idx_off = term_off = l_off = 0
+    z_off = idx_off = term_off = l_off = lv_off = lc_off = 0
+    lv_parts: list[np.ndarray] = []
+    lc_parts: list[np.ndarray] = []
     lkj_rows: list[float] = []
     lkj_const = 0.0
     shapes_extra: dict[str, tuple[int, ...]] = {}
@@ -239,7 +243,8 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
             pos_sd, pos = pos, pos + q
             lo = 0
         if marginal is not None:
-            block_rows.append((L, q, 0, pos_sd, -1, 0, 0, term_off, int(block.correlated), lo))
+            block_rows.append((L, q, 0, pos_sd, -1, 0, 0, term_off, int(block.correlated), lo,
+                               0, 0, 0))
             term_off += q
             continue
         gname = varnames.gamma(block) if is_centred else varnames.z(block)
@@ -259,8 +264,14 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
                 start[:, k] = _location(priors[names[j]])
         base.append(start.ravel())
         pos_gamma, pos = pos, pos + L * q
+        cols = list(level_covariates.get(i, ()))
         block_rows.append((L, q, int(is_centred), pos_sd, pos_gamma, z_off, idx_off, term_off,
-                           int(block.correlated), lo))
+                           int(block.correlated), lo, len(cols), lv_off, lc_off))
+        if cols:  # level covariates: in the absorbed intercept's prior mean, per level
+            lv_parts.append(level_values(block, X[:, cols]).ravel())
+            lc_parts.append(np.array([others.index(j) for j in cols], dtype=np.int64))
+            lv_off += L * len(cols)
+            lc_off += len(cols)
         z_parts.append(np.ascontiguousarray(block.Z, dtype=np.float64).ravel())
         index_parts.append(np.asarray(block.index, dtype=np.int64))
         z_off += n * q
@@ -316,14 +327,16 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
               prior_arr(rows), np.array(intercept_prior[1] if intercept_prior else [0.0] * 3),
               prior_arr(sd_rows), np.array(fam_prior[1] if fam_prior else [0.0] * 3),
               np.asarray(means, dtype=np.float64), np.array([const + lkj_const]),
-              np.array(lkj_rows, dtype=np.float64), *_marginal_slots(marginal)]
+              np.array(lkj_rows, dtype=np.float64), *_marginal_slots(marginal),
+              np.concatenate(lv_parts) if lv_parts else np.zeros(0)]
     islots = [np.array(block_rows, dtype=np.int64).ravel(),
               np.concatenate(index_parts) if index_parts else np.zeros(0, np.int64),
               np.array(kept, dtype=np.int64), np.array(moved, dtype=np.int64),
               np.array([r[0] for r in rows], dtype=np.int64),
               np.array([r[0] for r in sd_rows], dtype=np.int64),
               np.array(absorb_rows, dtype=np.int64).ravel(),
-              np.array(others, dtype=np.int64)]
+              np.array(others, dtype=np.int64),
+              np.concatenate(lc_parts) if lc_parts else np.zeros(0, np.int64)]
     meta = np.zeros(N_META, dtype=np.int64)
     intercept_in_eta = int(fixmode == 1 and j0 not in moved_cols)
     for k, v in ((M_N, n), (M_FAMILY, code), (M_NDIM, n_dim), (M_NBLOCKS, len(design.blocks)),

@@ -26,6 +26,7 @@ from bayesmix.data.design import Design, make_design, restrict_rows
 from bayesmix.data.structured import AR1, AR_PRIOR_KEY, AR1Structure, model_ar1_structure
 from bayesmix.errors import BayesmixError, DataError, FamilyError, FormulaError, ResponseError
 from bayesmix.families import PARAM_LINKS, Family, get_family, ordinal_levels
+from bayesmix.model import kernel_plan
 from bayesmix.model.build import BuildPlan, build_model, stored_names
 from bayesmix.model.integrated import (
     MarginalStats,
@@ -33,7 +34,6 @@ from bayesmix.model.integrated import (
     crossed_nested_pair,
     marginal_obstacle,
 )
-from bayesmix.model import kernel_plan
 from bayesmix.model.integrated_pair import PartialStats
 from bayesmix.model.integration import draw_effects, model_stats
 from bayesmix.model.level_effects import derive_level_effects

@@ -122,6 +122,18 @@ def test_kernel_centred_blocks_with_absorbed_terms() -> None:
     assert worst_lp < 1e-10 and worst_grad < 1e-10
 
 
+def test_kernel_level_covariates_in_the_centred_intercepts_mean() -> None:
+    """A predictor constant within each level of a centred block (an item's format, a
+    patient's treatment) moves into the levels' prior mean (level_covariates)."""
+    df = _well_measured()
+    per_group = {g: i % 2 for i, g in enumerate(sorted(df["g"].unique()))}
+    df = df.assign(w=df["g"].map(per_group).astype(float))
+    model = bm.Model("c ~ x + w + (1 | g)", df, family="poisson")
+    assert model.centered == (True,) and model.level_covariates == {0: (2,)}
+    worst_lp, worst_grad = _compare(model)
+    assert worst_lp < 1e-10 and worst_grad < 1e-10
+
+
 def test_models_outside_the_class_say_why() -> None:
     df = _data()
     reasons = {
@@ -149,7 +161,8 @@ def test_kernel_layout_constants_match_the_plan() -> None:
     # kernel.py writes the slot numbers out (numba's cache is keyed by its own source)
     assert (K._N_META, K._N_F, K._N_I) == (KP.N_META, KP.N_FSLOTS, KP.N_ISLOTS)
     assert (KP.M_FAMILY, KP.M_NDIM, KP.M_POS_FAM, KP.M_NEXPANDED, KP.M_NTERMS) == (1, 2, 10, 15, 20)
-    assert (KP.F_CONST, KP.F_XMEANS, KP.F_LKJ, KP.F_PRIOR_SD, KP.I_OTHERS) == (14, 13, 15, 22, 7)
+    assert (KP.F_CONST, KP.F_XMEANS, KP.F_LKJ, KP.F_PRIOR_SD, KP.F_LEVELX) == (14, 13, 15, 22, 23)
+    assert (KP.I_OTHERS, KP.I_LEVELCOLS) == (7, 8)
     assert (KP.M_MARGINAL, KP.M_P, KP.M_LEVELS) == (21, 22, 23)
     assert K._BF == KP.BLOCK_FIELDS
 
