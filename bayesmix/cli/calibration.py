@@ -207,6 +207,11 @@ def run_one(study: Study, sim: int, seed: int, draws: int = 500) -> dict[str, An
         k = np.asarray(result.pareto_k.values, float)
         row["pareto_k_max"] = float(k.max())
         row["pareto_k_flag"] = bool(np.any(k > result.good_k))  # LooWarning's threshold
+        for name, da in fit.idata["posterior"].to_dataset().data_vars.items():
+            if name.startswith("sd_"):  # the boundary statistic: q10 / median (first term)
+                sd = da.transpose("chain", "draw", ...).values.reshape(-1, da.shape[-1])[:, 0]
+                for q in (0.05, 0.1, 0.2):
+                    row[f"ratio_q{int(q * 100):02d}"] = float(np.quantile(sd, q) / np.median(sd))
         flags = boundary_flags(fit.idata, fit.model)
         row["boundary_sd_flag"] = any(f.kind == "sd" for f in flags)
         row["boundary_cor_flag"] = any(f.kind == "cor" for f in flags)

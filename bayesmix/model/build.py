@@ -435,9 +435,24 @@ def _cutpoints(plan: BuildPlan, prior: Prior, y: np.ndarray) -> pt.TensorVariabl
     k = len(plan.categories)
     counts = np.bincount(np.asarray(y, dtype=np.int64) - 1, minlength=k)
     cum = (np.cumsum(counts)[:-1] + 0.5) / (len(y) + 1.0)  # strictly increasing, in (0, 1)
-    return _rv("_cutpoints_c", prior, dims="cutpoint",
-               transform=pm.distributions.transforms.ordered,
-               initval=get_link(plan.link).link(cum))
+    keys = list(prior.kwargs)
+    values = [np.broadcast_to(np.float64(prior.kwargs[key]), (k - 1,)).copy() for key in keys]
+    base = getattr(pm, prior.dist)
+
+    # The density is the prior's, restricted to ordered values (the ordered transform); a
+    # prior draw is the sorted draw of k - 1 independent values, the same distribution.
+    # (Drawn unsorted, as a plain variable with the ordered transform is, prior predictive
+    # draws had unordered cutpoints: simulation-based calibration found it.)
+    def dist(*args: Any, size: Any = None) -> Any:
+        return pt.sort(base.dist(**dict(zip(keys, args)), size=size), axis=-1)
+
+    def logp(value: Any, *args: Any) -> Any:
+        return pm.logp(base.dist(**dict(zip(keys, args))), value)
+
+    return pm.CustomDist("_cutpoints_c", *values, dist=dist, logp=logp, dims="cutpoint",
+                         signature=",".join(["(k)"] * len(keys)) + "->(k)",
+                         transform=pm.distributions.transforms.ordered,
+                         initval=get_link(plan.link).link(cum))
 
 
 PYTENSOR = Math(exp=pt.exp, log=pt.log, expm1=pt.expm1, log1p=pt.log1p, expit=pm.math.invlogit,

@@ -527,3 +527,19 @@ def test_model_arrays_and_logp_are_unchanged_without_weights():
     assert model.pymc_model.potentials == []
     assert "_data_weights" not in {v.name for v in model.pymc_model.data_vars}
     assert pm.Model is type(model.pymc_model)
+
+
+def test_ordinal_prior_draws_have_ordered_cutpoints():
+    """Prior (predictive) draws of an ordinal model draw the cutpoints from the model's prior,
+    which is ordered: PyMC's ordered transform alone leaves forward draws unordered, which
+    SBC found (the simulated categories then do not come from the fitted model)."""
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"y": np.arange(60) % 4 + 1, "x": rng.normal(size=60),
+                       "g": np.repeat(np.arange(12), 5).astype(str)})
+    model = bm.Model("y ~ x + (1 | g)", df, family="cumulative",
+                     priors={"cutpoints": bm.Prior("Normal", mu=0, sigma=1)})
+    prior = model.prior_predictive(draws=300, random_seed=1)["prior"]
+    cut = prior["cutpoints"].values.reshape(-1, 3)
+    assert np.all(np.diff(cut, axis=1) > 0)
+    # sorted N(0, 1) triples: the first cutpoint is the minimum of three, mean -0.846
+    assert abs(cut[:, 0].mean() + 0.846) < 0.15  # 4 MC SEs (sd 0.75 / sqrt(300))
