@@ -13,8 +13,8 @@
 #
 # Sampling settings: 2 chains x 1000 draws after 1000 tuning steps; leave-one-subject-out
 # refits each model 18 times with 2 x 500 draws after 500 tuning steps. About half a minute on two
-# cores once the models are compiled; compiling a new model structure adds 10-20 s the
-# first time (the compiled code is cached on disk).
+# cores. The models without AR(1) residuals run on bayesmix's precompiled kernel (nothing to
+# compile); the AR(1) model compiles its sampler the first time, 10-20 s, cached on disk.
 
 # %%
 import matplotlib.pyplot as plt

@@ -12,7 +12,7 @@
 # binomial); rootograms and comparison.
 #
 # Sampling settings: 2 chains x 1500 draws after 2000 tuning steps (see below why longer than
-# usual); about a minute on two cores once the models are compiled.
+# usual); about a minute on two cores (the models run on bayesmix's precompiled kernel).
 
 # %%
 import matplotlib.pyplot as plt

@@ -16,7 +16,8 @@
 # 0.20. Every subject sees every word once, in a condition counterbalanced across subjects.
 #
 # Sampling settings: 2 chains x 1000 draws after 1000 tuning steps (300/300 for the deliberately
-# bad centred fit); about half a minute on two cores once the four models are compiled.
+# bad centred fit); about half a minute on two cores (three of the models run on bayesmix's
+# precompiled kernel; the centred correlated one compiles its sampler the first time).
 
 # %%
 import matplotlib.pyplot as plt
