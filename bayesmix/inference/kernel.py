@@ -103,8 +103,8 @@ def _level_mean(absorb, t, b, l, intercept, beta, blocks, lvx, lcols):
     """The prior mean of level l's coefficient for term t of a centred block: the absorbed
     intercept (plus the block's level covariates times their slopes) or slope, else 0."""
     kind = absorb[2 * t]
-    if kind == 1:
-        mean = intercept
+    if kind == 1 or kind == 3:  # the intercept (kind 1) and/or level covariates
+        mean = intercept if kind == 1 else 0.0
         nc, vo, co = blocks[_BF * b + 10], blocks[_BF * b + 11], blocks[_BF * b + 12]
         for c in range(nc):
             mean += lvx[vo + l * nc + c] * beta[lcols[co + c]]
@@ -716,8 +716,9 @@ def _conditional(x, grad, F, I):
                     r = (xv - mean) / sd[t]
                     grad[pos_g + l * q + k] = dgamma[j] - r / sd[t]
                     dsd[t] += (r * r - 1.0) / sd[t]
-                    if kind == 1:
-                        dintercept += r / sd[t]
+                    if kind == 1 or kind == 3:
+                        if kind == 1:
+                            dintercept += r / sd[t]
                         nc, vo, co = blocks[_BF * b + 10], blocks[_BF * b + 11], \
                             blocks[_BF * b + 12]
                         for c in range(nc):  # level covariates in the intercept's mean

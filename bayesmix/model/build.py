@@ -314,7 +314,10 @@ def _linear_part(design: Design, centered: tuple[bool, ...], priors: dict[str, P
             k0 = block.coef_names.index("(Intercept)")
             values = _data(f"level_X_{block.name}", level_values(block, design.X[:, cols]))
             level_mean = pt.dot(values, pt.stack([slopes[j] for j in cols]))
-            means[k0] = (means[k0][0] + level_mean, means[k0][1])
+            if k0 in means:  # the block absorbing the intercept
+                means[k0] = (means[k0][0] + level_mean, means[k0][1])
+            else:  # another centred block: its levels' mean is the covariates' part alone
+                means[k0] = (level_mean, Prior("Normal", mu=0.0, sigma=1.0))  # (start at 0)
         eta = eta + _random_effects(block, is_centred, priors, means)
     if design.has_offset:
         eta = eta + _data(f"offset{varnames.suffix(lp)}", design.offset)

@@ -252,9 +252,12 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
         dims[gname] = (ldim, tdim)
         start = np.zeros((L, q))
         terms = absorb.get(i, {})
+        lc_here = bool(level_covariates.get(i))
         for k in range(q):
             j = terms.get(k)
-            if j is None:
+            if j is None and lc_here and block.coef_names[k] == "(Intercept)":
+                absorb_rows.append((3, -1))  # level covariates only (the mean starts at 0)
+            elif j is None:
                 absorb_rows.append((0, -1))
             elif j == j0:
                 absorb_rows.append((1, -1))

@@ -134,6 +134,24 @@ def test_kernel_level_covariates_in_the_centred_intercepts_mean() -> None:
     assert worst_lp < 1e-10 and worst_grad < 1e-10
 
 
+def test_kernel_level_covariates_of_a_block_that_does_not_absorb_the_intercept() -> None:
+    """Crossed, both blocks centred: items absorb the intercept, persons take the
+    person-level covariate into their mean (r_person ~ N(ability * beta, sd))."""
+    rng = np.random.default_rng(5)
+    P, J = 60, 12
+    person, item = np.repeat(np.arange(P), J), np.tile(np.arange(J), P)
+    ability = rng.normal(size=P)
+    eta = 0.2 + 0.7 * ability[person] + rng.normal(0, 1, P)[person] + rng.normal(0, 1, J)[item]
+    df = pd.DataFrame({"y": (rng.uniform(size=P * J) < 1 / (1 + np.exp(-eta))).astype(int),
+                       "ability": ability[person], "x": rng.normal(size=P * J),
+                       "person": [f"p{k}" for k in person], "item": [f"i{k}" for k in item]})
+    model = bm.Model("y ~ ability + x + (1 | person) + (1 | item)", df, family="bernoulli",
+                     centered={"person": True, "item": True})
+    assert model.level_covariates == {0: (1,)}  # persons: ability; items: the intercept
+    worst_lp, worst_grad = _compare(model)
+    assert worst_lp < 1e-10 and worst_grad < 1e-10
+
+
 def test_models_outside_the_class_say_why() -> None:
     df = _data()
     reasons = {
