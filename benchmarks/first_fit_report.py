@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import fmt as _f
+from benchmarks.report import scaling_figure
+
 __all__ = ["write_markdown"]
-
-
-def _f(x: Any, digits: int = 1) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    return f"{x:,.{digits}f}" if isinstance(x, float) else f"{x:,}"
 
 
 def _table(rows: list[dict[str, Any]], kind: str) -> list[str]:
@@ -38,15 +34,9 @@ def _table(rows: list[dict[str, Any]], kind: str) -> list[str]:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> bool:
-    series = [r for r in rows if r["kind"] == "scaling" and "wall_s" in r]
-    if not series:
+    series, fig, axes, plt = scaling_figure(rows)
+    if fig is None:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     panels = (("wall_s", "first fit: wall time (s)"), ("ess_per_s", "first fit: min bulk ESS / s"),
               ("ms_per_grad", "ms per gradient evaluation"))
     for lib, style, color in (("bayesmix", "o-", "C0"), ("bayesmix-pytensor", "^-.", "C2"),

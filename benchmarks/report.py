@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["header_line", "line", "write_markdown", "ratios"]
+__all__ = ["header_line", "line", "write_markdown", "ratios", "scaling_figure", "fmt"]
 
 _COLS = ("model", "lib", "rows", "wall s", "compile s", "sample s", "min ESS", "ESS/s",
          "level ESS", "RSS MB", "bm/bambi")
@@ -18,6 +18,9 @@ def _f(x: Any, digits: int = 1) -> str:
     if isinstance(x, float):
         return f"{x:,.{digits}f}"
     return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+fmt = _f  # a number as the tables print it
 
 
 def header_line() -> str:
@@ -80,16 +83,25 @@ def _md_table(rows: list[dict[str, Any]], rat: dict) -> list[str]:
     return out
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> bool:
+def scaling_figure(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any, Any, Any]:
+    """The scaling rows that have results, and a figure of three panels for them (the
+    figure is None when there is nothing to plot)."""
     series = [r for r in rows if r["kind"] == "scaling" and "wall_s" in r]
     if not series:
-        return False
+        return series, None, None, None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    return series, fig, axes, plt
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> bool:
+    series, fig, axes, plt = scaling_figure(rows)
+    if fig is None:
+        return False
     panels = (("wall_s", "wall time (s)"), ("ess_per_s", "min bulk ESS / s"),
               ("peak_rss_mb", "peak RSS (MB)"))
     for lib, style, color in (("bayesmix", "o-", "C0"), ("bambi", "s--", "C1")):

@@ -159,28 +159,12 @@ def simulate(study: Study, sim: int, seed: int) -> tuple[pd.DataFrame, dict[str,
 
 
 def _intervals(fit: Any) -> dict[str, tuple[float, float, float]]:
-    """95 % equal-tailed intervals of the fixed effects, SDs, correlations and sigma, with
-    the posterior mean."""
-    post = fit.idata["posterior"].to_dataset()
-    out = {}
-    for name, da in post.data_vars.items():
-        if not name.startswith(("fixef", "sd_", "cor_", "sigma")):
-            continue
-        values = da.transpose("chain", "draw", ...).values
-        values = values.reshape(-1, *values.shape[2:])
-        extra = da.dims[2:]
-        if not extra:
-            out[name] = values
-        elif name.startswith("cor_"):
-            labels = [str(v) for v in da[extra[0]].values]
-            for i in range(len(labels)):
-                for j in range(i + 1, len(labels)):
-                    out[f"{name}[{labels[i]},{labels[j]}]"] = values[:, i, j]
-        else:
-            for i, label in enumerate(da[extra[0]].values):
-                out[f"{name}[{label}]"] = values[:, i]
+    """95 % equal-tailed intervals of every scalar parameter (fixed effects, SDs, correlations,
+    family parameters), with the posterior mean."""
+    from bayesmix.validation.sbc import scalar_draws
+
     return {k: (float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975)), float(v.mean()))
-            for k, v in out.items()}
+            for k, v in scalar_draws(fit.idata["posterior"].to_dataset()).items()}
 
 
 def run_one(study: Study, sim: int, seed: int, draws: int = 500) -> dict[str, Any]:

@@ -134,34 +134,12 @@ def _beta(x, I, F):
 
 @njit(cache=True, inline="always")
 def _mm(A, B, out):
-    """out = A B (small dense matrices, explicit loops)."""
+    """out = A B (small dense matrices, explicit loops; pass ``A.T`` or ``B.T`` for A'B, AB')."""
     for i in range(A.shape[0]):
         for j in range(B.shape[1]):
             t = 0.0
             for k in range(A.shape[1]):
                 t += A[i, k] * B[k, j]
-            out[i, j] = t
-
-
-@njit(cache=True, inline="always")
-def _mtm(A, B, out):
-    """out = A' B."""
-    for i in range(A.shape[1]):
-        for j in range(B.shape[1]):
-            t = 0.0
-            for k in range(A.shape[0]):
-                t += A[k, i] * B[k, j]
-            out[i, j] = t
-
-
-@njit(cache=True, inline="always")
-def _mmt(A, B, out):
-    """out = A B'."""
-    for i in range(A.shape[0]):
-        for j in range(B.shape[0]):
-            t = 0.0
-            for k in range(A.shape[1]):
-                t += A[i, k] * B[j, k]
             out[i, j] = t
 
 
@@ -358,14 +336,14 @@ def _marginal(x, grad, F, I):
                     t -= B[a, k] * fix[k]
             v[a] = t
         _mm(A, Lf, AL)
-        _mtm(Lf, AL, M)
+        _mm(Lf.T, AL, M)
         for a in range(q):
             M[a, a] += s2
         C = _chol(M, q)
         Minv = _inv_spd(C, q)
         _mm(Lf, Minv, T1)
         W = Ws[j]
-        _mmt(T1, Lf, W)
+        _mm(T1, Lf.T, W)
         for a in range(q):
             logdet += math.log(C[a, a])
         _mv(W, v, Wv)

@@ -46,7 +46,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["DESIGNS", "SBCConfig", "design_data", "stated_priors", "simulate_ranks",
-           "run_sbc", "summarize", "plot_ranks", "main"]
+           "run_sbc", "summarize", "plot_ranks", "scalar_draws", "main"]
 
 DESIGNS = {
     "intercept": "y ~ x + (1 | g)",
@@ -149,7 +149,7 @@ def stated_priors(formula: str, df: pd.DataFrame, family: str) -> dict[str, Any]
     return out
 
 
-def _scalars(ds: Any) -> dict[str, np.ndarray]:
+def scalar_draws(ds: Any) -> dict[str, np.ndarray]:
     """Every scalar parameter of a posterior-like Dataset, (chain, draw) flattened, by name;
     level effects (``r_*``) are left out, correlations kept once (upper triangle)."""
     out = {}
@@ -195,7 +195,7 @@ def simulate_ranks(family: str, design: str, config: SBCConfig, sims: list[int])
         t0 = time.perf_counter()
         try:
             prior = setup.prior_predictive(draws=1, random_seed=seed)
-            truth = _scalars(prior["prior"].to_dataset())
+            truth = scalar_draws(prior["prior"].to_dataset())
             y = prior["prior_predictive"].to_dataset()[setup.response_name].values.ravel()
             if setup.family.ordinal:  # drawn as 0-based category codes: back to the labels
                 y = np.asarray(setup.categories)[y.astype(int)]
@@ -209,7 +209,7 @@ def simulate_ranks(family: str, design: str, config: SBCConfig, sims: list[int])
                                        chains=config.chains, random_seed=seed,
                                        progressbar=False)
             idata, _, _ = sample_model(model, settings)
-            post = _scalars(idata["posterior"].to_dataset())
+            post = scalar_draws(idata["posterior"].to_dataset())
             divergent = int(idata["sample_stats"]["diverging"].values.sum())
         except Exception as error:  # noqa: BLE001  (recorded: the summary counts them)
             rows.append({"family": family, "design": design, "sim": sim, "parameter": "",
