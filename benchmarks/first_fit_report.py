@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import finish_scaling_figure, scaling_figure
 from benchmarks.report import fmt as _f
-from benchmarks.report import scaling_figure
 
 __all__ = ["write_markdown"]
 
@@ -42,21 +42,13 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
     for lib, style, color in (("bayesmix", "o-", "C0"), ("bayesmix-pytensor", "^-.", "C2"),
                               ("bambi", "s--", "C1")):
         pts = sorted((r for r in series if r["lib"] == lib), key=lambda r: r["rows"])
-        for ax, (key, label) in zip(axes, panels):
+        for ax, (key, _) in zip(axes, panels):
             if pts:
                 ax.plot([r["rows"] for r in pts], [r.get(key, float("nan")) for r in pts], style,
                         color=color, label=lib)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel("rows (40 items, rows / 40 persons)")
-            ax.set_title(label, fontsize=10)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("Crossed logistic model y ~ ability_z + (1|person) + (1|item), "
-                 "each size fitted once on an empty compile cache", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish_scaling_figure(fig, axes, plt, panels, path, "rows (40 items, rows / 40 persons)",
+                          "Crossed logistic model y ~ ability_z + (1|person) + (1|item), "
+                          "each size fitted once on an empty compile cache", fontsize=10)
     return True
 
 

@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["header_line", "line", "write_markdown", "ratios", "scaling_figure", "fmt"]
+__all__ = ["header_line", "line", "write_markdown", "ratios", "scaling_figure",
+           "finish_scaling_figure", "fmt"]
 
 _COLS = ("model", "lib", "rows", "wall s", "compile s", "sample s", "min ESS", "ESS/s",
          "level ESS", "RSS MB", "bm/bambi")
@@ -108,7 +109,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
         pts = sorted((r for r in series if r["lib"] == lib), key=lambda r: r["rows"])
         if not pts:
             continue
-        for ax, (key, label) in zip(axes, panels):
+        for ax, (key, _) in zip(axes, panels):
             ax.plot([r["rows"] for r in pts], [r[key] for r in pts], style, color=color,
                     label=lib)
             if key == "wall_s":
@@ -118,18 +119,27 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
                 if key == "wall_s" and r["draws"] != pts[0]["draws"]:
                     ax.annotate(f"{r['tune']}+{r['draws']} draws", (r["rows"], r[key]),
                                 fontsize=7, textcoords="offset points", xytext=(-40, 6))
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel("rows")
-            ax.set_title(label)
-    axes[0].legend()
-    fig.suptitle("Crossed gaussian model y ~ service + (1|student) + (1|lecturer) + (1|dept): "
-                 "cost by data size", fontsize=10)
+    finish_scaling_figure(fig, axes, plt, panels, path, "rows",
+                          "Crossed gaussian model y ~ service + (1|student) + (1|lecturer) + "
+                          "(1|dept): cost by data size")
+    return True
+
+
+def finish_scaling_figure(fig: Any, axes: Any, plt: Any, panels: Any, path: Path, xlabel: str,
+                          title: str, fontsize: float | None = None) -> None:
+    """Log axes, labels, legend and title of a :func:`scaling_figure`; saved to ``path``.
+    ``fontsize``: of the panel titles and the legend (None: matplotlib's)."""
+    for ax, (_, label) in zip(axes, panels):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_title(label, fontsize=fontsize)
+    axes[0].legend(fontsize=None if fontsize is None else fontsize - 2)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return True
 
 
 def write_markdown(meta: dict[str, Any], rows: list[dict[str, Any]], md: Path,
