@@ -33,7 +33,7 @@ __all__ = ["kernel_model", "logp_and_grad", "expand", "precompile"]
 _LOADING = time.perf_counter()  # the entry points compile (or load) while this module loads
 _LOG_2PI = math.log(2.0 * math.pi)
 _N_META, _N_F, _N_I = 28, 24, 9
-_BF = 12  # fields per block (kernel_plan.BLOCK_FIELDS)
+_BF = 13  # fields per block (kernel_plan.BLOCK_FIELDS)
 
 
 @njit(cache=True, inline="always")
@@ -107,7 +107,7 @@ def _level_mean(absorb, t, b, l, intercept, beta, blocks, lvx, lcols):
     kind = absorb[2 * t]
     if kind == 1 or kind == 3:  # the intercept (kind 1) and/or level covariates
         mean = intercept if kind == 1 else 0.0
-        nc, vo, co = blocks[_BF * b + 9], blocks[_BF * b + 10], blocks[_BF * b + 11]
+        nc, vo, co = blocks[_BF * b + 10], blocks[_BF * b + 11], blocks[_BF * b + 12]
         for c in range(nc):
             mean += lvx[vo + l * nc + c] * beta[lcols[co + c]]
         return mean
@@ -132,46 +132,6 @@ def _beta(x, I, F):
         for a in range(nbeta):
             beta[a] = x[pos + a]
     return beta
-
-
-@njit(cache=True)
-def _fixed_priors(x, grad, F, I, beta, dbeta):
-    """Log density of the slopes' priors (their derivatives into ``dbeta``) and of the
-    centred intercept's (into ``grad``)."""
-    nbeta, pos_int = I[5], I[8]
-    lp = 0.0
-    bprior, bkind = _f(F, I, 9), _i(I, 4)
-    for a in range(nbeta):
-        v, d = _prior(bkind[a], bprior[3 * a], bprior[3 * a + 1], bprior[3 * a + 2], beta[a])
-        lp += v
-        dbeta[a] += d
-    if I[7] == 1:
-        ip = _f(F, I, 10)
-        v, d = _prior(I[19], ip[0], ip[1], ip[2], x[pos_int])
-        lp += v
-        grad[pos_int] += d
-    return lp
-
-
-@njit(cache=True)
-def _slopes_grad(grad, F, I, dbeta):
-    """d/d(sampler's coordinates) of the slopes from d/dbeta: R_inv' dbeta in QR coordinates
-    (whose Jacobian is constant: returned, to add to the log density), else dbeta."""
-    nbeta, pos_beta = I[5], I[9]
-    lp = 0.0
-    if I[6] == 1:
-        rinv, qlog = _f(F, I, 6), _f(F, I, 7)
-        for a in range(nbeta):
-            lp += qlog[a]
-        for b in range(nbeta):
-            s = 0.0
-            for a in range(nbeta):
-                s += rinv[a * nbeta + b] * dbeta[a]
-            grad[pos_beta + b] = s
-    else:
-        for a in range(nbeta):
-            grad[pos_beta + a] = dbeta[a]
-    return lp
 
 
 @njit(cache=True, inline="always")
@@ -315,8 +275,8 @@ def _marginal(x, grad, F, I):
     """The gaussian model with its level effects (and, in mode 2, its fixed effects)
     integrated out: bayesmix.model.integrated.marginal_loglik with the priors, and its
     gradient (V = s^2 I + Z L L' Z' per level; W = L (s^2 I + L'AL)^-1 L')."""
-    ndim, nbeta, fixmode = I[2], I[5], I[7]
-    pos_int, pos_fam, mode = I[8], I[10], I[21]
+    ndim, nbeta, qr, fixmode = I[2], I[5], I[6], I[7]
+    pos_int, pos_beta, pos_fam, mode = I[8], I[9], I[10], I[21]
     q, p, J = I[20], I[22], I[23]
     for k in range(ndim):
         grad[k] = 0.0
@@ -329,11 +289,19 @@ def _marginal(x, grad, F, I):
     dbeta = np.zeros(nbeta)
     fix = np.zeros(p)
     if mode == 1:
-        lp += _fixed_priors(x, grad, F, I, beta, dbeta)
+        bprior, bkind = _f(F, I, 9), _i(I, 4)
+        for a in range(nbeta):
+            v, d = _prior(bkind[a], bprior[3 * a], bprior[3 * a + 1], bprior[3 * a + 2], beta[a])
+            lp += v
+            dbeta[a] += d
         others, means = _i(I, 7), _f(F, I, 13)
         for a in range(nbeta):
             fix[others[a]] = beta[a]
         if fixmode == 1:
+            ip = _f(F, I, 10)
+            v, d = _prior(I[19], ip[0], ip[1], ip[2], x[pos_int])
+            lp += v
+            grad[pos_int] += d
             icpt = x[pos_int]
             for a in range(nbeta):
                 icpt -= means[a] * beta[a]
@@ -507,7 +475,18 @@ def _marginal(x, grad, F, I):
             grad[pos_int] += gfix[I[17]]
             for a in range(nbeta):
                 dbeta[a] -= means[a] * gfix[I[17]]
-        lp += _slopes_grad(grad, F, I, dbeta)
+        if qr == 1:
+            rinv, qlog = _f(F, I, 6), _f(F, I, 7)
+            for a in range(nbeta):
+                lp += qlog[a]
+            for b2 in range(nbeta):
+                t = 0.0
+                for a in range(nbeta):
+                    t += rinv[a * nbeta + b2] * dbeta[a]
+                grad[pos_beta + b2] = t
+        else:
+            for a in range(nbeta):
+                grad[pos_beta + a] = dbeta[a]
     return lp
 
 
@@ -524,8 +503,8 @@ def logp_and_grad(x, grad, F, I):
 def _conditional(x, grad, F, I):
     """The model with its level coefficients sampled."""
     n, family, ndim, nblocks = I[0], I[1], I[2], I[3]
-    nkept, nbeta, fixmode = I[4], I[5], I[7]
-    pos_int, pos_fam = I[8], I[10]
+    nkept, nbeta, qr, fixmode = I[4], I[5], I[6], I[7]
+    pos_int, pos_beta, pos_fam = I[8], I[9], I[10]
     has_offset, has_weights, int_in_eta, nmoved = I[11], I[12], I[13], I[14]
     for k in range(ndim):
         grad[k] = 0.0
@@ -533,51 +512,90 @@ def _conditional(x, grad, F, I):
     # fixed effects
     beta = _beta(x, I, F)
     dbeta = np.zeros(nbeta)
-    lp += _fixed_priors(x, grad, F, I, beta, dbeta)
+    bprior, bkind = _f(F, I, 9), _i(I, 4)
+    for a in range(nbeta):
+        v, d = _prior(bkind[a], bprior[3 * a], bprior[3 * a + 1], bprior[3 * a + 2], beta[a])
+        lp += v
+        dbeta[a] += d
     intercept = 0.0
     dintercept = 0.0
     if fixmode == 1:
+        ip = _f(F, I, 10)
+        v, d = _prior(I[19], ip[0], ip[1], ip[2], x[pos_int])
+        lp += v
+        grad[pos_int] += d
         intercept = x[pos_int]
         mbar, moved = _f(F, I, 5), _i(I, 3)
         for m in range(nmoved):
             intercept -= mbar[m] * beta[moved[m]]
-    # blocks: SDs (and Cholesky factors), then the level coefficients
-    blocks, absorb = _i(I, 0), _i(I, 6)
-    nt = I[20]
-    Lf = np.zeros((nt, nt))
-    sd = np.empty(nt)
-    dsd = np.zeros(nt)
-    lp += _scales(x, F, I, Lf, sd, dsd)
+    # blocks: SDs and level coefficients
+    blocks, sdp, sdk, absorb = _i(I, 0), _f(F, I, 11), _i(I, 5), _i(I, 6)
+    nterms = I[20]
+    sd = np.empty(nterms)
+    dsd = np.zeros(nterms)
     ntot = 0
     for b in range(nblocks):
         ntot += blocks[_BF * b] * blocks[_BF * b + 1]
     gamma = np.empty(ntot)
     goff = np.empty(nblocks + 1, dtype=np.int64)
     goff[0] = 0
+    nl = 0
+    for b in range(nblocks):
+        nl += blocks[_BF * b + 1] ** 2 * blocks[_BF * b + 8]
+    lmat = np.zeros(nl)  # the Cholesky factors of the correlated blocks, q x q each
+    lkj = _f(F, I, 15)
     lvx, lcols = _f(F, I, 23), _i(I, 8)
     for b in range(nblocks):
-        L, q, centred, pos_g, t0 = (blocks[_BF * b], blocks[_BF * b + 1], blocks[_BF * b + 2],
-                                    blocks[_BF * b + 4], blocks[_BF * b + 7])
-        corr = blocks[_BF * b + 8]
+        L, q, centred, pos_sd, pos_g, t0 = (blocks[_BF * b], blocks[_BF * b + 1], blocks[_BF * b + 2],
+                                            blocks[_BF * b + 3], blocks[_BF * b + 4], blocks[_BF * b + 7])
+        corr, lo = blocks[_BF * b + 8], blocks[_BF * b + 9]
         goff[b + 1] = goff[b] + L * q
-        for l in range(L):
+        if corr == 1:  # LKJCholeskyCov: packed rows of L, log diagonal
             for a in range(q):
+                ss = 0.0
+                for c in range(a + 1):
+                    u = x[pos_sd + a * (a + 1) // 2 + c]
+                    if c == a:
+                        lmat[lo + a * q + a] = math.exp(u)
+                        lp += u  # Jacobian of the log diagonal
+                    else:
+                        lmat[lo + a * q + c] = u
+                    ss += lmat[lo + a * q + c] ** 2
+                s = math.sqrt(ss)
                 t = t0 + a
-                g = x[pos_g + l * q + a]
-                if centred == 1:
-                    mean = _level_mean(absorb, t, b, l, intercept, beta, blocks, lvx, lcols)
-                    gamma[goff[b] + l * q + a] = g
-                    d = (g - mean) / sd[t]
-                    lp += -0.5 * d * d - math.log(sd[t]) - 0.5 * _LOG_2PI
-                    continue
-                if corr == 1:  # gamma = z L'
+                sd[t] = s
+                v, d = _prior(sdk[t], sdp[3 * t], sdp[3 * t + 1], sdp[3 * t + 2], s)
+                lp += v + lkj[t] * math.log(lmat[lo + a * q + a]) - (lkj[t] + a) * math.log(s)
+                dsd[t] += d
+            for l in range(L):
+                for a in range(q):
                     acc = 0.0
                     for c in range(a + 1):
-                        acc += x[pos_g + l * q + c] * Lf[t, t0 + c]
+                        acc += x[pos_g + l * q + c] * lmat[lo + a * q + c]
                     gamma[goff[b] + l * q + a] = acc
+                    zz = x[pos_g + l * q + a]
+                    lp += -0.5 * zz * zz - 0.5 * _LOG_2PI
+            continue
+        for k in range(q):
+            t = t0 + k
+            u = x[pos_sd + k]
+            s = math.exp(u)
+            sd[t] = s
+            v, d = _prior(sdk[t], sdp[3 * t], sdp[3 * t + 1], sdp[3 * t + 2], s)
+            lp += v + u  # log-transform Jacobian
+            dsd[t] += d
+        for l in range(L):
+            for k in range(q):
+                t = t0 + k
+                g = x[pos_g + l * q + k]
+                if centred == 1:
+                    mean = _level_mean(absorb, t, b, l, intercept, beta, blocks, lvx, lcols)
+                    gamma[goff[b] + l * q + k] = g
+                    d = (g - mean) / sd[t]
+                    lp += -0.5 * d * d - math.log(sd[t]) - 0.5 * _LOG_2PI
                 else:
-                    gamma[goff[b] + l * q + a] = g * sd[t]
-                lp += -0.5 * g * g - 0.5 * _LOG_2PI
+                    gamma[goff[b] + l * q + k] = g * sd[t]
+                    lp += -0.5 * g * g - 0.5 * _LOG_2PI
     dgamma = np.zeros(ntot)
     # family parameter
     phi, dphi = 0.0, 0.0
@@ -640,43 +658,58 @@ def _conditional(x, grad, F, I):
             l = index[io + i]
             for k in range(q):
                 dgamma[goff[b] + l * q + k] += gi * Z[zo + i * q + k]
-    # back through the level coefficients to z / gamma, the scales and the absorbed means
-    dL = np.zeros((nt, nt))
+    # back through the level coefficients to z / gamma, the SDs and absorbed means
     for b in range(nblocks):
-        L, q, centred, pos_g, t0 = (blocks[_BF * b], blocks[_BF * b + 1], blocks[_BF * b + 2],
-                                    blocks[_BF * b + 4], blocks[_BF * b + 7])
-        corr = blocks[_BF * b + 8]
+        L, q, centred, pos_sd, pos_g, t0 = (blocks[_BF * b], blocks[_BF * b + 1], blocks[_BF * b + 2],
+                                            blocks[_BF * b + 3], blocks[_BF * b + 4], blocks[_BF * b + 7])
+        corr, lo = blocks[_BF * b + 8], blocks[_BF * b + 9]
+        if corr == 1:
+            dl = np.zeros(q * q)
+            for l in range(L):
+                for c in range(q):
+                    acc = 0.0
+                    for a in range(c, q):
+                        g = dgamma[goff[b] + l * q + a]
+                        acc += g * lmat[lo + a * q + c]
+                        dl[a * q + c] += g * x[pos_g + l * q + c]
+                    grad[pos_g + l * q + c] = acc - x[pos_g + l * q + c]
+            for a in range(q):
+                t = t0 + a
+                s = sd[t]
+                for c in range(a + 1):
+                    lac = lmat[lo + a * q + c]
+                    d = dl[a * q + c] - (lkj[t] + a) * lac / (s * s) + dsd[t] * lac / s
+                    if c == a:
+                        d += lkj[t] / lac
+                        grad[pos_sd + a * (a + 1) // 2 + c] = d * lac + 1.0
+                    else:
+                        grad[pos_sd + a * (a + 1) // 2 + c] = d
+            continue
         for l in range(L):
-            for c in range(q):
-                t = t0 + c
-                j = goff[b] + l * q + c
-                xv = x[pos_g + l * q + c]
+            for k in range(q):
+                t = t0 + k
+                j = goff[b] + l * q + k
+                xv = x[pos_g + l * q + k]
                 if centred == 1:
                     kind = absorb[2 * t]
                     mean = _level_mean(absorb, t, b, l, intercept, beta, blocks, lvx, lcols)
                     r = (xv - mean) / sd[t]
-                    grad[pos_g + l * q + c] = dgamma[j] - r / sd[t]
+                    grad[pos_g + l * q + k] = dgamma[j] - r / sd[t]
                     dsd[t] += (r * r - 1.0) / sd[t]
                     if kind == 1 or kind == 3:
                         if kind == 1:
                             dintercept += r / sd[t]
-                        nc, vo, co = blocks[_BF * b + 9], blocks[_BF * b + 10], \
-                            blocks[_BF * b + 11]
-                        for e in range(nc):  # level covariates in the intercept's mean
-                            dbeta[lcols[co + e]] += lvx[vo + l * nc + e] * r / sd[t]
+                        nc, vo, co = blocks[_BF * b + 10], blocks[_BF * b + 11], \
+                            blocks[_BF * b + 12]
+                        for c in range(nc):  # level covariates in the intercept's mean
+                            dbeta[lcols[co + c]] += lvx[vo + l * nc + c] * r / sd[t]
                     elif kind == 2:
                         dbeta[absorb[2 * t + 1]] += r / sd[t]
-                elif corr == 1:  # gamma[l, a] = sum_c z[l, c] L[a, c]
-                    acc = 0.0
-                    for a in range(c, q):
-                        g = dgamma[goff[b] + l * q + a]
-                        acc += g * Lf[t0 + a, t]
-                        dL[t0 + a, t] += g * xv
-                    grad[pos_g + l * q + c] = acc - xv
                 else:
-                    grad[pos_g + l * q + c] = dgamma[j] * sd[t] - xv
-                    dL[t, t] += dgamma[j] * xv
-    _scales_grad(x, grad, I, F, Lf, sd, dsd, dL)
+                    grad[pos_g + l * q + k] = dgamma[j] * sd[t] - xv
+                    dsd[t] += dgamma[j] * xv
+        for k in range(q):
+            grad[pos_sd + k] = dsd[t0 + k] * sd[t0 + k] + 1.0
     if pos_fam >= 0:
         grad[pos_fam] = dphi * phi + 1.0
     if fixmode == 1:
@@ -684,7 +717,18 @@ def _conditional(x, grad, F, I):
         mbar, moved = _f(F, I, 5), _i(I, 3)
         for m in range(nmoved):
             dbeta[moved[m]] -= mbar[m] * dintercept
-    lp += _slopes_grad(grad, F, I, dbeta)
+    if qr == 1:  # d/dtheta = R_inv^T d/dbeta; the Jacobian is constant
+        rinv, qlog = _f(F, I, 6), _f(F, I, 7)
+        for a in range(nbeta):
+            lp += qlog[a]
+        for b2 in range(nbeta):
+            s = 0.0
+            for a in range(nbeta):
+                s += rinv[a * nbeta + b2] * dbeta[a]
+            grad[pos_beta + b2] = s
+    else:
+        for a in range(nbeta):
+            grad[pos_beta + a] = dbeta[a]
     return lp
 
 
@@ -703,20 +747,17 @@ def expand(x, out, F, I):
             out[o + a] = beta[a]
         o += nbeta
     blocks = _i(I, 0)
-    nt = I[20]
-    Lf = np.zeros((nt, nt))
-    sd = np.empty(nt)
-    _scales(x, F, I, Lf, sd, np.zeros(nt))
     for b in range(nblocks):
-        q, t0, corr = blocks[_BF * b + 1], blocks[_BF * b + 7], blocks[_BF * b + 8]
+        q, pos_sd, corr = blocks[_BF * b + 1], blocks[_BF * b + 3], blocks[_BF * b + 8]
         if corr == 1:  # the packed Cholesky factor, diagonal on its own scale
             for a in range(q):
                 for c in range(a + 1):
-                    out[o + a * (a + 1) // 2 + c] = Lf[t0 + a, t0 + c]
+                    k = a * (a + 1) // 2 + c
+                    out[o + k] = math.exp(x[pos_sd + k]) if c == a else x[pos_sd + k]
             o += q * (q + 1) // 2
             continue
         for k in range(q):
-            out[o + k] = sd[t0 + k]
+            out[o + k] = math.exp(x[pos_sd + k])
         o += q
     if pos_fam >= 0:
         out[o] = math.exp(x[pos_fam])
@@ -731,16 +772,24 @@ def expand(x, out, F, I):
         out[o + j0] = icpt
         o += ncoef
     for b in range(nblocks):  # sd_ and cor_ of the correlated blocks
-        q, t0, corr = blocks[_BF * b + 1], blocks[_BF * b + 7], blocks[_BF * b + 8]
+        q, pos_sd, corr = blocks[_BF * b + 1], blocks[_BF * b + 3], blocks[_BF * b + 8]
         if corr == 0:
             continue
+        lm = np.zeros((q, q))
         for a in range(q):
-            out[o + a] = sd[t0 + a]
+            for c in range(a + 1):
+                k = a * (a + 1) // 2 + c
+                lm[a, c] = math.exp(x[pos_sd + k]) if c == a else x[pos_sd + k]
+        cov = np.zeros((q, q))
+        for a in range(q):
             for c in range(q):
-                cov = 0.0
                 for e in range(min(a, c) + 1):
-                    cov += Lf[t0 + a, t0 + e] * Lf[t0 + c, t0 + e]
-                out[o + q + a * q + c] = cov / (sd[t0 + a] * sd[t0 + c])
+                    cov[a, c] += lm[a, e] * lm[c, e]
+        for a in range(q):
+            out[o + a] = math.sqrt(cov[a, a])
+        for a in range(q):
+            for c in range(q):
+                out[o + q + a * q + c] = cov[a, c] / math.sqrt(cov[a, a] * cov[c, c])
         o += q + q * q
     return o
 

@@ -57,7 +57,7 @@ from bayesmix.model.parametrization import absorption, level_values
 from bayesmix.model.transforms import qr_transform
 from bayesmix.priors import Prior, PriorSpec, cutpoint_labels, local_priors
 
-__all__ = ["BuildPlan", "build_model", "PYTENSOR", "pytensor_functions", "prior_location"]
+__all__ = ["BuildPlan", "build_model", "PYTENSOR", "pytensor_functions"]
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
         start = np.zeros((len(block.levels), block.n_terms))
         for k, (value, prior) in means.items():
             mean = pt.set_subtensor(mean[..., k], value)
-            start[:, k] = prior_location(prior)
+            start[:, k] = _location(prior)
     # The start is set from the priors alone: the support point PyMC would take (the mean)
     # depends on the data through the centring of absorbed slopes, which would keep the
     # compile cache from storing the model's initial point.
@@ -252,7 +252,7 @@ def _random_effects(block: RandomBlock, centered: bool, priors: dict[str, Prior]
     return (gamma[idx] * _data(f"Z_{name}", block.Z)).sum(axis=1)
 
 
-def prior_location(prior: Prior) -> float:
+def _location(prior: Prior) -> float:
     """A prior's location (its mean or median where it has one), as a starting value."""
     for key in ("mu", "alpha", "loc"):
         if key in prior.kwargs and np.ndim(prior.kwargs[key]) == 0:

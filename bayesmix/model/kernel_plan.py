@@ -28,7 +28,7 @@ import numpy as np
 
 from bayesmix import varnames
 from bayesmix.data.design import Design
-from bayesmix.model.build import coords_of, prior_location
+from bayesmix.model.build import coords_of
 from bayesmix.model.parametrization import absorption, level_values
 from bayesmix.model.transforms import qr_transform
 from bayesmix.priors import Prior
@@ -51,10 +51,10 @@ N_FSLOTS = 24
  I_LEVELCOLS) = range(9)
 N_ISLOTS = 9
 # per block: levels, terms, centred, position of its SDs (or packed Cholesky factor), position
-# of its level coefficients, Z offset, index offset, first term, correlated, number of level
-# covariates, offset of their values (levels x covariates) in F_LEVELX, offset of their
-# slopes' indices in I_LEVELCOLS
-BLOCK_FIELDS = 12
+# of its level coefficients, Z offset, index offset, first term, correlated, offset of its
+# Cholesky factor in the kernel's work array, number of level covariates, offset of their
+# values (levels x covariates) in F_LEVELX, offset of their slopes' indices in I_LEVELCOLS
+BLOCK_FIELDS = 13
 
 FAMILY_CODES = {("gaussian", "identity"): 0, ("bernoulli", "logit"): 1, ("binomial", "logit"): 2,
                 ("poisson", "log"): 3, ("negativebinomial", "log"): 4}
@@ -145,12 +145,6 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
     moved_cols = {j for terms in absorb.values() for j in terms.values()} | \
         {j for cols in level_covariates.values() for j in cols}
     value_names: list[str] = []
-    value_shapes: list[tuple[int, ...]] = []
-
-    def value(name: str, shape: tuple[int, ...]) -> None:  # a free variable, in x's order
-        value_names.append(name)
-        value_shapes.append(shape)
-
     dims: dict[str, tuple[str, ...]] = {}
     coords = coords_of(design)
     base: list[np.ndarray] = []
@@ -174,7 +168,7 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
         intercept_prior = _prior_row(priors["(Intercept)"], _REAL)
         if intercept_prior is None:
             return "an intercept prior outside Normal and Student-t"
-        value("_intercept_c", ())
+        value_names.append("_intercept_c")
         base.append(np.array([_support_point(priors["(Intercept)"])]))
         pos_intercept, pos = pos, pos + 1
     X = design.X
@@ -198,21 +192,22 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
         bdim = "_slope" if fixmode == 1 else varnames.coef_dim()
         dims[bname] = (bdim,)
         if qr is not None:
-            value(f"{bname}_qr__", (nbeta,))
+            value_names.append(f"{bname}_qr__")
             dims[f"{bname}_qr__"] = (bdim,)
             transformed.append((bname, (nbeta,)))
             base.append(qr.R @ beta0)
         else:
-            value(bname, (nbeta,))
+            value_names.append(bname)
             base.append(beta0)
         pos += nbeta
     # -- blocks
     block_rows, index_parts, z_parts, sd_rows, absorb_rows = [], [], [], [], []
-    z_off = idx_off = term_off = lv_off = lc_off = 0
+    z_off = idx_off = term_off = l_off = lv_off = lc_off = 0
     lv_parts: list[np.ndarray] = []
     lc_parts: list[np.ndarray] = []
     lkj_rows: list[float] = []
     lkj_const = 0.0
+    shapes_extra: dict[str, tuple[int, ...]] = {}
     deterministics: list[tuple[str, tuple[int, ...], tuple[str, ...]]] = []
     for i, (block, is_centred) in enumerate(zip(design.blocks, centered)):
         q, L = block.n_terms, block.n_levels
@@ -228,28 +223,32 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
             eta = float(priors[f"cor|{block.name}"].kwargs.get("eta", 1.0))
             packed = q * (q + 1) // 2
             chol = f"_chol_{block.name}"
-            value(f"{chol}_cholesky-cov-packed__", (packed,))
+            value_names.append(f"{chol}_cholesky-cov-packed__")
             transformed.append((chol, (packed,)))
+            shapes_extra[f"{chol}_cholesky-cov-packed__"] = (packed,)
             base.append(np.zeros(packed))
             lkj_rows += [2.0 * eta - 2.0 + q - a for a in range(q)]
             lkj_const += _lkj_constant(eta, q)
             deterministics += [(sd_name, (q,), (tdim,)),
                                (varnames.cor(block), (q, q), (tdim, varnames.term2_dim(block)))]
             pos_sd, pos = pos, pos + packed
+            lo, l_off = l_off, l_off + q * q
         else:
-            value(f"{sd_name}_log__", (q,))
+            value_names.append(f"{sd_name}_log__")
             dims[sd_name] = dims[f"{sd_name}_log__"] = (tdim,)
             transformed.append((sd_name, (q,)))
+            shapes_extra[f"{sd_name}_log__"] = (q,)
             base.append(np.log([_support_point(p) for p in sd_priors]))
             lkj_rows += [0.0] * q
             pos_sd, pos = pos, pos + q
+            lo = 0
         if marginal is not None:
-            block_rows.append((L, q, 0, pos_sd, -1, 0, 0, term_off, int(block.correlated),
+            block_rows.append((L, q, 0, pos_sd, -1, 0, 0, term_off, int(block.correlated), lo,
                                0, 0, 0))
             term_off += q
             continue
         gname = varnames.gamma(block) if is_centred else varnames.z(block)
-        value(gname, (L, q))
+        value_names.append(gname)
         dims[gname] = (ldim, tdim)
         start = np.zeros((L, q))
         terms = absorb.get(i, {})
@@ -262,15 +261,15 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
                 absorb_rows.append((0, -1))
             elif j == j0:
                 absorb_rows.append((1, -1))
-                start[:, k] = prior_location(priors[names[j]])
+                start[:, k] = _location(priors[names[j]])
             else:
                 absorb_rows.append((2, others.index(j)))
-                start[:, k] = prior_location(priors[names[j]])
+                start[:, k] = _location(priors[names[j]])
         base.append(start.ravel())
         pos_gamma, pos = pos, pos + L * q
         cols = list(level_covariates.get(i, ()))
         block_rows.append((L, q, int(is_centred), pos_sd, pos_gamma, z_off, idx_off, term_off,
-                           int(block.correlated), len(cols), lv_off, lc_off))
+                           int(block.correlated), lo, len(cols), lv_off, lc_off))
         if cols:  # level covariates: in the absorbed intercept's prior mean, per level
             lv_parts.append(level_values(block, X[:, cols]).ravel())
             lc_parts.append(np.array([others.index(j) for j in cols], dtype=np.int64))
@@ -288,14 +287,24 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
         fam_prior = _prior_row(priors[pname], _POSITIVE)
         if fam_prior is None:
             return f"a {pname} prior outside the kernel's"
-        value(f"{pname}_log__", ())
+        value_names.append(f"{pname}_log__")
         transformed.append((pname, ()))
         base.append(np.log([_support_point(priors[pname])]))
         pos_fam, pos = pos, pos + 1
     n_dim = pos
     # -- expanded variables: x, then the transformed ones, then fixef
+    shapes = {"_intercept_c": ()}
+    if nbeta:
+        shapes[value_names[1 if fixmode == 1 else 0]] = (nbeta,)
+    shapes.update(shapes_extra)
+    for block, is_centred in zip(design.blocks, centered):
+        if marginal is None:
+            gname = varnames.gamma(block) if is_centred else varnames.z(block)
+            shapes[gname] = (block.n_levels, block.n_terms)
+    if pname is not None:
+        shapes[f"{pname}_log__"] = ()
     out_names = list(value_names) + [name for name, _ in transformed]
-    out_shapes = list(value_shapes) + [s for _, s in transformed]
+    out_shapes = [shapes[v] for v in value_names] + [s for _, s in transformed]
     if fixmode == 1:
         out_names.append(varnames.fixef())
         out_shapes.append((len(names),))
@@ -355,6 +364,13 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
                         shapes=tuple(tuple(s) for s in out_shapes), dims=dims, coords=coords,
                         base_point=np.concatenate(base) if base else np.zeros(0),
                         value_names=tuple(value_names))
+
+
+def _location(prior: Prior) -> float:
+    for key in ("mu", "alpha", "loc"):
+        if key in prior.kwargs and np.ndim(prior.kwargs[key]) == 0:
+            return float(prior.kwargs[key])
+    return 0.0
 
 
 def _marginal_slots(stats: Any) -> list[np.ndarray]:
