@@ -328,9 +328,9 @@ def _remedies(idata: xr.DataTree, model: "ModelSpec", settings: SamplerSettings,
                             f"(if the effect does vary by {block.group}, the fixed effect's "
                             "interval then comes out too narrow; Barr et al. 2013)")
         elif block.intercept_only and any(f.block == block.name for f in flags):
-            simplify.append(f"drop {block.term}: its SD is near zero, but dropping it pools "
-                            "the levels completely (see the boundary check below for the cost; "
-                            "compare the two models with LOO)")
+            simplify.append(f"drop {block.term}: the data barely tell its levels apart, but "
+                            "dropping it pools them completely (see the boundary check below "
+                            "for the cost; compare the two models with LOO)")
     if simplify:
         out.append("Simplify the random effects: " + "; or ".join(simplify) + ".")
     priors = _tighter_priors(model, involved)

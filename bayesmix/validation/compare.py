@@ -149,8 +149,10 @@ def loo(idata: xr.DataTree, model: "ModelSpec", pointwise: bool = True) -> Any:
         labels = _row_labels(idata, model, worst)
         warn(f"{len(bad)} of {len(k)} rows have Pareto k > {result.good_k:.2f} (worst: "
              f"{'; '.join(f'{lab}: k = {k[i]:.2f}' for lab, i in zip(labels, worst))}"
-             f"): PSIS-LOO is unreliable for them, typically rows whose level has few "
-             f"observations. {_exact_cv_advice(model)}", LooWarning)
+             f"): PSIS-LOO is unreliable for them. Each is influential: typically a row "
+             f"whose level has few observations (common under a correct model), or an "
+             f"outlier (see fit.simulated_residuals()). It matters when models differ by "
+             f"a few elpd points. {_exact_cv_advice(model)}", LooWarning)
     if not pointwise:
         result.elpd_i = None
         result.pareto_k = None

@@ -128,8 +128,9 @@ fit.summary()
 # ### Diagnostics of the partial-pooling model
 #
 # `check()` collects the sampling diagnostics (divergences, R-hat, effective sample sizes,
-# tree depth, E-BFMI) and flags variance components whose posterior piles up against zero
-# (the Bayesian analogue of lme4's singular fit), with remedies in the order to try them.
+# tree depth, E-BFMI) and flags variance components the data do not inform (levels pooled
+# most of the way to their mean and an SD whose posterior reaches down to zero: the Bayesian
+# analogue of lme4's singular fit), with remedies in the order to try them.
 #
 # The posterior predictive check is the per-hospital one used for complete pooling above:
 # each hospital's 95% predictive interval of its death count (now with its own effect) against

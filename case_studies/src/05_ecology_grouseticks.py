@@ -101,11 +101,13 @@ olre.varcorr()[["group", "mean", "eti95_lb", "eti95_ub"]]
 
 # %% [markdown]
 # In this model the location SD's posterior reaches down to about 0.04 (95% interval 0.04 to
-# 0.91), so the fit warns of a possible boundary (singular) fit and of slow mixing for that SD:
-# with brood, location and chick effects competing for the same extra-Poisson variation, the
-# counts cannot say precisely how much locations differ beyond their broods. Keeping the term
-# costs only a wide interval; dropping it would pool the locations completely, which the
-# Poisson and negative binomial fits, whose location SDs are clear of zero, argue against.
+# 0.91), and the fit warns of slow mixing for that SD: with brood, location and chick effects
+# competing for the same extra-Poisson variation, the counts cannot say precisely how much
+# locations differ beyond their broods. It is not a boundary (singular) fit: the locations'
+# effects are pooled less than 78% of the way to their mean, so the data do tell the
+# locations apart, only not precisely by how much. Keeping the term costs only a wide
+# interval; dropping it would pool the locations completely, which the Poisson and negative
+# binomial fits, whose location SDs are clear of zero, argue against.
 # The effects interpreted below are the negative binomial's.
 
 # %% [markdown]

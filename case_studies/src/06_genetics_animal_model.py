@@ -110,13 +110,14 @@ animal.summary()
 # %% [markdown]
 # `check()` gathers the sampling diagnostics of this fit (divergences, R-hat and effective
 # sample sizes of every parameter, including the 510 breeding values, tree depth, E-BFMI)
-# and flags a variance component whose posterior piles up against zero (the Bayesian
-# analogue of lme4's singular fit), with remedies in the order to try them. For the
+# and flags a variance component the data do not inform (levels pooled most of the way to
+# their mean and an SD whose posterior reaches down to zero: the Bayesian analogue of lme4's
+# singular fit), with remedies in the order to try them. For the
 # heritability, the lines that matter are those for the SD of the animal effect and the
 # residual SD.
 #
-# The report below flags no boundary estimate, so the genetic variance is clearly above
-# zero, and three mild sampling problems, all in the genetic part: the chains disagree
+# The report below flags no boundary estimate, so the data do inform the genetic variance,
+# and three mild sampling problems, all in the genetic part: the chains disagree
 # slightly on the SD of the animal effect (R-hat 1.012, with just under 200 effective
 # draws) and on some breeding values (R-hat up to 1.014). The residual SD is not flagged
 # (R-hat 1.009, about 280 effective draws). The first remedy is to tune and draw longer.

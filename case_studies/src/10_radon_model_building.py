@@ -139,8 +139,9 @@ plt.show()
 # ### Diagnostics of the uranium model
 #
 # `check()` collects the sampling diagnostics (divergences, R-hat, effective sample sizes,
-# tree depth, E-BFMI) and flags a county SD whose posterior piles up against zero (the
-# Bayesian analogue of lme4's singular fit), with remedies in the order to try them. The
+# tree depth, E-BFMI) and flags a county SD the data do not inform (counties pooled most of
+# the way to their mean and an SD whose posterior reaches down to zero: the Bayesian analogue
+# of lme4's singular fit), with remedies in the order to try them. The
 # residual plots check the Gaussian part of the model: Pearson residuals against fitted
 # values (no trend or funnel expected), their scale against fitted values (constant spread),
 # a normal Q-Q plot, residuals against `floor` and `log_uranium`, and a box per county
@@ -174,8 +175,10 @@ slopes.varcorr()[["group", "term", "term2", "kind", "mean", "eti95_lb", "eti95_u
 # %% [markdown]
 # The floor slope's SD has a wide interval and the correlation is unidentified (its interval
 # spans most of [-1, 1]): 83% of the homes were measured in the basement, so most counties
-# have few first-floor measurements to estimate a slope from. The warning says the same:
-# both county SDs have posteriors reaching down to zero (a boundary fit). Sampling itself is
+# have few first-floor measurements to estimate a slope from. The warning says the same for
+# the floor slope: the counties' floor effects are pooled most of the way to their mean and
+# its SD's posterior reaches down to zero (a boundary fit); the intercept SD is not flagged.
+# Sampling itself is
 # unproblematic (R-hat at most 1.004, every bulk ESS above 1 300): with a gaussian response
 # and one grouping factor, bayesmix integrates the county effects out while sampling
 # (`model.marginal`) and draws them exactly afterwards, so the SDs near zero form no funnel.
@@ -222,8 +225,8 @@ row_cv[["rank", "elpd", "se", "elpd_diff", "dse"]]
 # gained), varying intercepts about 12 behind, complete pooling about 60 behind. The flagged
 # rows did not mislead LOO here, and its conclusions stand. The refits of the varying-slopes
 # model, at 500 draws, warn that the chains of its two county SDs and their correlation agree
-# only to R-hat 1.01-1.03: these are the parameters at the boundary discussed above, whose
-# posteriors are wide; the held-out densities average over them, and a model whose elpd is
+# only to R-hat 1.01-1.03: the floor slope's SD at the boundary discussed above and the
+# parameters tied to it, whose posteriors are wide; the held-out densities average over them, and a model whose elpd is
 # 3.5 ± 4.3 behind would not overtake the uranium model with longer refits.
 
 # %% [markdown]

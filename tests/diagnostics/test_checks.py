@@ -16,7 +16,7 @@ import xarray as xr
 
 import bayesmix as bm
 from bayesmix.api.fit import FitResult
-from bayesmix.diagnostics.boundary import boundary_flags, prior_cdf
+from bayesmix.diagnostics.boundary import POOLING_MIN, boundary_flags, pooling_factor
 from bayesmix.diagnostics.checks import check_fit, ebfmi, predictor_scales
 from bayesmix.inference.sample import SamplerSettings
 
@@ -56,9 +56,10 @@ def test_divergent_funnel_is_named_and_the_first_remedy_is_non_centring(funnel):
     # also flagged as at its boundary ("drop (1 | g)") depends on the draws (it was with 74
     # divergences, not with 17 on another machine): where it is, it comes fourth.
     expected = ["centered={'g': False}", "target_accept=0.95", "tune=1000",
-                "drop (1 | g): its SD is near zero", "priors={'1|g': bm.Prior('HalfNormal'"]
+                "drop (1 | g): the data barely tell its levels apart",
+                "priors={'1|g': bm.Prior('HalfNormal'"]
     if "drop (1 | g)" not in text:
-        expected.remove("drop (1 | g): its SD is near zero")
+        expected.remove("drop (1 | g): the data barely tell its levels apart")
     positions = [text.index(s) for s in expected]
     assert positions == sorted(positions)
     assert not report.ok
@@ -90,9 +91,10 @@ def test_dyestuff2_is_a_boundary_fit_and_dyestuff_is_not(dyestuff_fits):
     flagged = fits["dyestuff2"].check().boundary
     assert [(f.kind, f.block, f.term) for f in flagged] == [("sd", "Batch", "(Intercept)")]
     flag = flagged[0]
-    # The posterior piles up at zero: its 10% quantile is at most 0.3 x its median.
-    assert flag.posterior_mass >= 0.1 and flag.threshold > 0
-    assert "piles up against zero" in flag.message and "singular fit" in flag.message
+    # The batches are pooled at least 78 % of the way to their mean (0.88 with this seed).
+    assert POOLING_MIN <= flag.statistic <= 1.0 and flag.threshold == POOLING_MIN
+    assert "pooled" in flag.message and "singular fit" in flag.message
+    assert np.isnan(flag.prior_mass)
     # The advice says what dropping the term costs and never that the prior drives the SD.
     assert "Dropping (1 | Batch)" in flag.advice and "pools the levels completely" in flag.advice
     assert "driven by the prior" not in flag.advice + flag.message
@@ -127,41 +129,58 @@ def _synthetic_fit(formula: str, data: pd.DataFrame, posterior: dict, stats: dic
                      settings=SamplerSettings(chains=c, draws=d, **settings))
 
 
-def _dyestuff_posterior(sd_draws: np.ndarray) -> dict:
+def _dyestuff_posterior(sd_draws: np.ndarray, effects: np.ndarray | None = None) -> dict:
+    """A posterior of dyestuff's model; ``effects``: the batches' effects (chain, draw, 6)."""
     c, d = sd_draws.shape
     rng = np.random.default_rng(0)
+    if effects is None:
+        effects = rng.normal(0, 1, (c, d, 6))
     return {"fixef": (("chain", "draw", "coef"), 1527 + rng.normal(0, 5, (c, d, 1))),
             "sd_Batch": (("chain", "draw", "Batch__term"), sd_draws[..., None]),
             "sigma": (("chain", "draw"), np.full((c, d), 50.0)),
-            "r_Batch": (("chain", "draw", "Batch", "Batch__term"),
-                        rng.normal(0, 1, (c, d, 6, 1)))}
+            "r_Batch": (("chain", "draw", "Batch", "Batch__term"), effects[..., None])}
 
 
-def test_sd_rule_is_the_ratio_of_the_10pc_quantile_to_the_median():
+def _effects(rng: np.random.Generator, spread: float, noise: float) -> np.ndarray:
+    """Draws of six level effects: posterior means ``spread`` apart, each known to ``noise``."""
+    means = spread * np.array([-1.5, -0.9, -0.3, 0.3, 0.9, 1.5])
+    return means + rng.normal(0, noise, (4, 500, 6))
+
+
+def test_sd_rule_is_the_pooling_factor_of_the_level_effects():
     data = bm.datasets.load("dyestuff")
     rng = np.random.default_rng(1)
-    # A half-normal posterior (densest at zero): q10 / median = 0.19 <= 0.3, at any scale.
-    for scale in (0.5, 8.0, 200.0):
-        near_zero = np.abs(rng.normal(0, scale, (4, 500)))
-        fit = _synthetic_fit("Yield ~ 1 + (1 | Batch)", data, _dyestuff_posterior(near_zero))
-        flagged = boundary_flags(fit.idata, fit.model)
-        assert len(flagged) == 1
-        assert flagged[0].threshold == pytest.approx(0.3 * np.median(near_zero))
-        assert flagged[0].posterior_mass == pytest.approx(np.mean(near_zero < flagged[0].threshold))
-        prior = next(s.prior for s in fit.model.prior_specs if s.key == "1|Batch")
-        assert flagged[0].prior_mass == pytest.approx(prior_cdf(prior, flagged[0].threshold))
-    # Small but well identified (REML-like 5 +- 1.5 with sigma 50): q10 / median ~ 0.6.
-    for centre in (5.0, 40.0):
-        away = np.abs(rng.normal(centre, centre / 5, (4, 500)))
-        fit = _synthetic_fit("Yield ~ 1 + (1 | Batch)", data, _dyestuff_posterior(away))
+    sd = np.abs(rng.normal(0, 20, (4, 500)))
+    # Means spread s apart with noise 1 in each: the variance (over the 6 levels) of the
+    # means is 1.05 s^2 and of a draw 1.05 s^2 + 5/6 on average, so the pooling is
+    # 1 - 1.05 s^2 / (1.05 s^2 + 5/6): 0.40 for s = 1.1.
+    for scale in (0.01, 1.0, 300.0):  # the rule has no scale
+        effects = scale * _effects(rng, 1.1, 1.0)
+        fit = _synthetic_fit("Yield ~ 1 + (1 | Batch)", data, _dyestuff_posterior(sd, effects))
         assert boundary_flags(fit.idata, fit.model) == []
-    # Just either side of the rule: uniform on (0, b) has q10 / median = 0.2 (flagged);
-    # uniform on (b, 3b) has 1.2b / 2b = 0.6 (not).
-    flat = rng.uniform(0, 10, (4, 500))
-    fit = _synthetic_fit("Yield ~ 1 + (1 | Batch)", data, _dyestuff_posterior(flat))
-    assert len(boundary_flags(fit.idata, fit.model)) == 1
-    shifted = rng.uniform(10, 30, (4, 500))
-    fit = _synthetic_fit("Yield ~ 1 + (1 | Batch)", data, _dyestuff_posterior(shifted))
+        r = fit.idata["posterior"]["r_Batch"].values[..., 0].reshape(-1, 6)
+        assert pooling_factor(r) == pytest.approx(0.40, abs=0.02)
+    # s = 0.2: pooling 0.95, flagged at any scale.
+    for scale in (0.01, 1.0, 300.0):
+        effects = scale * _effects(rng, 0.2, 1.0)
+        fit = _synthetic_fit("Yield ~ 1 + (1 | Batch)", data, _dyestuff_posterior(sd, effects))
+        flagged = boundary_flags(fit.idata, fit.model)
+        assert len(flagged) == 1 and flagged[0].statistic == pytest.approx(0.95, abs=0.01)
+    # Either side of the threshold 0.78: s = 0.4 gives 0.83, s = 0.55 gives 0.72.
+    for spread, flagged in ((0.40, True), (0.55, False)):
+        effects = _effects(rng, spread, 1.0)
+        fit = _synthetic_fit("Yield ~ 1 + (1 | Batch)", data, _dyestuff_posterior(sd, effects))
+        assert bool(boundary_flags(fit.idata, fit.model)) is flagged
+    # Pooled levels whose SD is well determined (by many levels) are not flagged: the SD's
+    # 10 % quantile must be at most half its median (here N(40, 4): 0.87).
+    fit = _synthetic_fit("Yield ~ 1 + (1 | Batch)", data,
+                         _dyestuff_posterior(np.abs(rng.normal(40, 4, (4, 500))),
+                                             _effects(rng, 0.2, 1.0)))
+    assert boundary_flags(fit.idata, fit.model) == []
+    # Nor does a posterior piled up at zero with well-separated levels.
+    fit = _synthetic_fit("Yield ~ 1 + (1 | Batch)", data,
+                         _dyestuff_posterior(np.abs(rng.normal(0, 1, (4, 500))),
+                                             _effects(rng, 3.0, 1.0)))
     assert boundary_flags(fit.idata, fit.model) == []
 
 
@@ -169,8 +188,14 @@ def test_slope_advice_states_the_cost_of_dropping_it():
     data = bm.datasets.load("sleepstudy")
     rng = np.random.default_rng(4)
     post = _sleep_posterior(np.tanh(rng.normal(0, 0.3, (4, 500))))
+    # 18 subjects: intercepts that differ clearly (pooling ~0.01), Days effects that the
+    # data do not tell apart (posterior means all 0, draws N(0, 3): pooling ~1).
+    means = np.linspace(-40, 40, 18)
+    effects = np.stack([means + rng.normal(0, 5, (4, 500, 18)),
+                        rng.normal(0, 3, (4, 500, 18))], axis=-1)
+    post["r_Subject"] = (("chain", "draw", "Subject", "Subject__term"), effects)
     sd = post["sd_Subject"][1].copy()
-    sd[..., 1] = np.abs(rng.normal(0, 3, (4, 500)))  # the Days slope SD piles up at zero
+    sd[..., 1] = np.abs(rng.normal(0, 3, (4, 500)))  # the Days SD reaches down to zero
     post["sd_Subject"] = (post["sd_Subject"][0], sd)
     fit = _synthetic_fit("Reaction ~ Days + (Days | Subject)", data, post)
     flags = [f for f in boundary_flags(fit.idata, fit.model) if f.kind == "sd"]
