@@ -170,9 +170,8 @@ def _intervals(fit: Any) -> dict[str, tuple[float, float, float]]:
 def run_one(study: Study, sim: int, seed: int, draws: int = 500) -> dict[str, Any]:
     """Fit one simulated data set; p-values, flags and interval coverage."""
     import bayesmix as bm
-    from bayesmix import varnames
     from bayesmix.diagnostics import residuals as R
-    from bayesmix.diagnostics.boundary import boundary_flags, pooling_factor
+    from bayesmix.diagnostics.boundary import boundary_flags, sd_statistics
     from bayesmix.validation.compare import loo
 
     df, truth = simulate(study, sim, seed)
@@ -192,14 +191,10 @@ def run_one(study: Study, sim: int, seed: int, draws: int = 500) -> dict[str, An
         k = np.asarray(result.pareto_k.values, float)
         row["pareto_k_max"] = float(k.max())
         row["pareto_k_flag"] = bool(np.any(k > result.good_k))  # LooWarning's threshold
-        for block in fit.model.design.blocks:  # the boundary statistic, per term
-            r = fit.idata["posterior"][varnames.ranef(block)].transpose(
-                "chain", "draw", varnames.level_dim(block), varnames.term_dim(block)).values
-            for k, term in enumerate(block.coef_names):
-                row[f"pooling_{block.name}[{term}]"] = pooling_factor(
-                    r[..., k].reshape(-1, r.shape[2]))
-                sd = fit.idata["posterior"][varnames.sd(block)].values[..., k].ravel()
-                row[f"ratio_{block.name}[{term}]"] = float(np.quantile(sd, 0.1) / np.median(sd))
+        for block in fit.model.design.blocks:  # the boundary statistics, per term
+            for term, pooling, (_, q10, median, _) in sd_statistics(fit.idata, block):
+                row[f"pooling_{block.name}[{term}]"] = pooling
+                row[f"ratio_{block.name}[{term}]"] = float(q10 / median)
         flags = boundary_flags(fit.idata, fit.model)
         row["boundary_sd_flag"] = any(f.kind == "sd" for f in flags)
         row["boundary_cor_flag"] = any(f.kind == "cor" for f in flags)

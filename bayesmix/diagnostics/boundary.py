@@ -52,7 +52,7 @@ from bayesmix.results.tables import posterior_of
 if TYPE_CHECKING:
     from bayesmix.model import ModelSpec
 
-__all__ = ["BoundaryFlag", "boundary_flags", "pooling_factor", "prior_cdf", "POOLING_MIN",
+__all__ = ["BoundaryFlag", "boundary_flags", "pooling_factor", "sd_statistics", "POOLING_MIN",
            "SD_RATIO_MAX", "COR_MASS_MIN", "COR_LIMIT"]
 
 POOLING_MIN = 0.78
@@ -88,32 +88,6 @@ class BoundaryFlag:
         return f"{what} in {self.formula_term}"
 
 
-def prior_cdf(prior: Any, x: float) -> float:
-    """Prior probability that a positive parameter is below ``x`` (0 for HalfFlat).
-
-    Examples
-    --------
-    >>> from bayesmix import Prior
-    >>> round(prior_cdf(Prior("HalfNormal", sigma=1.0), 1.0), 3)
-    0.683
-    """
-    p = prior.kwargs
-    dist = {
-        "HalfNormal": lambda: stats.halfnorm(scale=p.get("sigma", 1.0)),
-        "HalfCauchy": lambda: stats.halfcauchy(scale=p.get("beta", 1.0)),
-        "Exponential": lambda: stats.expon(scale=1.0 / p.get("lam", 1.0)),
-        "Gamma": lambda: stats.gamma(a=p["alpha"], scale=1.0 / p["beta"]),
-        "InverseGamma": lambda: stats.invgamma(a=p["alpha"], scale=p["beta"]),
-        "LogNormal": lambda: stats.lognorm(s=p["sigma"], scale=np.exp(p["mu"])),
-        "Weibull": lambda: stats.weibull_min(c=p["alpha"], scale=p["beta"]),
-    }
-    if prior.dist == "HalfStudentT":
-        return float(2 * stats.t.cdf(x / p.get("sigma", 1.0), p.get("nu", 3.0)) - 1)
-    if prior.dist in dist:
-        return float(dist[prior.dist]().cdf(x))
-    return 0.0
-
-
 def pooling_factor(effects: np.ndarray) -> float:
     """Gelman and Pardoe's pooling factor of level effects (draws x levels).
 
@@ -135,20 +109,30 @@ def pooling_factor(effects: np.ndarray) -> float:
     return float(1.0 - np.var(effects.mean(axis=0)) / within)
 
 
-def _sd_flags(idata: xr.DataTree, model: "ModelSpec", block: Any) -> list[BoundaryFlag]:
+def sd_statistics(idata: xr.DataTree, block: Any) -> list[tuple[str, float, np.ndarray]]:
+    """Per term of ``block``: (term, pooling factor of its level effects, the 5/10/50/95 %
+    quantiles of its SD's posterior); empty when the level effects were not kept.
+
+    Examples
+    --------
+    >>> [(t, round(p, 2)) for t, p, _ in sd_statistics(fit.idata, block)]  # doctest: +SKIP
+    [('(Intercept)', 0.88)]
+    """
     post = posterior_of(idata)
-    name = varnames.ranef(block)
-    if name not in post:  # level effects not kept: nothing to read the pooling from
+    if varnames.ranef(block) not in post:  # nothing to read the pooling from
         return []
     dims = ("chain", "draw", varnames.level_dim(block), varnames.term_dim(block))
-    effects = post[name].transpose(*dims).values
+    effects = post[varnames.ranef(block)].transpose(*dims).values
     effects = effects.reshape(-1, *effects.shape[2:])
     sd = post[varnames.sd(block)].transpose("chain", "draw", varnames.term_dim(block)).values
+    return [(term, pooling_factor(effects[..., k]),
+             np.quantile(sd[..., k].ravel(), [0.05, 0.1, 0.5, 0.95]))
+            for k, term in enumerate(block.coef_names)]
+
+
+def _sd_flags(idata: xr.DataTree, block: Any) -> list[BoundaryFlag]:
     out = []
-    for k, term in enumerate(block.coef_names):
-        pooling = pooling_factor(effects[..., k])
-        draws = sd[..., k].ravel()
-        lo, q10, median, hi = np.quantile(draws, [0.05, 0.1, 0.5, 0.95])
+    for term, pooling, (lo, q10, median, hi) in sd_statistics(idata, block):
         if pooling < POOLING_MIN or q10 > SD_RATIO_MAX * median:
             continue
         what = "intercepts" if term == "(Intercept)" else f"{term} effects"
@@ -238,7 +222,7 @@ def boundary_flags(idata: xr.DataTree, model: "ModelSpec") -> list[BoundaryFlag]
     for block in model.design.blocks:
         if varnames.sd(block) not in posterior_of(idata):
             continue
-        out += _sd_flags(idata, model, block)
+        out += _sd_flags(idata, block)
         if block.correlated and varnames.cor(block) in posterior_of(idata):
             out += _cor_flags(idata, model, block)
     return out
