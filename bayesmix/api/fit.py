@@ -382,8 +382,9 @@ class FitResult:
         return contrasts(self.idata, self.model, factor, scale, **kwargs)
 
     # -- model comparison (bayesmix.validation.compare, bayesmix.validation.crossval) ------------------------------
-    def loo(self, pointwise: bool = True) -> Any:
-        """PSIS-LOO-CV with Pareto k advice; see :func:`bayesmix.validation.compare.loo`.
+    def loo(self, pointwise: bool = True, integrate: bool = True) -> Any:
+        """PSIS-LOO-CV, high-k rows re-estimated with their level effects integrated out, with
+        Pareto k advice; see :func:`bayesmix.validation.compare.loo`.
 
         Examples
         --------
@@ -391,7 +392,7 @@ class FitResult:
         """
         from bayesmix.validation.compare import loo
 
-        return loo(self.idata, self.model, pointwise)
+        return loo(self.idata, self.model, pointwise, integrate)
 
     def waic(self) -> Any:
         """WAIC from the pointwise log-likelihood; see :func:`bayesmix.validation.compare.waic`.

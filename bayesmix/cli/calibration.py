@@ -60,7 +60,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Study", "STUDIES", "simulate", "run_one", "run_study", "summarize", "main"]
+__all__ = ["Study", "STUDIES", "simulate", "run_one", "run_study", "summarize", "exact_loo",
+           "exact_loo_summary", "main"]
 
 
 @dataclass(frozen=True)
@@ -167,8 +168,41 @@ def _intervals(fit: Any) -> dict[str, tuple[float, float, float]]:
             for k, v in scalar_draws(fit.idata["posterior"].to_dataset()).items()}
 
 
-def run_one(study: Study, sim: int, seed: int, draws: int = 500) -> dict[str, Any]:
-    """Fit one simulated data set; p-values, flags and interval coverage."""
+def exact_loo(fit: Any, df: pd.DataFrame, result: Any, n_rows: int,
+              sim: int) -> dict[str, float]:
+    """Exact leave-one-out for the ``n_rows`` rows of highest plain Pareto k: the model refitted
+    without the row (2 chains x 1000 draws), ``log mean_s p(y_i | theta_s)``, beside the
+    plain PSIS and the integrated estimates (columns ``exact{r}_*``, r = 0, 1, ...)."""
+    from scipy.special import logsumexp
+
+    import bayesmix as bm
+    from bayesmix.posterior.draws import family_param_draws, linear_predictor
+    from bayesmix.validation.compare import loo
+
+    plain = loo(fit.idata, fit.model, integrate=False)
+    k = np.asarray(plain.pareto_k.values, float)
+    k_int = np.asarray(result.pareto_k.values, float)
+    out: dict[str, float] = {}
+    for r, i in enumerate(np.argsort(-k)[:n_rows]):
+        rest = df.drop(index=df.index[i])
+        refit = bm.Model(fit.model.spec.formula, rest, family=fit.model.family.name).fit(
+            draws=1000, tune=1000, chains=2, random_seed=sim + 7, progressbar=False)
+        new = df.iloc[[i]]
+        eta = linear_predictor(refit.idata, refit.model, new)
+        params = family_param_draws(refit.idata, refit.model, newdata=new)
+        trials = None if fit.model.trials is None else fit.model.trials[[i]]
+        ll = refit.model.family.loglik(fit.model.y[[i]], eta, refit.model.link, params, trials)
+        out.update({f"exact{r}_k_plain": float(k[i]), f"exact{r}_k_integrated": float(k_int[i]),
+                    f"exact{r}_elpd": float(logsumexp(ll.ravel()) - np.log(ll.size)),
+                    f"exact{r}_psis": float(plain.elpd_i.values[i]),
+                    f"exact{r}_integrated": float(result.elpd_i.values[i])})
+    return out
+
+
+def run_one(study: Study, sim: int, seed: int, draws: int = 500,
+            exact_rows: int = 0) -> dict[str, Any]:
+    """Fit one simulated data set; p-values, flags and interval coverage (and, with
+    ``exact_rows``, exact leave-one-out of the rows of highest Pareto k: :func:`exact_loo`)."""
     import bayesmix as bm
     from bayesmix.diagnostics import residuals as R
     from bayesmix.diagnostics.boundary import boundary_flags, sd_statistics
@@ -189,8 +223,14 @@ def run_one(study: Study, sim: int, seed: int, draws: int = 500) -> dict[str, An
             row[f"stat_{result.name}"] = result.statistic
         result = loo(fit.idata, fit.model)
         k = np.asarray(result.pareto_k.values, float)
+        plain = k if result.influence_pareto_k is None else \
+            np.asarray(result.influence_pareto_k.values, float)
         row["pareto_k_max"] = float(k.max())
         row["pareto_k_flag"] = bool(np.any(k > result.good_k))  # LooWarning's threshold
+        row["pareto_k_plain_flag"] = bool(np.any(plain > result.good_k))  # plain PSIS
+        row["loo_good_k"] = float(result.good_k)
+        if exact_rows:
+            row.update(exact_loo(fit, df, result, exact_rows, sim))
         for block in fit.model.design.blocks:  # the boundary statistics, per term
             for term, pooling, (_, q10, median, _) in sd_statistics(fit.idata, block):
                 row[f"pooling_{block.name}[{term}]"] = pooling
@@ -212,18 +252,19 @@ def run_one(study: Study, sim: int, seed: int, draws: int = 500) -> dict[str, An
     return row
 
 
-def _job(args: tuple[str, list[int], int, int]) -> list[dict[str, Any]]:
-    name, sims, seed, draws = args
+def _job(args: tuple[str, list[int], int, int, int]) -> list[dict[str, Any]]:
+    name, sims, seed, draws, exact_rows = args
     logging.disable(logging.WARNING)
     warnings.simplefilter("ignore")
-    return [run_one(STUDIES[name], sim, seed, draws) for sim in sims]
+    return [run_one(STUDIES[name], sim, seed, draws, exact_rows) for sim in sims]
 
 
 def run_study(name: str, n_sims: int, out: Path, seed: int = 2026, processes: int = 2,
-              draws: int = 500) -> pd.DataFrame:
+              draws: int = 500, exact_rows: int = 0) -> pd.DataFrame:
     """Run ``n_sims`` simulations of one study into ``out/<name>.csv``."""
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(name, list(range(k, n_sims, processes)), seed, draws) for k in range(processes)]
+    jobs = [(name, list(range(k, n_sims, processes)), seed, draws, exact_rows)
+            for k in range(processes)]
     if processes > 1:
         with get_context("spawn").Pool(processes) as pool:
             parts = pool.map(_job, jobs, chunksize=1)
@@ -263,6 +304,44 @@ def summarize(table: pd.DataFrame, alpha: float = 0.05) -> dict[str, dict[str, f
             out[col] = {"rate": float(e.mean()), "n": len(e),
                         "mc_se": float(e.std() / np.sqrt(len(e))) if len(e) > 1 else 0.0}
     out["failed fits"] = {"rate": float(len(table) - len(ok)), "n": len(table), "mc_se": 0.0}
+    out.update(exact_loo_summary(ok))
+    return out
+
+
+def exact_loo_summary(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Mean absolute error of the plain PSIS and the integrated ``elpd_loo_i`` against exact
+    leave-one-out (the ``exact{r}_*`` columns), for rows whose plain k is above the fit's
+    ``good_k`` (column ``loo_good_k``; 0.7 if absent) and for the others; ``rate`` holds the
+    mean error, ``mc_se`` its standard error.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"exact0_k_plain": [0.9, 0.2], "exact0_k_integrated": [0.3, 0.2],
+    ...                   "exact0_elpd": [-2.0, -1.0], "exact0_psis": [-1.5, -1.0],
+    ...                   "exact0_integrated": [-2.1, -1.0]})
+    >>> s = exact_loo_summary(t)
+    >>> round(s["exact LOO |error| psis, k > good_k"]["rate"], 3), s["exact LOO rows, k > good_k"]["n"]
+    (0.5, 1)
+    """
+    good_k = table["loo_good_k"] if "loo_good_k" in table else pd.Series(0.7, table.index)
+    parts = [table[[c for c in table if c.startswith(f"exact{r}_")]].set_axis(
+        [c.split("_", 1)[1] for c in table if c.startswith(f"exact{r}_")], axis=1)
+        .assign(good_k=good_k) for r in range(100) if f"exact{r}_elpd" in table]
+    if not parts:
+        return {}
+    rows = pd.concat(parts).dropna(subset=["elpd"])
+    high = rows["k_plain"] > rows["good_k"]
+    out: dict[str, dict[str, float]] = {}
+    for label, sel in (("k > good_k", high), ("k <= good_k", ~high)):
+        part = rows[sel]
+        out[f"exact LOO rows, {label}"] = {"rate": float(len(part)), "n": len(part), "mc_se": 0.0}
+        for kind in ("psis", "integrated"):
+            e = (part[kind] - part["elpd"]).abs()
+            out[f"exact LOO |error| {kind}, {label}"] = {
+                "rate": float(e.mean()) if len(e) else float("nan"), "n": len(e),
+                "mc_se": float(e.std() / np.sqrt(len(e))) if len(e) > 1 else 0.0}
+        out[f"exact LOO integrated k > good_k, {label}"] = _rate(
+            part["k_integrated"] > part["good_k"])
     return out
 
 
@@ -275,11 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--out", type=Path, default=Path("calibration_results"))
+    parser.add_argument("--exact-loo", type=int, default=0, metavar="N",
+                        help="refit without each of the N rows of highest Pareto k per "
+                             "simulation (exact leave-one-out against PSIS and integrated)")
     args = parser.parse_args(argv)
     summary = {}
     for name in args.studies:
         t0 = time.perf_counter()
-        table = run_study(name, args.n_sims, args.out, args.seed, args.processes, args.draws)
+        table = run_study(name, args.n_sims, args.out, args.seed, args.processes, args.draws,
+                          args.exact_loo)
         summary[name] = {"formula": STUDIES[name].formula, "family": STUDIES[name].fit_family,
                          "measures": STUDIES[name].measures,
                          "wall_seconds": time.perf_counter() - t0, **summarize(table)}

@@ -1,9 +1,11 @@
 """Predictive model comparison: ``fit.loo()``, ``fit.waic()`` and :func:`compare`.
 
 * ``loo``: PSIS-LOO-CV from ArviZ (``arviz_stats.loo``) on the pointwise log-likelihood of the
-  training rows. When Pareto k exceeds the threshold for some rows, bayesmix warns with the
-  rows and their group levels: in a mixed model a level with few rows makes its rows
-  influential (removing one moves the level's effect). Then prefer exact cross-validation:
+  training rows. In a mixed model a level with few rows makes its rows influential (removing
+  one moves the level's effect), so Pareto k is often high under a correct model; those rows
+  are re-estimated by integrated importance sampling (:mod:`bayesmix.validation.integrated`),
+  which leaves the level effect out of the importance ratios. Rows whose k stays high get a
+  warning with their group levels and the advice to use exact cross-validation:
   ``fit.kfold(k=10)`` (rows) or ``fit.kfold(group=...)``/``fit.logo(...)`` (whole groups).
   (ArviZ's moment matching needs the sampler's unconstrained draws, which bayesmix does not
   keep.)
@@ -29,6 +31,7 @@ from bayesmix import varnames
 from bayesmix.errors import BayesmixError, warn
 from bayesmix.posterior.draws import pointwise_loglik
 from bayesmix.posterior.predict import log_likelihood
+from bayesmix.validation.integrated import integrated_loglik, integration_obstacle
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -124,9 +127,18 @@ def _exact_cv_advice(model: "ModelSpec") -> str:
             f"or fit.logo({groups[0]!r}) to hold out whole groups")
 
 
-def loo(idata: xr.DataTree, model: "ModelSpec", pointwise: bool = True) -> Any:
-    """PSIS-LOO-CV (``arviz_stats.loo``) with Pareto k diagnostics; warns with the rows and
-    group levels whose k is too high and what to do instead.
+def loo(idata: xr.DataTree, model: "ModelSpec", pointwise: bool = True,
+        integrate: bool = True) -> Any:
+    """PSIS-LOO-CV (``arviz_stats.loo``) with Pareto k diagnostics; the rows whose k is high
+    are re-estimated with their level effects integrated out; warns with the rows and group
+    levels whose k stays high and what to do instead.
+
+    ``integrate``: for rows with Pareto k above ArviZ's threshold, estimate ``elpd_loo_i``
+    by integrated importance sampling (:mod:`bayesmix.validation.integrated`: the row's level
+    effect integrated out per draw, so that the importance ratios do not depend on it). Same
+    quantity, a more stable estimator; ``result.pareto_k`` then holds the integrated k of those
+    rows and ``result.influence_pareto_k`` every row's plain PSIS k (a measure of the row's
+    influence on the whole posterior). ``integrate=False`` gives ArviZ's plain PSIS-LOO.
 
     Examples
     --------
@@ -140,23 +152,66 @@ def loo(idata: xr.DataTree, model: "ModelSpec", pointwise: bool = True) -> Any:
     with warnings.catch_warnings():  # replaced by the advice below, which names the rows
         warnings.filterwarnings("ignore", message=".*Pareto k.*")
         warnings.filterwarnings("ignore", message=".*[Ee]stimated shape parameter.*")
-        result = arviz_stats.loo(log_likelihood(idata, model), pointwise=True,
-                                 var_name=model.response_name)
+        # ArviZ's check that rows are not one sum misfires when one row is re-estimated
+        warnings.filterwarnings("ignore", message=".*point-wise LOO is the same.*")
+        tree = log_likelihood(idata, model)
+        result = arviz_stats.loo(tree, pointwise=True, var_name=model.response_name)
+        k = np.asarray(result.pareto_k.values, float)
+        high = np.flatnonzero(k > result.good_k)
+        obstacle = integration_obstacle(model)
+        if integrate and len(high) and obstacle is None:
+            _integrate_rows(result, tree, idata, model, high)
     k = np.asarray(result.pareto_k.values, float)
     bad = np.flatnonzero(k > result.good_k)
     if len(bad):
         worst = bad[np.argsort(-k[bad])][:5]
         labels = _row_labels(idata, model, worst)
-        warn(f"{len(bad)} of {len(k)} rows have Pareto k > {result.good_k:.2f} (worst: "
+        tried = ("" if not integrate or obstacle is not None else
+                 " (after integrating out their level effects)")
+        warn(f"{len(bad)} of {len(k)} rows have Pareto k > {result.good_k:.2f}{tried} (worst: "
              f"{'; '.join(f'{lab}: k = {k[i]:.2f}' for lab, i in zip(labels, worst))}"
-             f"): PSIS-LOO is unreliable for them. Each is influential: typically a row "
-             f"whose level has few observations (common under a correct model), or an "
-             f"outlier (see fit.simulated_residuals()). It matters when models differ by "
-             f"a few elpd points. {_exact_cv_advice(model)}", LooWarning)
+             f"): PSIS-LOO is unreliable for them. Each is influential: "
+             f"{_influence_reason(integrate and obstacle is None)} It matters when models "
+             f"differ by a few elpd points. {_exact_cv_advice(model)}", LooWarning)
     if not pointwise:
         result.elpd_i = None
         result.pareto_k = None
     return result
+
+
+def _influence_reason(integrated: bool) -> str:
+    if integrated:  # a level with few rows no longer explains a high k
+        return ("an outlier, or a row that moves the fixed effects or variance parameters "
+                "(see fit.simulated_residuals() and fit.influence()).")
+    return ("typically a row whose level has few observations (common under a correct "
+            "model), or an outlier (see fit.simulated_residuals()).")
+
+
+def _integrate_rows(result: Any, tree: xr.DataTree, idata: xr.DataTree, model: "ModelSpec",
+                    rows: np.ndarray) -> None:
+    """Replace the PSIS estimates of ``rows`` by integrated importance sampling (in place,
+    on the result ArviZ just returned), as ``arviz_stats.reloo`` replaces refitted rows."""
+    import arviz_stats
+
+    values, _ = integrated_loglik(idata, model, rows)
+    name = model.response_name
+    plain = tree["log_likelihood"][name]
+    dim = plain.dims[-1]
+    sub = tree.copy()
+    sub["log_likelihood"] = xr.Dataset(
+        {name: (plain.dims, values)},
+        coords={"chain": plain["chain"].values, "draw": plain["draw"].values,
+                dim: plain[dim].values[rows]})
+    again = arviz_stats.loo(sub, pointwise=True, var_name=name)
+    result.influence_pareto_k = result.pareto_k.copy()
+    old = float(result.elpd_i.values[rows].sum())
+    result.elpd_i.values[rows] = again.elpd_i.values
+    result.pareto_k.values[rows] = again.pareto_k.values
+    n = result.n_data_points
+    result.elpd = float(result.elpd_i.values.sum())
+    result.se = float(np.sqrt(n * np.var(result.elpd_i.values, ddof=1)))
+    result.p = float(result.p + old - again.elpd_i.values.sum())  # p_loo = lppd - elpd
+    result.warning = bool((result.pareto_k.values > result.good_k).any())
 
 
 def compare(models: dict[str, Any], ic: str = "loo", method: str = "stacking",
