@@ -3,10 +3,11 @@
 In a mixed model a row's own level effect ``r_j`` moves when the row is left out, most of
 all when the level has few rows; the importance ratios ``1 / p(y_i | theta_s)`` of plain
 PSIS-LOO then have a heavy tail (Pareto k > 0.7) even under a correct model. Integrating
-``r_j`` out removes it from the ratios (Vehtari et al. 2016, JMLR 17(103), sec. 3.6.1 on
-integrated importance sampling; Merkle, Furr and Rabe-Hesketh 2019 on the marginal
-likelihood): with ``phi`` all other parameters (fixed effects, SDs, correlations, family
-parameters and the other blocks' level effects),
+``r_j`` out removes it from the ratios (the leave-one-out density of a non-factorized
+model, Bürkner, Gabry and Vehtari 2021; Li et al. 2016 integrate the held-out latent
+variable over its prior instead, "integrated importance sampling"): with ``phi`` all other
+parameters (fixed effects, SDs, correlations, family parameters and the other blocks'
+level effects),
 
     p(y_i | y_-i) = E_{phi | y_-i}[ p(y_i | y_{j,-i}, phi) ],
     p(y_i | y_{j,-i}, phi) = int p(y_i | r) p(r | y_{j,-i}, phi) dr,
