@@ -35,7 +35,11 @@ measures):
 
 Each simulation fits with default priors (2 chains x 500 + 500 draws) and records p-values,
 flags and interval bounds in ``<out>/<study>.csv``; :func:`summarize` gives the rates with
-their Monte-Carlo standard errors. Simulations run in worker processes.
+their Monte-Carlo standard errors. Simulations run in worker processes. Each row also holds
+the boundary statistics (pooling factor, SD quantile ratio, the F statistic of the levels:
+:func:`level_f`), so :func:`boundary_rule_rates` compares candidate rules on the same fits,
+and, with ``--exact-loo N``, exact leave-one-out refits of the N rows of highest Pareto k
+(:func:`exact_loo`).
 
 Examples
 --------
@@ -60,8 +64,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Study", "STUDIES", "simulate", "run_one", "run_study", "summarize", "exact_loo",
-           "exact_loo_summary", "main"]
+__all__ = ["Study", "STUDIES", "BOUNDARY_RULES", "simulate", "level_f", "run_one", "run_study",
+           "summarize", "boundary_rule_rates", "exact_loo", "exact_loo_summary", "main"]
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,55 @@ def simulate(study: Study, sim: int, seed: int) -> tuple[pd.DataFrame, dict[str,
     return study.make(rng)
 
 
+def level_f(df: pd.DataFrame) -> float:
+    """The F statistic of the levels of ``g`` after ``x`` (least squares, ``y ~ x`` against
+    ``y ~ x + g``): the classical test whose power bounds any boundary rule's in a balanced
+    gaussian design (``docs/validation.md``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> g, x = _groups(rng, 10, 10)
+    >>> df = _frame(rng.normal(size=100) + 3.0 * (g % 2), x, g)
+    >>> level_f(df) > 10
+    True
+    """
+    y, x = df["y"].to_numpy(float), df["x"].to_numpy(float)
+    levels = pd.get_dummies(df["g"]).to_numpy(float)
+    small = np.column_stack([np.ones_like(x), x])
+    big = np.column_stack([levels, x])
+
+    def rss(X: np.ndarray) -> float:
+        return float(np.sum((y - X @ np.linalg.lstsq(X, y, rcond=None)[0]) ** 2))
+
+    df_levels, df_resid = levels.shape[1] - 1, y.size - levels.shape[1] - 1
+    return ((rss(small) - rss(big)) / df_levels) / (rss(big) / df_resid)
+
+
+# Boundary rules compared on the same fits (the threshold pilot of docs/validation.md):
+# name -> (column, flags when).
+BOUNDARY_RULES: dict[str, tuple[str, Callable[[pd.Series], pd.Series]]] = {
+    "pooling factor >= 0.78": ("pooling_g[(Intercept)]", lambda v: v >= 0.78),
+    "pooling factor >= 0.80": ("pooling_g[(Intercept)]", lambda v: v >= 0.80),
+    "F < 1.2": ("f_level_means", lambda v: v < 1.2),
+    "former rule (q10 / median <= 0.3)": ("ratio_g[(Intercept)]", lambda v: v <= 0.3),
+}
+
+
+def boundary_rule_rates(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """How often each rule of :data:`BOUNDARY_RULES` flags the level SD, on the same fits.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"pooling_g[(Intercept)]": [0.9, 0.5], "f_level_means": [1.0, 3.0],
+    ...                   "ratio_g[(Intercept)]": [0.1, 0.6]})
+    >>> boundary_rule_rates(t)["rule: F < 1.2"]["rate"]
+    0.5
+    """
+    return {f"rule: {name}": _rate(rule(table[column].astype(float)))
+            for name, (column, rule) in BOUNDARY_RULES.items() if column in table}
+
+
 def _intervals(fit: Any) -> dict[str, tuple[float, float, float]]:
     """95 % equal-tailed intervals of every scalar parameter (fixed effects, SDs, correlations,
     family parameters), with the posterior mean."""
@@ -235,6 +288,7 @@ def run_one(study: Study, sim: int, seed: int, draws: int = 500,
             for term, pooling, (_, q10, median, _) in sd_statistics(fit.idata, block):
                 row[f"pooling_{block.name}[{term}]"] = pooling
                 row[f"ratio_{block.name}[{term}]"] = float(q10 / median)
+        row["f_level_means"] = level_f(df)
         flags = boundary_flags(fit.idata, fit.model)
         row["boundary_sd_flag"] = any(f.kind == "sd" for f in flags)
         row["boundary_cor_flag"] = any(f.kind == "cor" for f in flags)
@@ -304,6 +358,7 @@ def summarize(table: pd.DataFrame, alpha: float = 0.05) -> dict[str, dict[str, f
             out[col] = {"rate": float(e.mean()), "n": len(e),
                         "mc_se": float(e.std() / np.sqrt(len(e))) if len(e) > 1 else 0.0}
     out["failed fits"] = {"rate": float(len(table) - len(ok)), "n": len(table), "mc_se": 0.0}
+    out.update(boundary_rule_rates(ok))
     out.update(exact_loo_summary(ok))
     return out
 
