@@ -175,9 +175,10 @@ def _quad_rr(yty, fix, Xty, XtX, p):
 
 
 @njit(cache=True)
-def _chol(M, q):
-    """Cholesky factor (lower) of a small symmetric positive-definite matrix."""
-    C = np.zeros((q, q))
+def _chol(M, q, C):
+    """Cholesky factor (lower) of a small symmetric positive-definite matrix, into ``C``
+    (whose upper triangle must be zero: it is never written). Buffers, not new arrays:
+    these run once per level per gradient, where allocation cost more than the arithmetic."""
     for j in range(q):
         s = M[j, j]
         for m in range(j):
@@ -188,27 +189,23 @@ def _chol(M, q):
             for m in range(j):
                 t -= C[i, m] * C[j, m]
             C[i, j] = t / C[j, j]
-    return C
 
 
 @njit(cache=True)
-def _inv_spd(C, q):
-    """(C C')^-1 from the Cholesky factor C."""
-    Ci = np.zeros((q, q))
+def _inv_spd(C, q, Ci, out):
+    """(C C')^-1 from the Cholesky factor C, into ``out`` (``Ci``: a q x q work buffer)."""
     for j in range(q):  # columns of C^-1
         for i in range(q):
             t = 1.0 if i == j else 0.0
             for m in range(i):
                 t -= C[i, m] * Ci[m, j]
             Ci[i, j] = t / C[i, i]
-    out = np.zeros((q, q))
     for a in range(q):
         for b in range(q):
             t = 0.0
             for m in range(q):
                 t += Ci[m, a] * Ci[m, b]
             out[a, b] = t
-    return out
 
 
 @njit(cache=True)
@@ -281,6 +278,7 @@ def _marginal(x, grad, F, I):
     for k in range(ndim):
         grad[k] = 0.0
     ZtZ, ZtX, Zty = _f(F, I, 16), _f(F, I, 17), _f(F, I, 18)
+    ZtZ3, ZtX3 = ZtZ.reshape((J, q, q)), ZtX.reshape((J, q, p))  # per level: A, B
     XtX, Xty, tot = _f(F, I, 19), _f(F, I, 20), _f(F, I, 21)
     yty, n = tot[0], tot[1]
     lp = _f(F, I, 14)[0]
@@ -326,11 +324,11 @@ def _marginal(x, grad, F, I):
     bvec = np.zeros(p)
     v = np.empty(q)
     AL, M, T1, T2 = np.empty((q, q)), np.empty((q, q)), np.empty((q, q)), np.empty((q, q))
+    C, Ci, Minv = np.zeros((q, q)), np.empty((q, q)), np.empty((q, q))
     WB, E, EH = np.empty((q, p)), np.empty((q, p)), np.empty((q, p))
     Wv, AWv = np.empty(q), np.empty(q)
     for j in range(J):
-        A = ZtZ[j * q * q:(j + 1) * q * q].reshape((q, q))
-        B = ZtX[j * q * p:(j + 1) * q * p].reshape((q, p))
+        A, B = ZtZ3[j], ZtX3[j]
         for a in range(q):
             t = Zty[j * q + a]
             if mode == 1:
@@ -341,8 +339,8 @@ def _marginal(x, grad, F, I):
         _mm(Lf.T, AL, M)
         for a in range(q):
             M[a, a] += s2
-        C = _chol(M, q)
-        Minv = _inv_spd(C, q)
+        _chol(M, q, C)
+        _inv_spd(C, q, Ci, Minv)
         _mm(Lf, Minv, T1)
         W = Ws[j]
         _mm(T1, Lf.T, W)
@@ -373,8 +371,9 @@ def _marginal(x, grad, F, I):
             for m in range(p):
                 H[k, m] = (H[k, m] + XtX[k * p + m]) / s2
             H[k, k] += 1.0 / (psd[k] * psd[k])
-        R = _chol(H, p)
-        Hinv = _inv_spd(R, p)
+        R = np.zeros((p, p))
+        _chol(H, p, R)
+        _inv_spd(R, p, np.empty((p, p)), Hinv)
         quad = 0.0
         for k in range(p):
             t = 0.0
@@ -397,8 +396,7 @@ def _marginal(x, grad, F, I):
     Q = np.zeros((p, p))
     av = np.empty(q)
     for j in range(J):
-        A = ZtZ[j * q * q:(j + 1) * q * q].reshape((q, q))
-        B = ZtX[j * q * p:(j + 1) * q * p].reshape((q, p))
+        A, B = ZtZ3[j], ZtX3[j]
         W = Ws[j]
         for a in range(q):
             t = Zty[j * q + a]
