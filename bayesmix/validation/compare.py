@@ -193,7 +193,12 @@ def _integrate_rows(result: Any, tree: xr.DataTree, idata: xr.DataTree, model: "
     on the result ArviZ just returned), as ``arviz_stats.reloo`` replaces refitted rows."""
     import arviz_stats
 
+    result.influence_pareto_k = result.pareto_k.copy()
     values, _ = integrated_loglik(idata, model, rows)
+    finite = np.isfinite(values).all(axis=(0, 1))  # degenerate rows keep plain PSIS
+    rows, values = rows[finite], values[..., finite]
+    if not len(rows):
+        return
     name = model.response_name
     plain = tree["log_likelihood"][name]
     dim = plain.dims[-1]
@@ -203,7 +208,6 @@ def _integrate_rows(result: Any, tree: xr.DataTree, idata: xr.DataTree, model: "
         coords={"chain": plain["chain"].values, "draw": plain["draw"].values,
                 dim: plain[dim].values[rows]})
     again = arviz_stats.loo(sub, pointwise=True, var_name=name)
-    result.influence_pareto_k = result.pareto_k.copy()
     old = float(result.elpd_i.values[rows].sum())
     result.elpd_i.values[rows] = again.elpd_i.values
     result.pareto_k.values[rows] = again.pareto_k.values

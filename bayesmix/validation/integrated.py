@@ -127,7 +127,7 @@ def _prior_precision(idata: xr.DataTree, model: "ModelSpec", block: Any) -> np.n
         cor = posterior_values(idata, model, varnames.cor(block),
                                (varnames.term_dim(block), varnames.term2_dim(block)), keep)
         cov = sd[:, :, None] * cor.reshape(-1, block.n_terms, block.n_terms) * sd[:, None, :]
-        return np.linalg.inv(cov)
+        return _inv(cov)
     return np.einsum("sk,kl->skl", 1.0 / sd ** 2, np.eye(block.n_terms))
 
 
@@ -137,7 +137,8 @@ def integrated_loglik(idata: xr.DataTree, model: "ModelSpec",
 
     Each row's level effects are integrated out over their conditional posterior given the
     level's other rows and every other parameter of the draw (module docstring); the second
-    value names, per row position, the grouping factor integrated. Check
+    value names, per row position, the grouping factor integrated. Rows whose level is
+    numerically degenerate in some draws get NaN (callers keep plain PSIS for them). Check
     :func:`integration_obstacle` first.
 
     Examples
@@ -159,8 +160,12 @@ def integrated_loglik(idata: xr.DataTree, model: "ModelSpec",
         r = posterior_values(idata, model, varnames.ranef(block),
                              (varnames.level_dim(block), varnames.term_dim(block)), slice(None))
         r_j = r[:, :, block.index[level.rows[0]], :].reshape(chains * draws, block.n_terms)
-        values = _level_loglik(model, level, eta, r_j, _prior_precision(idata, model, block),
-                               _row_params(params, level.rows, n))
+        try:
+            values = _level_loglik(model, level, eta, r_j, _prior_precision(idata, model, block),
+                                   _row_params(params, level.rows, n))
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
+            # numerically degenerate draws: these rows keep plain PSIS (NaN marks them)
+            values = np.full((len(r_j), len(level.targets)), np.nan)
         for t, v in zip(level.targets, values.T):
             out[:, where[int(level.rows[t])]] = v
     return out.reshape(chains, draws, len(rows)), names
@@ -192,10 +197,43 @@ def _level_loglik(model: "ModelSpec", level: _Level, eta: np.ndarray, r_j: np.nd
     for c, t in enumerate(level.targets):
         # Without row t: its curvature and score removed, one Newton step from the mode.
         info_t = info - curv[:, t, None, None] * np.outer(Z[t], Z[t])
-        centre = mode - np.linalg.solve(info_t, (score[:, t, None] * Z[t])[..., None])[..., 0]
+        centre = mode - _solve(info_t, score[:, t, None] * Z[t])
         centre, info_t, *_ = quad.newton(centre, drop=t)
         out[:, c] = full - quad.log_integral(centre, info_t, t)
     return out
+
+
+def _inv(a: np.ndarray) -> np.ndarray:
+    """Inverses of a stack of matrices; the pseudo-inverse if one is singular (a precision
+    without information in some direction: the nodes then spread along it only as far as
+    the prior allows)."""
+    try:
+        return np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(a)
+
+
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a^-1 b`` for stacks of matrices ``a`` (S, k, k) and vectors ``b`` (S, k)."""
+    try:
+        return np.linalg.solve(a, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return np.einsum("skl,sl->sk", np.linalg.pinv(a), b)
+
+
+def _sqrt_cov(info: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A square root ``A`` (``A A' = info^-1``) per draw and ``log |A|``. Cholesky where it
+    works; an eigen-decomposition, eigenvalues floored, for the draws where rounding made the
+    inverse of a nearly singular precision (a correlation near +-1) indefinite."""
+    cov = _inv(info)
+    cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+    try:
+        chol = np.linalg.cholesky(cov)
+        return chol, np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    except np.linalg.LinAlgError:
+        w, v = np.linalg.eigh(cov)
+        w = np.maximum(w, 1e-12 * np.maximum(w.max(axis=1, keepdims=True), 1e-300))
+        return v * np.sqrt(w)[:, None, :], 0.5 * np.log(w).sum(axis=1)
 
 
 @dataclass(frozen=True)
@@ -225,16 +263,15 @@ class _Quadrature:
         keep = np.ones(len(self.Z)) if drop is None else (np.arange(len(self.Z)) != drop)
         info = self.precision + np.einsum("sm,mk,ml->skl", curv * keep, self.Z, self.Z)
         grad = (score * keep) @ self.Z - np.einsum("skl,sl->sk", self.precision, r)
-        return r + np.linalg.solve(info, grad[..., None])[..., 0], info, score, curv
+        return r + _solve(info, grad), info, score, curv
 
     def log_integral(self, centre: np.ndarray, info: np.ndarray, drop: int | None) -> np.ndarray:
         """log int f(r) dr (without row ``drop``'s density), up to a constant common to
         all calls: nodes ``centre + sqrt(2) L x`` with ``L L' = info^-1``."""
         k = self.Z.shape[1]
         x, log_w = _gauss_hermite(k)
-        chol = np.linalg.cholesky(np.linalg.inv(info))
-        log_det = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-        nodes = centre[:, None, :] + np.sqrt(2.0) * np.einsum("skl,ql->sqk", chol, x)
+        root, log_det = _sqrt_cov(info)
+        nodes = centre[:, None, :] + np.sqrt(2.0) * np.einsum("skl,ql->sqk", root, x)
         S, Q, m = len(centre), len(x), len(self.Z)
         result = np.empty(S)
         step = max(1, _CHUNK // max(1, Q * m))

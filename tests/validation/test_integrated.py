@@ -134,3 +134,45 @@ def test_models_left_to_plain_psis_say_why():
     assert integration_obstacle(weighted) == "observation weights"
     assert integration_obstacle(bm.Model("Reaction ~ Days + (1 | Subject)", df)) is None
     assert "random-effect block" in integration_obstacle(bm.Model("Reaction ~ Days", df))
+
+
+def test_degenerate_linear_algebra_falls_back_instead_of_raising():
+    from bayesmix.validation.integrated import _solve, _sqrt_cov
+
+    # A singular precision (no information along (1, -1)) and a regular one, stacked.
+    info = np.array([[[1.0, 1.0], [1.0, 1.0]], [[2.0, 0.5], [0.5, 1.0]]])
+    b = np.array([[1.0, 1.0], [1.0, -1.0]])
+    out = _solve(info, b)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(info[0] @ out[0], b[0], atol=1e-9)  # b in the range: exact
+    np.testing.assert_allclose(out[1], np.linalg.solve(info[1], b[1]), rtol=1e-12)
+    # Regular precisions: the Cholesky root of the inverse and its log determinant.
+    root, log_det = _sqrt_cov(info[1:])
+    np.testing.assert_allclose(root[0] @ root[0].T, np.linalg.inv(info[1]), rtol=1e-12)
+    assert log_det[0] == pytest.approx(-0.5 * np.log(np.linalg.det(info[1])), rel=1e-12)
+    # A nearly singular one (a correlation of 1 - 1e-17 after rounding): a root that still
+    # reproduces the covariance, with a finite log determinant, rather than LinAlgError.
+    near = np.array([[[1.0, 1.0 - 1e-17], [1.0 - 1e-17, 1.0]]]) * 1e8
+    root, log_det = _sqrt_cov(near)
+    assert np.isfinite(root).all() and np.isfinite(log_det).all()
+
+
+def test_rows_whose_integration_fails_keep_plain_psis(cbpp, monkeypatch):
+    from bayesmix.validation import compare
+
+    plain = _loo(cbpp, integrate=False)
+    high = np.flatnonzero(plain.pareto_k.values > plain.good_k)
+    real = compare.integrated_loglik
+
+    def one_row_fails(idata, model, rows):
+        values, names = real(idata, model, rows)
+        values[..., 0] = np.nan  # as a numerically degenerate level returns it
+        return values, names
+
+    monkeypatch.setattr(compare, "integrated_loglik", one_row_fails)
+    result = _loo(cbpp)
+    first, rest = high[0], high[1:]
+    assert result.elpd_i.values[first] == plain.elpd_i.values[first]
+    assert result.pareto_k.values[first] == plain.pareto_k.values[first]
+    assert np.all(result.pareto_k.values[rest] < plain.pareto_k.values[rest])
+    np.testing.assert_array_equal(result.influence_pareto_k.values, plain.pareto_k.values)
