@@ -64,6 +64,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesmix.diagnostics.boundary import POOLING_MIN
+
 __all__ = ["Study", "STUDIES", "BOUNDARY_RULES", "simulate", "level_f", "run_one", "run_study",
            "summarize", "boundary_rule_rates", "exact_loo", "exact_loo_summary", "main"]
 
@@ -189,9 +191,9 @@ def level_f(df: pd.DataFrame) -> float:
 
 
 # Boundary rules compared on the same fits (the threshold pilot of docs/validation.md):
-# name -> (column, flags when).
+# name -> (column, flags when). The first is the flag's own threshold.
 BOUNDARY_RULES: dict[str, tuple[str, Callable[[pd.Series], pd.Series]]] = {
-    "pooling factor >= 0.78": ("pooling_g[(Intercept)]", lambda v: v >= 0.78),
+    f"pooling factor >= {POOLING_MIN}": ("pooling_g[(Intercept)]", lambda v: v >= POOLING_MIN),
     "pooling factor >= 0.80": ("pooling_g[(Intercept)]", lambda v: v >= 0.80),
     "F < 1.2": ("f_level_means", lambda v: v < 1.2),
     "former rule (q10 / median <= 0.3)": ("ratio_g[(Intercept)]", lambda v: v <= 0.3),
