@@ -53,8 +53,9 @@ N_ISLOTS = 9
 # per block: levels, terms, centred, position of its SDs (or packed Cholesky factor), position
 # of its level coefficients, Z offset, index offset, first term, correlated, offset of its
 # Cholesky factor in the kernel's work array, number of level covariates, offset of their
-# values (levels x covariates) in F_LEVELX, offset of their slopes' indices in I_LEVELCOLS
-BLOCK_FIELDS = 13
+# values (levels x covariates) in F_LEVELX, offset of their slopes' indices in I_LEVELCOLS,
+# 1 if the block is one term whose column is all ones (a random intercept)
+BLOCK_FIELDS = 14
 
 FAMILY_CODES = {("gaussian", "identity"): 0, ("bernoulli", "logit"): 1, ("binomial", "logit"): 2,
                 ("poisson", "log"): 3, ("negativebinomial", "log"): 4}
@@ -244,7 +245,7 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
             lo = 0
         if marginal is not None:
             block_rows.append((L, q, 0, pos_sd, -1, 0, 0, term_off, int(block.correlated), lo,
-                               0, 0, 0))
+                               0, 0, 0, 0))
             term_off += q
             continue
         gname = varnames.gamma(block) if is_centred else varnames.z(block)
@@ -268,14 +269,15 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
         base.append(start.ravel())
         pos_gamma, pos = pos, pos + L * q
         cols = list(level_covariates.get(i, ()))
+        unit = int(q == 1 and bool(np.all(np.asarray(block.Z) == 1.0)))
         block_rows.append((L, q, int(is_centred), pos_sd, pos_gamma, z_off, idx_off, term_off,
-                           int(block.correlated), lo, len(cols), lv_off, lc_off))
+                           int(block.correlated), lo, len(cols), lv_off, lc_off, unit))
         if cols:  # level covariates: in the absorbed intercept's prior mean, per level
             lv_parts.append(level_values(block, X[:, cols]).ravel())
             lc_parts.append(np.array([others.index(j) for j in cols], dtype=np.int64))
             lv_off += L * len(cols)
             lc_off += len(cols)
-        z_parts.append(np.ascontiguousarray(block.Z, dtype=np.float64).ravel())
+        z_parts.append(np.asarray(block.Z, dtype=np.float64).T.ravel())  # column by column
         index_parts.append(np.asarray(block.index, dtype=np.int64))
         z_off += n * q
         idx_off += n
@@ -322,7 +324,7 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
     prior_arr = lambda rows_: np.array([r[1] for r in rows_], dtype=np.float64).ravel()  # noqa: E731
     fslots = [yv, tv, wv, np.asarray(design.offset, dtype=np.float64) if design.has_offset
               else np.zeros(0),
-              np.ascontiguousarray(Xc_all[:, kept], dtype=np.float64).ravel(),
+              np.asarray(Xc_all[:, kept], dtype=np.float64).T.ravel(),  # column by column
               np.asarray(means[moved], dtype=np.float64),
               qr.R_inv.ravel() if qr is not None else np.zeros(0),
               np.asarray(qr._log_diag if qr is not None else np.zeros(0), dtype=np.float64),
