@@ -19,6 +19,7 @@ from bayesmix.inference.kernel.numerics import (
     _logistic_rows,
     _poisson_rows,
     _prior,
+    _slopes_grad,
 )
 
 
@@ -26,8 +27,8 @@ from bayesmix.inference.kernel.numerics import (
 def _conditional(x, grad, F, I):
     """The model with its level coefficients sampled."""
     n, family, ndim, nblocks = I[0], I[1], I[2], I[3]
-    nbeta, qr, fixmode = I[5], I[6], I[7]
-    pos_int, pos_beta, pos_fam = I[8], I[9], I[10]
+    nbeta, fixmode = I[5], I[7]
+    pos_int, pos_fam = I[8], I[10]
     has_weights, nmoved = I[12], I[14]
     for k in range(ndim):
         grad[k] = 0.0
@@ -223,18 +224,7 @@ def _conditional(x, grad, F, I):
         mbar, moved = _f(F, I, 5), _i(I, 3)
         for m in range(nmoved):
             dbeta[moved[m]] -= mbar[m] * dintercept
-    if qr == 1:  # d/dtheta = R_inv^T d/dbeta; the Jacobian is constant
-        rinv, qlog = _f(F, I, 6), _f(F, I, 7)
-        for a in range(nbeta):
-            lp += qlog[a]
-        for b2 in range(nbeta):
-            s = 0.0
-            for a in range(nbeta):
-                s += rinv[a * nbeta + b2] * dbeta[a]
-            grad[pos_beta + b2] = s
-    else:
-        for a in range(nbeta):
-            grad[pos_beta + a] = dbeta[a]
+    lp = _slopes_grad(F, I, dbeta, grad, lp)
     return lp
 
 

@@ -21,6 +21,7 @@ from bayesmix.inference.kernel.numerics import (
     _mv,
     _prior,
     _quad_rr,
+    _slopes_grad,
 )
 
 
@@ -88,8 +89,8 @@ def _marginal(x, grad, F, I):
     """The gaussian model with its level effects (and, in mode 2, its fixed effects)
     integrated out: bayesmix.model.integrated.marginal_loglik with the priors, and its
     gradient (V = s^2 I + Z L L' Z' per level; W = L (s^2 I + L'AL)^-1 L')."""
-    ndim, nbeta, qr, fixmode = I[2], I[5], I[6], I[7]
-    pos_int, pos_beta, pos_fam, mode = I[8], I[9], I[10], I[21]
+    ndim, nbeta, fixmode = I[2], I[5], I[7]
+    pos_int, pos_fam, mode = I[8], I[10], I[21]
     q, p, J = I[20], I[22], I[23]
     for k in range(ndim):
         grad[k] = 0.0
@@ -289,18 +290,7 @@ def _marginal(x, grad, F, I):
             grad[pos_int] += gfix[I[17]]
             for a in range(nbeta):
                 dbeta[a] -= means[a] * gfix[I[17]]
-        if qr == 1:
-            rinv, qlog = _f(F, I, 6), _f(F, I, 7)
-            for a in range(nbeta):
-                lp += qlog[a]
-            for b2 in range(nbeta):
-                t = 0.0
-                for a in range(nbeta):
-                    t += rinv[a * nbeta + b2] * dbeta[a]
-                grad[pos_beta + b2] = t
-        else:
-            for a in range(nbeta):
-                grad[pos_beta + a] = dbeta[a]
+        lp = _slopes_grad(F, I, dbeta, grad, lp)
     return lp
 
 

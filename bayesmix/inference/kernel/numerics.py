@@ -189,6 +189,27 @@ def _inv_spd(C, q, Ci, out):
 
 
 
+
+@njit(cache=True)
+def _slopes_grad(F, I, dbeta, grad, lp):
+    """d/d(the sampler's slope coordinates) from d/dbeta into ``grad``: through R_inv^T where
+    the slopes are sampled in QR coordinates. Returns ``lp`` plus the log Jacobian of that
+    (constant) transform."""
+    nbeta, qr, pos_beta = I[5], I[6], I[9]
+    if qr == 0:
+        for a in range(nbeta):
+            grad[pos_beta + a] = dbeta[a]
+        return lp
+    rinv, qlog = _f(F, I, 6), _f(F, I, 7)
+    for a in range(nbeta):
+        lp += qlog[a]
+    for b in range(nbeta):
+        t = 0.0
+        for a in range(nbeta):
+            t += rinv[a * nbeta + b] * dbeta[a]
+        grad[pos_beta + b] = t
+    return lp
+
 # -- the logistic and Poisson rows, vectorized: libm's exp and log1p are scalar calls, which keep LLVM from
 # vectorizing the loop (about 20 ns per row); these polynomial versions vectorize (about 3 ns
 # per row on AVX-512) and agree with libm to a few units in the last place
