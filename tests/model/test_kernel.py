@@ -257,3 +257,28 @@ def test_vectorized_rows_match_libm() -> None:
     scale = np.abs(counts * eta) + mu  # the terms' size: the result is good to a few ulp of it
     assert np.all(np.abs(lpi - (counts * eta - mu)) <= 8e-16 * scale)
     assert np.all(np.abs(g - (counts - mu)) <= 8e-16 * (counts + mu))
+
+
+def test_stale_kernel_cache_is_dropped(tmp_path, monkeypatch) -> None:
+    """numba keys a cached function by its own file only: when any of the kernel's sources
+    changes, the package drops every cached function (a changed helper would otherwise leave
+    its callers' cached code stale), and leaves the cache alone when none changed."""
+    import bayesmix.inference.kernel as kernel_pkg
+
+    for name in kernel_pkg._SOURCES:
+        (tmp_path / name).write_text(f"# {name}\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    monkeypatch.setattr(kernel_pkg, "_HERE", tmp_path)
+
+    def cached() -> list[str]:
+        (cache / "conditional._conditional-25.py313.nbi").write_text("index")
+        (cache / "conditional._conditional-25.py313.1.nbc").write_text("code")
+        kernel_pkg._drop_stale_cache()
+        return sorted(p.name for p in cache.glob("*.nb?"))
+
+    assert cached() == []  # no stamp yet: dropped, stamp written
+    assert len(cached()) == 2  # same sources: kept
+    (tmp_path / "numerics.py").write_text("# a changed helper\n")
+    assert cached() == []  # a helper changed: dropped again
+    assert len(cached()) == 2
