@@ -277,9 +277,10 @@ def kernel_arrays(design: Design, family: str, link: str, priors: dict[str, Prio
             lc_parts.append(np.array([others.index(j) for j in cols], dtype=np.int64))
             lv_off += L * len(cols)
             lc_off += len(cols)
-        z_parts.append(np.asarray(block.Z, dtype=np.float64).T.ravel())  # column by column
+        if not unit:  # a random intercept's column of ones is not stored
+            z_parts.append(np.asarray(block.Z, dtype=np.float64).T.ravel())  # column by column
+            z_off += n * q
         index_parts.append(np.asarray(block.index, dtype=np.int64))
-        z_off += n * q
         idx_off += n
         term_off += q
     # -- family parameter

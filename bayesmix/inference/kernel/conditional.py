@@ -12,8 +12,10 @@ from bayesmix.inference.kernel.numerics import (
     _BF,
     _LOG_2PI,
     _beta,
+    _block_rows,
     _digamma_step,
     _f,
+    _fixed_priors,
     _i,
     _level_mean,
     _logistic_rows,
@@ -36,18 +38,10 @@ def _conditional(x, grad, F, I):
     # fixed effects
     beta = _beta(x, I, F)
     dbeta = np.zeros(nbeta)
-    bprior, bkind = _f(F, I, 9), _i(I, 4)
-    for a in range(nbeta):
-        v, d = _prior(bkind[a], bprior[3 * a], bprior[3 * a + 1], bprior[3 * a + 2], beta[a])
-        lp += v
-        dbeta[a] += d
+    lp = _fixed_priors(x, grad, F, I, beta, dbeta, lp)
     intercept = 0.0
     dintercept = 0.0
     if fixmode == 1:
-        ip = _f(F, I, 10)
-        v, d = _prior(I[19], ip[0], ip[1], ip[2], x[pos_int])
-        lp += v
-        grad[pos_int] += d
         intercept = x[pos_int]
         mbar, moved = _f(F, I, 5), _i(I, 3)
         for m in range(nmoved):
@@ -253,18 +247,15 @@ def _linear_predictor(F, I, intercept, beta, gamma, goff):
         col = Xc[c * n:(c + 1) * n]
         for i in range(n):
             eta[i] += col[i] * bc
-    blocks, Z, index = _i(I, 0), _f(F, I, 8), _i(I, 1)
     for b in range(nblocks):
-        q, zo, io, unit = blocks[_BF * b + 1], blocks[_BF * b + 5], blocks[_BF * b + 6], \
-            blocks[_BF * b + 13]
-        idx = index[io:io + n]
+        q, unit, Z, idx = _block_rows(F, I, b)
         g0 = goff[b]
         if unit == 1:  # one term whose column is all ones: a random intercept
             for i in range(n):
                 eta[i] += gamma[g0 + idx[i]]
             continue
         for k in range(q):
-            zk = Z[zo + k * n:zo + (k + 1) * n]
+            zk = Z[k * n:(k + 1) * n]
             for i in range(n):
                 eta[i] += gamma[g0 + idx[i] * q + k] * zk[i]
     return eta
@@ -286,18 +277,15 @@ def _scatter(F, I, gi, dbeta, dgamma, goff):
         for i in range(n):
             acc += gi[i] * col[i]
         dbeta[kept[c]] = acc
-    blocks, Z, index = _i(I, 0), _f(F, I, 8), _i(I, 1)
     for b in range(nblocks):
-        q, zo, io, unit = blocks[_BF * b + 1], blocks[_BF * b + 5], blocks[_BF * b + 6], \
-            blocks[_BF * b + 13]
-        idx = index[io:io + n]
+        q, unit, Z, idx = _block_rows(F, I, b)
         g0 = goff[b]
         if unit == 1:
             for i in range(n):
                 dgamma[g0 + idx[i]] += gi[i]
             continue
         for k in range(q):
-            zk = Z[zo + k * n:zo + (k + 1) * n]
+            zk = Z[k * n:(k + 1) * n]
             for i in range(n):
                 dgamma[g0 + idx[i] * q + k] += gi[i] * zk[i]
     return dintercept

@@ -15,6 +15,7 @@ from bayesmix.inference.kernel.numerics import (
     _chol,
     _dot_col,
     _f,
+    _fixed_priors,
     _i,
     _inv_spd,
     _mm,
@@ -104,19 +105,11 @@ def _marginal(x, grad, F, I):
     dbeta = np.zeros(nbeta)
     fix = np.zeros(p)
     if mode == 1:
-        bprior, bkind = _f(F, I, 9), _i(I, 4)
-        for a in range(nbeta):
-            v, d = _prior(bkind[a], bprior[3 * a], bprior[3 * a + 1], bprior[3 * a + 2], beta[a])
-            lp += v
-            dbeta[a] += d
+        lp = _fixed_priors(x, grad, F, I, beta, dbeta, lp)
         others, means = _i(I, 7), _f(F, I, 13)
         for a in range(nbeta):
             fix[others[a]] = beta[a]
         if fixmode == 1:
-            ip = _f(F, I, 10)
-            v, d = _prior(I[19], ip[0], ip[1], ip[2], x[pos_int])
-            lp += v
-            grad[pos_int] += d
             icpt = x[pos_int]
             for a in range(nbeta):
                 icpt -= means[a] * beta[a]

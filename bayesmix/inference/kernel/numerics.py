@@ -190,6 +190,36 @@ def _inv_spd(C, q, Ci, out):
 
 
 
+
+@njit(cache=True)
+def _fixed_priors(x, grad, F, I, beta, dbeta, lp):
+    """The fixed slopes' priors (their derivatives added to ``dbeta``) and, where the
+    intercept is sampled apart from the slopes (fixed mode 1), its prior (into ``grad``).
+    Returns ``lp`` plus their log densities."""
+    nbeta, fixmode, pos_int = I[5], I[7], I[8]
+    bprior, bkind = _f(F, I, 9), _i(I, 4)
+    for a in range(nbeta):
+        v, d = _prior(bkind[a], bprior[3 * a], bprior[3 * a + 1], bprior[3 * a + 2], beta[a])
+        lp += v
+        dbeta[a] += d
+    if fixmode == 1:
+        ip = _f(F, I, 10)
+        v, d = _prior(I[19], ip[0], ip[1], ip[2], x[pos_int])
+        lp += v
+        grad[pos_int] += d
+    return lp
+
+
+@njit(cache=True, inline="always")
+def _block_rows(F, I, b):
+    """Block ``b``'s per-row data: terms, whether it is one random intercept (no Z stored),
+    its Z columns (one after another) and the level of each row."""
+    n, blocks = I[0], _i(I, 0)
+    q, zo, io, unit = blocks[_BF * b + 1], blocks[_BF * b + 5], blocks[_BF * b + 6], \
+        blocks[_BF * b + 13]
+    Z = _f(F, I, 8)
+    return q, unit, Z[zo:zo + (1 - unit) * n * q], _i(I, 1)[io:io + n]
+
 @njit(cache=True)
 def _slopes_grad(F, I, dbeta, grad, lp):
     """d/d(the sampler's slope coordinates) from d/dbeta into ``grad``: through R_inv^T where
